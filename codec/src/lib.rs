@@ -1,0 +1,13 @@
+//! Sans-io wire formats for the mail-proxy workspace.
+//!
+//! Every parser here works on a byte slice and never touches a socket: it either returns a
+//! complete value together with how many bytes it used, or says that more bytes are needed.
+//! Callers keep the unconsumed bytes and call again once more have arrived, so the same input
+//! gives the same values whatever the read sizes were (each parser has a chunk-sweep test).
+//!
+//! # Layout
+//! - [`memcache`]: the memcached 1.6 text protocol (classic and meta commands), both sides:
+//!   the server parses [`memcache::Request`]s and encodes [`memcache::Response`]s, a client
+//!   encodes requests and parses responses.
+
+pub mod memcache;

@@ -1,0 +1,32 @@
+//! The memcached 1.6 text protocol: classic storage/retrieval commands and meta commands.
+//!
+//! # Layout
+//! - `request`: the [`Request`] enum (client → server) and its encoder.
+//! - `parse`: the server-side request parser with its [`Limits`] and [`ParseError`].
+//! - `meta`: the flag tokens of meta commands (`mg`, `ms`, `md`, `ma`).
+//! - `response`: the [`Response`] enum (server → client), its encoder and a client-side parser.
+//! - `number`: strict decimal parsing and formatting shared by both directions.
+//!
+//! The wire rules come from memcached's `protocol.txt` and from measuring memcached 1.6.18:
+//! lines end in `\n` (an optional `\r` before it is dropped), tokens are separated by runs of
+//! spaces, command names are case sensitive, keys are at most 250 bytes.
+
+mod meta;
+mod number;
+mod parse;
+mod request;
+mod response;
+
+pub use meta::{MetaFlag, MetaFlags, MetaMode};
+pub use number::{parse_i64, parse_u32, parse_u64, push_u64};
+pub use parse::{item_size, parse_request, Limits, ParseError, Parsed};
+pub use request::{Keys, Request, StoreCommand};
+pub use response::{parse_response, Response, ResponseError};
+
+/// Longest key memcached accepts (`KEY_MAX_LENGTH`).
+pub const MAX_KEY_LEN: usize = 250;
+
+/// Whether `key` is a key memcached would store: 1..=250 bytes, no spaces or control bytes.
+pub fn valid_key(key: &[u8]) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_LEN && key.iter().all(|&b| b > b' ' && b != 0x7f)
+}
