@@ -153,7 +153,7 @@ impl<'a> MetaFlags<'a> {
             Some(b'A') => MetaMode::Append,
             Some(b'P') => MetaMode::Prepend,
             Some(b'R') => MetaMode::Replace,
-            Some(_) => return Err("CLIENT_ERROR invalid mode for ms STORE"),
+            Some(_) => return Err("CLIENT_ERROR invalid mode for ms M token"),
         })
     }
 
@@ -162,7 +162,7 @@ impl<'a> MetaFlags<'a> {
         Ok(match self.mode_letter {
             None | Some(b'I' | b'i' | b'+') => MetaMode::Increment,
             Some(b'D' | b'd' | b'-') => MetaMode::Decrement,
-            Some(_) => return Err("CLIENT_ERROR invalid mode for ma"),
+            Some(_) => return Err("CLIENT_ERROR invalid mode for ma M token"),
         })
     }
 }
@@ -203,7 +203,10 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(MetaFlags::parse(b"ME").unwrap().set_mode(), Ok(MetaMode::Add));
+        assert_eq!(
+            MetaFlags::parse(b"ME").unwrap().set_mode(),
+            Ok(MetaMode::Add)
+        );
         assert_eq!(MetaFlags::parse(b"").unwrap().set_mode(), Ok(MetaMode::Set));
         assert!(MetaFlags::parse(b"MX").unwrap().set_mode().is_err());
         assert_eq!(

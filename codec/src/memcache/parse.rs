@@ -151,7 +151,10 @@ impl<'a> Tokens<'a> {
 fn is_retrieval(line: &[u8]) -> bool {
     let start = line.iter().take(100).take_while(|&&b| b == b' ').count();
     let s = &line[start..];
-    s.starts_with(b"get ") || s.starts_with(b"gets ") || s.starts_with(b"gat ") || s.starts_with(b"gats ")
+    s.starts_with(b"get ")
+        || s.starts_with(b"gets ")
+        || s.starts_with(b"gat ")
+        || s.starts_with(b"gats ")
 }
 
 /// Parses the first request in `buf`.
@@ -289,17 +292,22 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             if !(2..=4).contains(&n) {
                 return Err(error);
             }
-            let key = tokens.get(1);
-            if !valid_key(key) {
-                return Err(invalid(BAD_FORMAT, noreply));
-            }
+            // As in memcached, `noreply` (and the legacy hold time) is only looked for after
+            // the key: a lone `delete noreply` deletes the key "noreply" and is answered. The
+            // usage check also comes before the key check, as there.
+            let noreply = n > 2 && noreply;
             let hold_zero = n > 2 && tokens.get(2) == b"0";
-            let valid = n == 2 || (n == 3 && (hold_zero || noreply)) || (n == 4 && hold_zero && noreply);
+            let valid =
+                n == 2 || (n == 3 && (hold_zero || noreply)) || (n == 4 && hold_zero && noreply);
             if !valid {
                 return Err(invalid(
                     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
                     noreply,
                 ));
+            }
+            let key = tokens.get(1);
+            if !valid_key(key) {
+                return Err(invalid(BAD_FORMAT, noreply));
             }
             done(Request::Delete { key, noreply })
         }
@@ -311,8 +319,10 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             if !valid_key(key) {
                 return Err(invalid(BAD_FORMAT, noreply));
             }
-            let delta = parse_u64(tokens.get(2))
-                .ok_or(invalid("CLIENT_ERROR invalid numeric delta argument", noreply))?;
+            let delta = parse_u64(tokens.get(2)).ok_or(invalid(
+                "CLIENT_ERROR invalid numeric delta argument",
+                noreply,
+            ))?;
             done(Request::Arithmetic {
                 key,
                 delta,
@@ -371,7 +381,17 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             if cmd == b"me" {
                 return done(Request::MetaDebug { key });
             }
-            let flags = MetaFlags::parse(tokens.rest(2)).map_err(|e| invalid(e, false))?;
+            // memcached answers every flag problem of `ma` with one fixed text.
+            let flags = MetaFlags::parse(tokens.rest(2)).map_err(|e| {
+                invalid(
+                    if cmd == b"ma" {
+                        "CLIENT_ERROR invalid or duplicate flag"
+                    } else {
+                        e
+                    },
+                    false,
+                )
+            })?;
             done(match cmd {
                 b"mg" => Request::MetaGet { key, flags },
                 b"md" => Request::MetaDelete { key, flags },
@@ -380,7 +400,11 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
         }
         b"ms" => {
             if n < 3 {
-                return Err(if n < 2 { error } else { invalid(BAD_FORMAT, false) });
+                return Err(if n < 2 {
+                    error
+                } else {
+                    invalid(BAD_FORMAT, false)
+                });
             }
             let key = tokens.get(1);
             if !valid_key(key) || tokens.overflow {

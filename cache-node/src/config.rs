@@ -1,0 +1,190 @@
+//! The command line of `cache-node`. Every flag has a `CACHE_*` environment twin.
+
+use std::time::Duration;
+
+use clap::Parser;
+use codec::memcache::Limits;
+use common::listen::ListenAddr;
+
+use crate::storage::StoreConfig;
+
+/// A memcached-protocol cache node for the mail proxy's route entries.
+///
+/// Speaks memcached 1.6's text protocol, meta commands included, so any memcached client
+/// or tool works against it. Memory is bounded and least-recently-used items are evicted.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cache-node", version, about, long_about = None)]
+pub struct Config {
+    /// Address of the memcached listener (HOST:PORT; port 0 picks a free one).
+    #[arg(long, env = "CACHE_LISTEN", default_value = "0.0.0.0:11211")]
+    pub listen: ListenAddr,
+
+    /// Memory for items (keys, values and per-item overhead), in MiB. When full, the least
+    /// recently used items are evicted.
+    #[arg(
+        long,
+        env = "CACHE_MEMORY_LIMIT_MB",
+        default_value_t = 64,
+        value_name = "MB"
+    )]
+    pub memory_limit_mb: usize,
+
+    /// Largest item in bytes, counted as memcached counts it (value + key + 59 bytes of
+    /// header), so the default admits values up to 1,048,517 - key length bytes.
+    #[arg(long, env = "CACHE_MAX_ITEM_SIZE", default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_item_size: usize,
+
+    /// Most client connections at once; further ones get
+    /// `ERROR Too many open connections` and are closed.
+    #[arg(long, env = "CACHE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Worker threads (default: one per CPU).
+    #[arg(long, env = "CACHE_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Address of the admin HTTP listener (/healthz, /metrics), or `off`.
+    #[arg(long, env = "CACHE_ADMIN_LISTEN", default_value = "127.0.0.1:9211")]
+    pub admin_listen: ListenAddr,
+
+    /// Seconds a connection may stay silent (or leave a reply unread) before it is
+    /// closed; 0 disables. Clients reconnect transparently.
+    #[arg(
+        long,
+        env = "CACHE_IDLE_TIMEOUT",
+        default_value_t = 600,
+        value_name = "SECONDS"
+    )]
+    pub idle_timeout: u64,
+
+    /// Longest `get`/`gets`/`gat`/`gats` line in bytes (multi-gets of thousands of keys).
+    /// Other command lines are limited to 2048 bytes, as in memcached.
+    #[arg(long, env = "CACHE_MAX_GET_LINE", default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub max_get_line: usize,
+
+    /// Seconds to let open connections finish after SIGTERM/SIGINT before exiting.
+    #[arg(
+        long,
+        env = "CACHE_GRACE_PERIOD",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub grace_period: u64,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// memcached listener.
+    pub listen: std::net::SocketAddr,
+    /// Admin listener, if on.
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Store sizing.
+    pub store: StoreConfig,
+    /// Request bounds.
+    pub limits: Limits,
+    /// Connection cap.
+    pub max_connections: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Idle timeout (zero = none).
+    pub idle_timeout: Duration,
+    /// Shutdown grace period.
+    pub grace_period: Duration,
+}
+
+impl Config {
+    /// Checks the flags against each other and resolves defaults.
+    pub fn validate(&self) -> Result<RuntimeConfig, String> {
+        let listen = self
+            .listen
+            .addr()
+            .ok_or("--listen cannot be off: the memcached listener is the service")?;
+        if self.memory_limit_mb == 0 || self.memory_limit_mb > 1 << 20 {
+            return Err(format!(
+                "--memory-limit-mb {} is outside 1..=1048576",
+                self.memory_limit_mb
+            ));
+        }
+        let memory_limit = self.memory_limit_mb << 20;
+        if self.max_item_size < 1024 {
+            return Err(format!(
+                "--max-item-size {} is below the minimum of 1024",
+                self.max_item_size
+            ));
+        }
+        if self.max_item_size > memory_limit / 2 {
+            return Err(format!(
+                "--max-item-size {} is more than half of --memory-limit-mb ({} bytes)",
+                self.max_item_size, memory_limit
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        let threads = match self.threads {
+            Some(0) => return Err("--threads must be at least 1".into()),
+            Some(n) if n > 1024 => return Err(format!("--threads {n} is more than 1024")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        if self.max_get_line < 2048 {
+            return Err(format!(
+                "--max-get-line {} is below 2048",
+                self.max_get_line
+            ));
+        }
+        Ok(RuntimeConfig {
+            listen,
+            admin_listen: self.admin_listen.addr(),
+            store: StoreConfig {
+                memory_limit,
+                max_item_size: self.max_item_size,
+            },
+            limits: Limits {
+                max_line: 2048,
+                max_get_line: self.max_get_line,
+                max_item_size: self.max_item_size,
+            },
+            max_connections: self.max_connections,
+            threads,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            grace_period: Duration::from_secs(self.grace_period),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RuntimeConfig, String> {
+        let mut argv = vec!["cache-node"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .validate()
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:11211");
+        assert_eq!(c.admin_listen.unwrap().to_string(), "127.0.0.1:9211");
+        assert_eq!(c.store.memory_limit, 64 << 20);
+        assert_eq!(c.store.max_item_size, 1 << 20);
+        assert_eq!(c.max_connections, 1024);
+    }
+
+    #[test]
+    fn refuses_inconsistent_values() {
+        assert!(parse(&["--listen", "off"]).is_err());
+        assert!(parse(&["--memory-limit-mb", "0"]).is_err());
+        assert!(parse(&["--memory-limit-mb", "1", "--max-item-size", "1048576"]).is_err());
+        assert!(parse(&["--max-item-size", "10"]).is_err());
+        assert!(parse(&["--threads", "0"]).is_err());
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--memory-limit-mb", "lots"]).is_err());
+        assert!(parse(&["--admin-listen", "off", "--listen", "127.0.0.1:0"]).is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! One client connection: read whatever has arrived, execute every complete request in it
+//! (pipelining), write all their replies with one write, repeat.
+//!
+//! Bounds: a command line is limited by the codec's [`Limits`]; a data block is limited by
+//! the item size (a bigger one is skipped as it streams in, never buffered); a multi-get's
+//! replies are written out whenever they pass [`OUTPUT_FLUSH`], so one request cannot make
+//! the server buffer gigabytes; reads and writes time out after the idle timeout; buffers
+//! grown by a burst are released once the connection is idle again.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use codec::memcache::{parse_request, ParseError, Request};
+use common::shutdown::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::execute::{self, Next};
+use crate::server::Node;
+
+/// Replies buffered past this are written before executing more of a multi-get.
+pub const OUTPUT_FLUSH: usize = 256 * 1024;
+/// Starting size of the read buffer.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers larger than this are released when the connection goes idle.
+const KEEP_WHEN_IDLE: usize = 64 * 1024;
+
+/// How a connection ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed or sent `quit`.
+    ClientClosed,
+    /// No bytes moved within the idle timeout.
+    IdleTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// A line longer than the limits allow.
+    LineTooLong,
+    /// A binary-protocol request.
+    BinaryProtocol,
+    /// A socket error.
+    Io,
+}
+
+/// Serves one client until it leaves, misbehaves past recovery, or shutdown begins.
+pub async fn serve<S>(mut stream: S, node: &Node, shutdown: &ShutdownWatch) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut swallow = 0usize;
+    let idle = node.idle_timeout;
+    loop {
+        if buf.is_empty() {
+            if buf.capacity() > KEEP_WHEN_IDLE {
+                buf = BytesMut::with_capacity(READ_CHUNK);
+            }
+            if out.capacity() > KEEP_WHEN_IDLE {
+                out = Vec::with_capacity(READ_CHUNK);
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            r = timed(idle, stream.read_buf(&mut buf)) => r,
+            _ = shutdown.triggered() => return Ended::Shutdown,
+        };
+        let n = match read {
+            Some(Ok(0)) => return Ended::ClientClosed,
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                return Ended::Io;
+            }
+            None => return Ended::IdleTimeout,
+        };
+        node.server
+            .bytes_read
+            .fetch_add(n as u64, Ordering::Relaxed);
+
+        let now = node.server.clock.now();
+        let mut ended = None;
+        loop {
+            if swallow > 0 {
+                let skip = swallow.min(buf.len());
+                buf.advance(skip);
+                swallow -= skip;
+                if swallow > 0 {
+                    break;
+                }
+            }
+            match parse_request(&buf, &node.limits) {
+                Ok(parsed) => {
+                    let (consumed, skip) = (parsed.consumed, parsed.swallow);
+                    let next = match &parsed.request {
+                        // Multi-gets are executed key by key so their replies can be
+                        // written out as they accumulate.
+                        Request::Get { keys, with_cas } => {
+                            for key in keys.iter() {
+                                execute::write_value(
+                                    &node.store,
+                                    key,
+                                    now,
+                                    None,
+                                    *with_cas,
+                                    &mut out,
+                                );
+                                if out.len() >= OUTPUT_FLUSH
+                                    && !flush(&mut stream, &mut out, node).await
+                                {
+                                    return Ended::Io;
+                                }
+                            }
+                            out.extend_from_slice(b"END\r\n");
+                            Next::Continue
+                        }
+                        req => execute::execute(req, &node.store, &node.server, now, &mut out),
+                    };
+                    buf.advance(consumed);
+                    swallow = skip;
+                    if next == Next::Close {
+                        ended = Some(Ended::ClientClosed);
+                        break;
+                    }
+                }
+                Err(ParseError::Incomplete { needed }) => {
+                    if let Some(needed) = needed {
+                        buf.reserve(needed.saturating_sub(buf.len()));
+                    }
+                    break;
+                }
+                Err(ParseError::Invalid {
+                    reply,
+                    consumed,
+                    swallow: skip,
+                    noreply,
+                }) => {
+                    if !noreply {
+                        out.extend_from_slice(reply.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    buf.advance(consumed);
+                    swallow = skip;
+                }
+                Err(ParseError::LineTooLong) => {
+                    node.server.line_too_long.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(limit = node.limits.max_line, "line too long; closing");
+                    out.extend_from_slice(b"CLIENT_ERROR line too long\r\n");
+                    ended = Some(Ended::LineTooLong);
+                    break;
+                }
+                Err(ParseError::Binary) => {
+                    node.server.binary_refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "binary protocol request refused; closing (text and meta protocols only)"
+                    );
+                    binary_refusal(&buf, &mut out);
+                    ended = Some(Ended::BinaryProtocol);
+                    break;
+                }
+            }
+            if out.len() >= OUTPUT_FLUSH && !flush(&mut stream, &mut out, node).await {
+                return Ended::Io;
+            }
+        }
+        if !out.is_empty() && !flush(&mut stream, &mut out, node).await {
+            return Ended::Io;
+        }
+        if let Some(ended) = ended {
+            let _ = timed(idle, stream.shutdown()).await;
+            return ended;
+        }
+    }
+}
+
+/// Writes and clears `out`; false when the client is gone or stopped reading.
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>, node: &Node) -> bool {
+    match timed(node.idle_timeout, stream.write_all(out)).await {
+        Some(Ok(())) => {
+            node.server
+                .bytes_written
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            out.clear();
+            true
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "write failed");
+            false
+        }
+        None => {
+            tracing::info!("client stopped reading within the idle timeout; closing");
+            false
+        }
+    }
+}
+
+/// Runs `fut` under the idle timeout (none when it is zero); `None` on expiry.
+async fn timed<F: std::future::Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    if limit.is_zero() {
+        Some(fut.await)
+    } else {
+        tokio::time::timeout(limit, fut).await.ok()
+    }
+}
+
+/// A binary-protocol "unknown command" response, so a binary client fails at once with
+/// a clear status instead of waiting for a reply that never comes.
+fn binary_refusal(request: &[u8], out: &mut Vec<u8>) {
+    const BODY: &[u8] = b"binary protocol not supported; use the text or meta protocol";
+    let opcode = request.get(1).copied().unwrap_or(0);
+    let opaque = request.get(12..16).unwrap_or(&[0; 4]);
+    out.extend_from_slice(&[0x81, opcode, 0, 0, 0, 0, 0x00, 0x81]);
+    out.extend_from_slice(&(BODY.len() as u32).to_be_bytes());
+    out.extend_from_slice(opaque);
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(BODY);
+}

@@ -1,0 +1,21 @@
+//! cache-node: a memcached-protocol server that holds the proxy's route entries and that
+//! any memcached client (pymemcache, libmemcached, memccapable) can use.
+//!
+//! # Layout
+//! - [`config`]: the command line (clap + `CACHE_*` environment twins) and its validation.
+//! - [`clock`]: server time in memcached's units; expiry rules.
+//! - [`storage`]: the sharded, memory-bounded LRU store with cas, expiry and flush.
+//! - [`execute`]: one parsed request against the store, its reply appended to a buffer;
+//!   pure and synchronous.
+//! - [`connection`]: one client: read, parse every buffered request (pipelining), execute,
+//!   write once; swallow refused data blocks; bounds and timeouts.
+//! - [`server`]: listeners, the expiry sweeper, admin endpoint and shutdown wiring.
+//! - [`stats`]: connection counters and the `stats` / `/metrics` renderings.
+
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod execute;
+pub mod server;
+pub mod stats;
+pub mod storage;

@@ -1,0 +1,323 @@
+//! Store semantics with a hand-set clock: expiry, eviction, flush, cas, arithmetic and the
+//! meta recache protocol, all without sleeping.
+
+use super::*;
+
+const START: u64 = 1_700_000_000;
+
+fn store(limit: usize) -> Store {
+    Store::new(StoreConfig {
+        memory_limit: limit,
+        max_item_size: 1 << 20,
+    })
+}
+
+fn at(rel: u32) -> Now {
+    Now::at(rel, START)
+}
+
+fn set(s: &Store, key: &[u8], value: &[u8], exptime: i64, now: Now) -> StoreOutcome {
+    s.store(
+        StoreRequest {
+            mode: StoreMode::Set,
+            key,
+            data: value,
+            flags: 0,
+            exptime,
+            compare_cas: None,
+            new_cas: None,
+            vivify: None,
+            invalidate: false,
+        },
+        now,
+    )
+}
+
+fn get(s: &Store, key: &[u8], now: Now) -> Option<Vec<u8>> {
+    s.fetch(key, now, FetchOptions::default(), |f| {
+        f.map(|f| f.value.to_vec())
+    })
+}
+
+#[test]
+fn relative_expiry() {
+    let s = store(64 << 20);
+    set(&s, b"k", b"v", 10, at(100));
+    assert_eq!(get(&s, b"k", at(109)), Some(b"v".to_vec()));
+    assert_eq!(get(&s, b"k", at(110)), None);
+    assert_eq!(s.stats().curr_items, 0, "expired item reclaimed on access");
+}
+
+#[test]
+fn absolute_and_negative_expiry() {
+    let s = store(64 << 20);
+    // Absolute Unix time 20 s after start = rel 22.
+    set(&s, b"abs", b"v", (START + 20) as i64, at(2));
+    assert!(get(&s, b"abs", at(21)).is_some());
+    assert!(get(&s, b"abs", at(22)).is_none());
+    // Just over 30 days reads as an absolute time in 1970: gone at once.
+    set(&s, b"old", b"v", 2_592_001, at(2));
+    assert!(get(&s, b"old", at(2)).is_none());
+    set(&s, b"neg", b"v", -1, at(2));
+    assert!(get(&s, b"neg", at(2)).is_none());
+    set(&s, b"never", b"v", 0, at(2));
+    assert!(get(&s, b"never", at(u32::MAX - 1)).is_some());
+}
+
+#[test]
+fn evicts_least_recently_used_within_limit() {
+    // One shard (limit / 4 MiB max items < 2), 100 KB budget.
+    let s = Store::new(StoreConfig {
+        memory_limit: 100_000,
+        max_item_size: 50_000,
+    });
+    assert_eq!(s.shards(), 1);
+    let value = vec![b'x'; 1000];
+    for i in 0..50 {
+        set(&s, format!("k{i}").as_bytes(), &value, 0, at(2));
+    }
+    // Touch k0 so it becomes most recent; k1 is now the oldest.
+    assert!(get(&s, b"k0", at(3)).is_some());
+    for i in 50..150 {
+        set(&s, format!("k{i}").as_bytes(), &value, 0, at(4));
+    }
+    let st = s.stats();
+    assert!(st.bytes <= 100_000, "bytes {} over limit", st.bytes);
+    assert!(st.counters.evictions > 0);
+    assert!(get(&s, b"k149", at(5)).is_some(), "newest present");
+    assert!(get(&s, b"k1", at(5)).is_none(), "oldest evicted");
+}
+
+#[test]
+fn lru_order_follows_access() {
+    let s = Store::new(StoreConfig {
+        memory_limit: 1 << 20,
+        max_item_size: 1 << 20,
+    });
+    for k in [b"a", b"b", b"c"] {
+        set(&s, k, b"1", 0, at(2));
+    }
+    get(&s, b"a", at(3));
+    let order = lock(&s.shards[0]).lru_keys();
+    assert_eq!(order, vec![b"a".to_vec(), b"c".to_vec(), b"b".to_vec()]);
+}
+
+#[test]
+fn item_bigger_than_shard_is_refused() {
+    let s = Store::new(StoreConfig {
+        memory_limit: 10_000,
+        max_item_size: 1 << 20,
+    });
+    assert_eq!(
+        set(&s, b"k", &[0; 20_000], 0, at(2)),
+        StoreOutcome::OutOfMemory
+    );
+}
+
+#[test]
+fn flush_now_and_delayed() {
+    let s = store(64 << 20);
+    set(&s, b"a", b"1", 0, at(10));
+    s.flush_all(at(10), 0);
+    assert!(get(&s, b"a", at(10)).is_none());
+    set(&s, b"b", b"1", 0, at(10));
+    assert!(
+        get(&s, b"b", at(10)).is_some(),
+        "stored after the flush survives"
+    );
+    s.flush_all(at(10), 5);
+    set(&s, b"c", b"1", 0, at(12));
+    assert!(get(&s, b"b", at(14)).is_some());
+    assert!(
+        get(&s, b"c", at(15)).is_none(),
+        "delayed flush hides older items"
+    );
+    assert!(get(&s, b"b", at(15)).is_none());
+    set(&s, b"d", b"1", 0, at(16));
+    assert!(get(&s, b"d", at(16)).is_some());
+}
+
+#[test]
+fn cas_semantics() {
+    let s = store(64 << 20);
+    let cas = |s: &Store, value: &[u8], want| {
+        s.store(
+            StoreRequest {
+                mode: StoreMode::Set,
+                key: b"k",
+                data: value,
+                flags: 0,
+                exptime: 0,
+                compare_cas: Some(want),
+                new_cas: None,
+                vivify: None,
+                invalidate: false,
+            },
+            at(2),
+        )
+    };
+    assert_eq!(cas(&s, b"x", 1), StoreOutcome::NotFound);
+    let StoreOutcome::Stored { cas: c, .. } = set(&s, b"k", b"v", 0, at(2)) else {
+        panic!()
+    };
+    assert!(matches!(cas(&s, b"w", c), StoreOutcome::Stored { .. }));
+    assert_eq!(cas(&s, b"z", c), StoreOutcome::Exists);
+    assert_eq!(get(&s, b"k", at(2)), Some(b"w".to_vec()));
+}
+
+#[test]
+fn append_prepend_keep_flags() {
+    let s = store(64 << 20);
+    let req = |mode, data| StoreRequest {
+        mode,
+        key: b"k",
+        data,
+        flags: 99,
+        exptime: 0,
+        compare_cas: None,
+        new_cas: None,
+        vivify: None,
+        invalidate: false,
+    };
+    assert_eq!(
+        s.store(req(StoreMode::Append, b"x"), at(2)),
+        StoreOutcome::NotStored
+    );
+    s.store(
+        StoreRequest {
+            flags: 5,
+            ..req(StoreMode::Set, b"mid")
+        },
+        at(2),
+    );
+    s.store(req(StoreMode::Append, b">"), at(2));
+    s.store(req(StoreMode::Prepend, b"<"), at(2));
+    let flags = s.fetch(b"k", at(2), FetchOptions::default(), |f| {
+        let f = f.unwrap();
+        assert_eq!(f.value, b"<mid>");
+        f.flags
+    });
+    assert_eq!(flags, 5);
+}
+
+#[test]
+fn arithmetic_wraps_and_saturates() {
+    let s = store(64 << 20);
+    let arith = |s: &Store, decrement, delta| {
+        s.arith(
+            ArithRequest {
+                key: b"n",
+                decrement,
+                delta,
+                vivify: None,
+                compare_cas: None,
+                new_cas: None,
+                touch: None,
+            },
+            at(2),
+        )
+    };
+    assert_eq!(arith(&s, false, 1), ArithOutcome::NotFound);
+    set(&s, b"n", b"18446744073709551615", 0, at(2));
+    assert!(matches!(
+        arith(&s, false, 2),
+        ArithOutcome::Value { value: 1, .. }
+    ));
+    assert!(matches!(
+        arith(&s, true, 5),
+        ArithOutcome::Value { value: 0, .. }
+    ));
+    set(&s, b"n", b"10  ", 0, at(2));
+    assert!(matches!(
+        arith(&s, true, 1),
+        ArithOutcome::Value { value: 9, .. }
+    ));
+    assert_eq!(get(&s, b"n", at(2)), Some(b"9".to_vec()));
+    set(&s, b"n", b"abc", 0, at(2));
+    assert_eq!(arith(&s, false, 1), ArithOutcome::NonNumeric);
+    set(&s, b"n", b"", 0, at(2));
+    assert_eq!(arith(&s, false, 1), ArithOutcome::NonNumeric);
+}
+
+#[test]
+fn vivify_hands_out_one_win() {
+    let s = store(64 << 20);
+    let opts = FetchOptions {
+        vivify: Some(30),
+        ..Default::default()
+    };
+    let first = s.fetch(b"hot", at(2), opts, |f| {
+        f.map(|f| (f.won, f.token_taken, f.ttl))
+    });
+    assert_eq!(first, Some((true, false, 30)));
+    let second = s.fetch(b"hot", at(3), opts, |f| f.map(|f| (f.won, f.token_taken)));
+    assert_eq!(second, Some((false, true)));
+}
+
+#[test]
+fn recache_and_invalidate() {
+    let s = store(64 << 20);
+    set(&s, b"k", b"v", 100, at(2));
+    let recache = FetchOptions {
+        recache: Some(30),
+        ..Default::default()
+    };
+    assert_eq!(s.fetch(b"k", at(10), recache, |f| f.unwrap().won), false);
+    assert_eq!(s.fetch(b"k", at(80), recache, |f| f.unwrap().won), true);
+    assert_eq!(
+        s.fetch(b"k", at(81), recache, |f| f.unwrap().token_taken),
+        true
+    );
+    // Invalidation clears the token and marks stale; the next reader wins.
+    let out = s.delete(
+        b"k",
+        at(82),
+        DeleteRequest {
+            invalidate: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(out, DeleteOutcome::Deleted);
+    let seen = s.fetch(b"k", at(83), FetchOptions::default(), |f| {
+        let f = f.unwrap();
+        (f.stale, f.won)
+    });
+    assert_eq!(seen, (true, true));
+}
+
+#[test]
+fn sweep_reclaims_expired_memory() {
+    let s = store(64 << 20);
+    for i in 0..1000 {
+        set(&s, format!("k{i}").as_bytes(), b"value", 5, at(2));
+    }
+    assert_eq!(s.stats().curr_items, 1000);
+    let mut removed = 0;
+    for _ in 0..100 {
+        removed += s.sweep(at(10), 64);
+    }
+    assert_eq!(removed, 1000);
+    let st = s.stats();
+    assert_eq!((st.curr_items, st.bytes), (0, 0));
+    assert_eq!(st.counters.expired_unfetched, 1000);
+}
+
+#[test]
+fn remove_value_keeps_a_tombstone() {
+    let s = store(64 << 20);
+    set(&s, b"k", b"value", 0, at(2));
+    let out = s.delete(
+        b"k",
+        at(2),
+        DeleteRequest {
+            remove_value: true,
+            flags: 3,
+            ..Default::default()
+        },
+    );
+    assert_eq!(out, DeleteOutcome::Deleted);
+    let seen = s.fetch(b"k", at(2), FetchOptions::default(), |f| {
+        f.map(|f| (f.value.len(), f.flags))
+    });
+    assert_eq!(seen, Some((0, 3)));
+}

@@ -1,0 +1,67 @@
+//! The admin HTTP endpoint of every service: `GET /healthz` and `GET /metrics`.
+//!
+//! It binds loopback by default (the flags' defaults) because metrics name internal
+//! addresses; operators who scrape from elsewhere opt in with the listen flag.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::shutdown::ShutdownWatch;
+
+/// A health probe: `Ok` for healthy, `Err(reason)` otherwise.
+pub type HealthFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// What the admin endpoint reports on.
+pub trait AdminSource: Send + Sync + 'static {
+    /// Checks the service's health (its dependencies, for services that have them).
+    fn health(&self) -> HealthFuture;
+    /// Renders the Prometheus text page.
+    fn metrics(&self) -> String;
+}
+
+/// The admin routes over `source`.
+pub fn router(source: Arc<dyn AdminSource>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(source)
+}
+
+async fn healthz(State(source): State<Arc<dyn AdminSource>>) -> impl IntoResponse {
+    match source.health().await {
+        Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {reason}\n"),
+        ),
+    }
+}
+
+async fn metrics(State(source): State<Arc<dyn AdminSource>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        source.metrics(),
+    )
+}
+
+/// Serves the admin routes on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: TcpListener,
+    source: Arc<dyn AdminSource>,
+    shutdown: ShutdownWatch,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(source))
+        .with_graceful_shutdown(async move { shutdown.triggered().await })
+        .await
+}

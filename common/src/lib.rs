@@ -1,0 +1,23 @@
+//! Runtime plumbing shared by every binary of the workspace. It knows no protocol: it binds
+//! and accepts, bounds concurrency, shuts down, logs, and serves the admin endpoints.
+//!
+//! # Layout
+//! - [`listen`]: the `HOST:PORT | off` listen-address type every listen flag uses.
+//! - [`listener`]: bind, the accept loop with a connection limit and backoff, per-connection
+//!   spans and drain tracking.
+//! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
+//!   listeners stop, sessions finish, `main` waits under a grace period.
+//! - [`admin`]: the admin HTTP server with `/healthz` and Prometheus `/metrics`.
+//! - [`metrics`]: a tiny Prometheus text-format writer.
+//! - [`telemetry`]: tracing setup with `RUST_LOG` filtering.
+//! - [`timeout`]: `with_timeout`, whose error names the phase that ran out.
+//! - [`exit`]: process exit codes (64 for a bad configuration).
+
+pub mod admin;
+pub mod exit;
+pub mod listen;
+pub mod listener;
+pub mod metrics;
+pub mod shutdown;
+pub mod telemetry;
+pub mod timeout;
