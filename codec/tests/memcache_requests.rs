@@ -398,7 +398,7 @@ fn item_size_limit() {
         .rev()
         .find(|&n| item_size(3, n) <= limits.max_item_size)
         .expect("some value fits");
-    assert!(max >= 1_048_476 && max < 1_048_576);
+    assert!((1_048_476..1_048_576).contains(&max));
     let data_max = vec![b'v'; max];
     let set_max = [
         format!("set big 0 0 {max}\r\n").as_bytes(),
