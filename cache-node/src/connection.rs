@@ -50,6 +50,9 @@ where
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut swallow = 0usize;
+    // Length of a partial command line already scanned for its newline: re-parsing it on
+    // every read would make a long get line trickling in cost quadratic time.
+    let mut scanned = 0usize;
     let idle = node.idle_timeout;
     loop {
         if buf.is_empty() {
@@ -80,6 +83,18 @@ where
         node.server
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
+        if scanned > 0 && memchr::memchr(b'\n', &buf[scanned..]).is_none() {
+            let limits = &node.limits;
+            // Below the short limit nothing can be decided yet; past it the parser has
+            // already accepted the line as a multi-get, so only the long limit matters.
+            let undecided = buf.len() < limits.max_line
+                || (scanned >= limits.max_line && buf.len() < limits.max_get_line);
+            if undecided {
+                scanned = buf.len();
+                continue;
+            }
+        }
+        scanned = 0;
 
         let now = node.server.clock.now();
         let mut ended = None;
@@ -127,8 +142,9 @@ where
                     }
                 }
                 Err(ParseError::Incomplete { needed }) => {
-                    if let Some(needed) = needed {
-                        buf.reserve(needed.saturating_sub(buf.len()));
+                    match needed {
+                        Some(needed) => buf.reserve(needed.saturating_sub(buf.len())),
+                        None => scanned = buf.len(),
                     }
                     break;
                 }
