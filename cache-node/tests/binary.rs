@@ -109,7 +109,11 @@ fn roundtrip(s: &mut TcpStream, req: &[u8], end: &[u8]) -> Vec<u8> {
     let mut chunk = [0u8; 65536];
     while !got.ends_with(end) {
         let n = s.read(&mut chunk).expect("read reply");
-        assert!(n > 0, "server closed; got {:?}", String::from_utf8_lossy(&got));
+        assert!(
+            n > 0,
+            "server closed; got {:?}",
+            String::from_utf8_lossy(&got)
+        );
         got.extend_from_slice(&chunk[..n]);
     }
     got
@@ -170,7 +174,10 @@ fn bad_configuration_exits_64_with_one_line() {
         assert_eq!(out.status.code(), Some(64), "{args:?}");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("cache-node: configuration error: "), "{err}");
+        assert!(
+            err.starts_with("cache-node: configuration error: "),
+            "{err}"
+        );
     }
 }
 
@@ -202,8 +209,14 @@ fn memory_stays_bounded_when_overfilled() {
         "overfill: {total} items of 1000 B into {limit} B: charged {bytes} B, evictions {evictions}, \
          resident {rss} B (baseline {baseline} B)"
     );
-    assert!(bytes <= limit, "charged bytes {bytes} over the limit {limit}");
-    assert!(bytes > limit * 9 / 10, "store should be nearly full, has {bytes}");
+    assert!(
+        bytes <= limit,
+        "charged bytes {bytes} over the limit {limit}"
+    );
+    assert!(
+        bytes > limit * 9 / 10,
+        "store should be nearly full, has {bytes}"
+    );
     assert!(evictions > (total as u64) / 2, "evictions {evictions}");
     // The stated bound: resident memory at most 1.25x the limit above the idle baseline.
     let growth = rss.saturating_sub(baseline);
@@ -215,7 +228,10 @@ fn memory_stays_bounded_when_overfilled() {
     for i in total - 100..total {
         let key = format!("key:{i:08}");
         let reply = roundtrip(&mut s, format!("get {key}\r\n").as_bytes(), b"END\r\n");
-        assert!(reply.starts_with(format!("VALUE {key} 0 1000\r\n").as_bytes()), "{key} missing");
+        assert!(
+            reply.starts_with(format!("VALUE {key} 0 1000\r\n").as_bytes()),
+            "{key} missing"
+        );
     }
     // And the oldest are gone.
     let reply = roundtrip(&mut s, b"get key:00000000\r\n", b"END\r\n");
@@ -226,11 +242,18 @@ fn memory_stays_bounded_when_overfilled() {
 fn sigterm_drains_and_exits_zero() {
     let mut p = start(&["--grace-period", "5"]);
     let mut s = connect(p.addr);
-    assert_eq!(roundtrip(&mut s, b"set a 0 0 1\r\nx\r\n", b"\r\n"), b"STORED\r\n");
+    assert_eq!(
+        roundtrip(&mut s, b"set a 0 0 1\r\nx\r\n", b"\r\n"),
+        b"STORED\r\n"
+    );
     let admin = p.admin.unwrap();
     let mut h = connect(admin);
     let health = roundtrip(&mut h, b"GET /healthz HTTP/1.0\r\n\r\n", b"ok\n");
-    assert!(health.starts_with(b"HTTP/1.0 200"), "{}", String::from_utf8_lossy(&health));
+    assert!(
+        health.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&health)
+    );
     let mut m = connect(admin);
     m.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let mut metrics = String::new();
@@ -248,12 +271,18 @@ fn sigterm_drains_and_exits_zero() {
         if let Some(status) = p.child.try_wait().unwrap() {
             break status.code();
         }
-        assert!(started.elapsed() < Duration::from_secs(8), "did not exit within the grace period");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "did not exit within the grace period"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, Some(0));
     // The open connection was closed by the server, not left hanging.
     let mut buf = [0u8; 16];
     assert_eq!(s.read(&mut buf).unwrap_or(0), 0);
-    assert!(TcpStream::connect(p.addr).is_err(), "still accepting after exit");
+    assert!(
+        TcpStream::connect(p.addr).is_err(),
+        "still accepting after exit"
+    );
 }

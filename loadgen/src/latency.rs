@@ -38,7 +38,8 @@ impl Latencies {
 
     /// Records one latency.
     pub fn record(&mut self, d: Duration) {
-        self.samples.push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.samples
+            .push(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
     /// Adds another record's samples.

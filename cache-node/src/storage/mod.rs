@@ -62,7 +62,7 @@ impl Store {
         let n = shard_count(&config);
         let hasher = DefaultHashBuilder::default();
         let shards = (0..n)
-            .map(|_| Mutex::new(Shard::new(config.memory_limit / n, hasher.clone())))
+            .map(|_| Mutex::new(Shard::new(config.memory_limit / n, hasher)))
             .collect();
         Self {
             shards,

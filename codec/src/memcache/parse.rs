@@ -207,7 +207,9 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
         cmd @ (b"get" | b"gets" | b"gat" | b"gats") => {
             let touch = cmd.starts_with(b"gat");
             let first_key = if touch { 2 } else { 1 };
-            if n <= first_key {
+            // `get` without keys is an unknown command to memcached, while `gat <exptime>`
+            // without keys is an empty retrieval (`END`).
+            if n < 2 || (!touch && n <= first_key) {
                 return Err(error);
             }
             let exptime = if touch {
@@ -352,7 +354,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             let delay = if n == if noreply { 2 } else { 1 } {
                 0
             } else {
-                parse_i64(tokens.get(1)).ok_or(invalid(BAD_FORMAT, noreply))?
+                parse_i64(tokens.get(1)).ok_or(invalid(BAD_EXPTIME, noreply))?
             };
             done(Request::FlushAll { delay, noreply })
         }
@@ -371,6 +373,10 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
         b"shutdown" => done(Request::Shutdown),
         b"mn" => done(Request::MetaNoop),
         cmd @ (b"mg" | b"md" | b"ma" | b"me") => {
+            // `me` takes exactly a key, and memcached says so with a client error.
+            if cmd == b"me" && n != 2 {
+                return Err(invalid(BAD_FORMAT, false));
+            }
             if n < 2 {
                 return Err(error);
             }
@@ -412,7 +418,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             }
             let vlen = parse_i64(tokens.get(2))
                 .filter(|&v| v >= 0)
-                .ok_or(invalid(BAD_CHUNK, false))? as usize;
+                .ok_or(invalid(BAD_FORMAT, false))? as usize;
             let flags = match MetaFlags::parse(tokens.rest(3)) {
                 Ok(flags) => flags,
                 Err(reply) => {

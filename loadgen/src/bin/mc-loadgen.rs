@@ -105,7 +105,14 @@ async fn worker(args: &Args, id: usize, deadline: Instant) -> Result<Latencies> 
             req.extend_from_slice(&k);
             req.extend_from_slice(b"\r\n");
         } else {
-            req.extend_from_slice(format!("set {} 0 0 {}\r\n", String::from_utf8_lossy(&k), value.len()).as_bytes());
+            req.extend_from_slice(
+                format!(
+                    "set {} 0 0 {}\r\n",
+                    String::from_utf8_lossy(&k),
+                    value.len()
+                )
+                .as_bytes(),
+            );
             req.extend_from_slice(&value);
             req.extend_from_slice(b"\r\n");
         }
@@ -123,7 +130,14 @@ async fn load(args: &Args, count: u64) -> Result<()> {
     let mut batch = Vec::with_capacity(1 << 20);
     for i in 0..count {
         let k = key(args, i);
-        batch.extend_from_slice(format!("set {} 0 0 {} noreply\r\n", String::from_utf8_lossy(&k), value.len()).as_bytes());
+        batch.extend_from_slice(
+            format!(
+                "set {} 0 0 {} noreply\r\n",
+                String::from_utf8_lossy(&k),
+                value.len()
+            )
+            .as_bytes(),
+        );
         batch.extend_from_slice(&value);
         batch.extend_from_slice(b"\r\n");
         if batch.len() > (1 << 20) - 512 || i + 1 == count {
@@ -175,11 +189,16 @@ async fn run_workers(args: &Args, deadline: Instant) -> Vec<Result<Latencies>> {
             let mut handles = Vec::with_capacity(args.conns);
             for id in 0..args.conns {
                 let a = args.clone();
-                handles.push(tokio::task::spawn_local(async move { worker(&a, id, deadline).await }));
+                handles.push(tokio::task::spawn_local(async move {
+                    worker(&a, id, deadline).await
+                }));
             }
             let mut out = Vec::with_capacity(handles.len());
             for h in handles {
-                out.push(h.await.unwrap_or_else(|e| Err(anyhow::anyhow!("worker panicked: {e}"))));
+                out.push(
+                    h.await
+                        .unwrap_or_else(|e| Err(anyhow::anyhow!("worker panicked: {e}"))),
+                );
             }
             out
         })
