@@ -1,7 +1,7 @@
 //! One request against the store, its reply appended to the connection's output buffer.
 //! Pure and synchronous: no I/O, the time is an argument, so every reply byte is testable.
 
-use codec::memcache::{push_u64, MetaFlags, MetaMode, Request, Response, StoreCommand};
+use codec::memcache::{push_u64, MetaFlag, MetaFlags, MetaMode, Request, Response, StoreCommand};
 
 use crate::clock::Now;
 use crate::stats::{self, ServerStats};
@@ -260,20 +260,17 @@ fn flag_signed(out: &mut Vec<u8>, letter: u8, value: i64) {
     push_u64(out, value.unsigned_abs());
 }
 
-/// Echoes the `O` (opaque) and `k` (key) flags, which every meta reply carries.
+/// Writes the `O` (opaque, echoed verbatim) or `k` (the key) return flag.
+fn echo_flag(out: &mut Vec<u8>, flag: MetaFlag<'_>, key: &[u8]) {
+    out.push(b' ');
+    out.push(flag.letter);
+    out.extend_from_slice(if flag.letter == b'O' { flag.arg } else { key });
+}
+
+/// Echoes the `O` and `k` flags, which every meta reply carries, even a miss.
 fn echo_opaque_and_key(out: &mut Vec<u8>, flags: &MetaFlags<'_>, key: &[u8]) {
-    for f in flags.iter() {
-        match f.letter {
-            b'O' => {
-                out.extend_from_slice(b" O");
-                out.extend_from_slice(f.arg);
-            }
-            b'k' => {
-                out.extend_from_slice(b" k");
-                out.extend_from_slice(key);
-            }
-            _ => {}
-        }
+    for f in flags.iter().filter(|f| matches!(f.letter, b'O' | b'k')) {
+        echo_flag(out, f, key);
     }
 }
 
@@ -312,14 +309,7 @@ fn write_meta_hit(out: &mut Vec<u8>, flags: &MetaFlags<'_>, item: &Fetched<'_>) 
             b'f' => flag_num(out, b'f', u64::from(item.flags)),
             b'l' => flag_num(out, b'l', u64::from(item.idle)),
             b'h' => flag_num(out, b'h', u64::from(item.hit_before)),
-            b'O' => {
-                out.extend_from_slice(b" O");
-                out.extend_from_slice(f.arg);
-            }
-            b'k' => {
-                out.extend_from_slice(b" k");
-                out.extend_from_slice(item.key);
-            }
+            b'O' | b'k' => echo_flag(out, f, item.key),
             _ => {}
         }
     }
@@ -394,14 +384,7 @@ fn meta_set(
     out.extend_from_slice(code);
     for f in flags.iter() {
         match f.letter {
-            b'O' => {
-                out.extend_from_slice(b" O");
-                out.extend_from_slice(f.arg);
-            }
-            b'k' => {
-                out.extend_from_slice(b" k");
-                out.extend_from_slice(key);
-            }
+            b'O' | b'k' => echo_flag(out, f, key),
             b'c' => flag_num(out, b'c', cas),
             b's' => flag_num(out, b's', len as u64),
             _ => {}
@@ -473,14 +456,7 @@ fn meta_arith(store: &Store, key: &[u8], flags: &MetaFlags<'_>, now: Now, out: &
                 match f.letter {
                     b'c' => flag_num(out, b'c', cas),
                     b't' => flag_signed(out, b't', ttl),
-                    b'O' => {
-                        out.extend_from_slice(b" O");
-                        out.extend_from_slice(f.arg);
-                    }
-                    b'k' => {
-                        out.extend_from_slice(b" k");
-                        out.extend_from_slice(key);
-                    }
+                    b'O' | b'k' => echo_flag(out, f, key),
                     _ => {}
                 }
             }
