@@ -16,7 +16,10 @@ fn silent_connection_is_closed_after_the_idle_timeout() {
     assert!(reply.bytes.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(900));
     // The node itself is fine.
-    assert_eq!(server.connect().roundtrip(b"get k\r\n"), b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    assert_eq!(
+        server.connect().roundtrip(b"get k\r\n"),
+        b"VALUE k 0 1\r\nv\r\nEND\r\n"
+    );
 }
 
 #[test]
@@ -25,7 +28,11 @@ fn a_request_stalled_halfway_is_dropped_by_the_idle_timeout() {
     let mut c = server.connect();
     c.send(b"set k 0 0 100\r\nonly part of the data");
     let reply = c.read_until(Duration::from_secs(5), |_| false);
-    assert!(reply.closed && reply.bytes.is_empty(), "got {:?}", reply.bytes);
+    assert!(
+        reply.closed && reply.bytes.is_empty(),
+        "got {:?}",
+        reply.bytes
+    );
     assert_eq!(server.connect().roundtrip(b"get k\r\n"), b"END\r\n");
 }
 
