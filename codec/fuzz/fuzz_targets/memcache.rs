@@ -28,7 +28,9 @@ fuzz_target!(|data: &[u8]| {
                 }
                 rest = &rest[(parsed.consumed + parsed.swallow).min(rest.len())..];
             }
-            Err(ParseError::Invalid { consumed, swallow, .. }) => {
+            Err(ParseError::Invalid {
+                consumed, swallow, ..
+            }) => {
                 assert!(consumed > 0 && consumed <= rest.len());
                 rest = &rest[(consumed + swallow).min(rest.len())..];
             }
