@@ -5,18 +5,21 @@
 //! - `parse`: the server-side request parser with its [`Limits`] and [`ParseError`].
 //! - `meta`: the flag tokens of meta commands (`mg`, `ms`, `md`, `ma`).
 //! - `response`: the [`Response`] enum (server → client), its encoder and a client-side parser.
+//! - `ketama`: libmemcached-compatible consistent hashing of keys onto nodes.
 //! - `number`: strict decimal parsing and formatting shared by both directions.
 //!
 //! The wire rules come from memcached's `protocol.txt` and from measuring memcached 1.6.18:
 //! lines end in `\n` (an optional `\r` before it is dropped), tokens are separated by runs of
 //! spaces, command names are case sensitive, keys are at most 250 bytes.
 
+mod ketama;
 mod meta;
 mod number;
 mod parse;
 mod request;
 mod response;
 
+pub use ketama::{Node as KetamaNode, Ring as KetamaRing};
 pub use meta::{MetaFlag, MetaFlags, MetaMode};
 pub use number::{parse_i64, parse_u32, parse_u64, push_u64};
 pub use parse::{item_size, parse_request, Limits, ParseError, Parsed};
