@@ -111,15 +111,20 @@ where
                 Ok(parsed) => {
                     let (consumed, skip) = (parsed.consumed, parsed.swallow);
                     let next = match &parsed.request {
-                        // Multi-gets are executed key by key so their replies can be
-                        // written out as they accumulate.
-                        Request::Get { keys, with_cas } => {
+                        // Multi-gets (and multi-gats) are executed key by key so their
+                        // replies can be written out as they accumulate.
+                        Request::Get { keys, with_cas }
+                        | Request::GetAndTouch { keys, with_cas, .. } => {
+                            let touch = match &parsed.request {
+                                Request::GetAndTouch { exptime, .. } => Some(*exptime),
+                                _ => None,
+                            };
                             for key in keys.iter() {
                                 execute::write_value(
                                     &node.store,
                                     key,
                                     now,
-                                    None,
+                                    touch,
                                     *with_cas,
                                     &mut out,
                                 );

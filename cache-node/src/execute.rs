@@ -32,19 +32,13 @@ pub fn execute(
     out: &mut Vec<u8>,
 ) -> Next {
     match req {
-        Request::Get { keys, with_cas } => {
+        Request::Get { keys, with_cas } | Request::GetAndTouch { keys, with_cas, .. } => {
+            let touch = match req {
+                Request::GetAndTouch { exptime, .. } => Some(*exptime),
+                _ => None,
+            };
             for key in keys.iter() {
-                write_value(store, key, now, None, *with_cas, out);
-            }
-            out.extend_from_slice(b"END\r\n");
-        }
-        Request::GetAndTouch {
-            exptime,
-            keys,
-            with_cas,
-        } => {
-            for key in keys.iter() {
-                write_value(store, key, now, Some(*exptime), *with_cas, out);
+                write_value(store, key, now, touch, *with_cas, out);
             }
             out.extend_from_slice(b"END\r\n");
         }
