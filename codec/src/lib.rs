@@ -6,8 +6,11 @@
 //! gives the same values whatever the read sizes were (each parser has a chunk-sweep test).
 //!
 //! # Layout
+//! - [`auth_http`]: nginx's `auth_http` value escaping and the route-lookup header names
+//!   and status texts.
 //! - [`memcache`]: the memcached 1.6 text protocol (classic and meta commands), both sides:
 //!   the server parses [`memcache::Request`]s and encodes [`memcache::Response`]s, a client
 //!   encodes requests and parses responses.
 
+pub mod auth_http;
 pub mod memcache;

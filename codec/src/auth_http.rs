@@ -1,0 +1,136 @@
+//! nginx's `auth_http` protocol, the parts both ends share: the value escaping nginx applies
+//! to `Auth-User`/`Auth-Pass` (`NGX_ESCAPE_MAIL_AUTH`), its exact inverse, and the header
+//! names and generic status texts of the route-lookup service.
+//!
+//! The escaping is narrow on purpose: only control bytes, space and `%` become `%XX`;
+//! everything else (`+`, quotes, UTF-8) travels raw. Decoding is therefore `%XX` only, never
+//! form decoding, which would turn a `+` in a password into a space.
+
+use thiserror::Error;
+
+/// Request header: the authentication method (`plain`, `apop`, `cram-md5`, `external`).
+pub const AUTH_METHOD: &str = "Auth-Method";
+/// Request header: the login, escaped. Response header: the account name to log in as.
+pub const AUTH_USER: &str = "Auth-User";
+/// Request header: the password, escaped.
+pub const AUTH_PASS: &str = "Auth-Pass";
+/// Request header: `imap`, `pop3`, `imapssl` or `pop3ssl`.
+pub const AUTH_PROTOCOL: &str = "Auth-Protocol";
+/// Request header: 1 for the first attempt of a session, one more for each retry.
+pub const AUTH_LOGIN_ATTEMPT: &str = "Auth-Login-Attempt";
+/// Request header: the mail client's address.
+pub const CLIENT_IP: &str = "Client-IP";
+/// Request header: the proxy's own interface address (picks a domain by virtual IP).
+pub const X_PROXY_IP: &str = "X-Proxy-IP";
+/// Request header: the shared secret a stock nginx sends with `auth_http_header`.
+pub const X_LOOKUP_SECRET: &str = "X-Lookup-Secret";
+/// Response header: `OK`, or the failure text shown to the client.
+pub const AUTH_STATUS: &str = "Auth-Status";
+/// Response header: the mailbox server, always an IP literal.
+pub const AUTH_SERVER: &str = "Auth-Server";
+/// Response header: the mailbox server's port for the protocol.
+pub const AUTH_PORT: &str = "Auth-Port";
+/// Response header: seconds to wait before answering the client (and allowing a retry).
+pub const AUTH_WAIT: &str = "Auth-Wait";
+/// Response header (Zimbra): whether the login's alias may be cached (`TRUE`/`FALSE`).
+pub const AUTH_CACHE_ALIAS: &str = "Auth-Cache-Alias";
+
+/// `Auth-Status` of a successful lookup.
+pub const STATUS_OK: &str = "OK";
+/// `Auth-Status` of every permanent failure: unknown user, wrong password, locked or
+/// closed account, bad request. One text, so that it tells a prober nothing.
+pub const STATUS_FAILED: &str = "Authentication failed";
+/// `Auth-Status` of a failure that should go away by itself: account in maintenance,
+/// database unreachable, mail host unresolvable.
+pub const STATUS_TEMPORARY: &str = "Temporary authentication failure";
+
+/// Whether nginx escapes this byte in `Auth-User`/`Auth-Pass` values.
+fn needs_escape(byte: u8) -> bool {
+    byte <= 0x20 || byte == b'%'
+}
+
+/// Escapes a value as nginx does: control bytes, space and `%` become `%XX` (uppercase hex).
+pub fn escape(value: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = Vec::with_capacity(value.len());
+    for &b in value {
+        if needs_escape(b) {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// A header value that is not a valid escaped value.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UnescapeError {
+    /// A `%` not followed by two hex digits.
+    #[error("bad %-escape at byte {0}")]
+    BadEscape(usize),
+    /// A raw control byte, which nginx would have escaped.
+    #[error("raw control byte at byte {0}")]
+    RawControl(usize),
+}
+
+/// Reverses [`escape`]: `%XX` (either case) becomes the byte; `+` stays `+`.
+pub fn unescape(value: &[u8]) -> Result<Vec<u8>, UnescapeError> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'%' => {
+                let hi = value.get(i + 1).and_then(|&c| hex_digit(c));
+                let lo = value.get(i + 2).and_then(|&c| hex_digit(c));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => return Err(UnescapeError::BadEscape(i)),
+                }
+                i += 3;
+            }
+            b if b < 0x20 => return Err(UnescapeError::RawControl(i)),
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_only_controls_space_and_percent() {
+        assert_eq!(escape(b"a b%c+d\r\n"), b"a%20b%25c+d%0D%0A");
+        assert_eq!(escape("pässwörd\"\\".as_bytes()), "pässwörd\"\\".as_bytes());
+        assert_eq!(escape(b"\x00\x1f\x7f"), b"%00%1F\x7f");
+    }
+
+    #[test]
+    fn unescape_is_percent_only() {
+        assert_eq!(unescape(b"a%20b+c%2b%2B").unwrap(), b"a b+c++");
+        assert_eq!(unescape(b"%25%0d%0A").unwrap(), b"%\r\n");
+        assert_eq!(unescape(b"50%"), Err(UnescapeError::BadEscape(2)));
+        assert_eq!(unescape(b"%g0"), Err(UnescapeError::BadEscape(0)));
+        assert_eq!(unescape(b"a\tb"), Err(UnescapeError::RawControl(1)));
+    }
+
+    #[test]
+    fn round_trips_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(unescape(&escape(&all)).unwrap(), all);
+    }
+}

@@ -1,0 +1,235 @@
+//! The command line of `route-lookup`. Every flag has a `LOOKUP_*` environment twin
+//! (the database URL also reads the conventional `DATABASE_URL`).
+
+use std::time::Duration;
+
+use clap::Parser;
+use common::listen::ListenAddr;
+
+/// The route lookup service of the mail proxy.
+///
+/// Answers nginx's auth_http protocol at /service/extension/nginx-lookup (so both our proxy
+/// and a stock nginx mail proxy can use it), serves Zimbra's admin SOAP AuthRequest for MTA
+/// authentication, and the gRPC provisioning, authentication and registry services that
+/// zmprov, mailbox servers, cache nodes and proxies use. PostgreSQL holds all state; the
+/// schema is migrated at start.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "route-lookup", version, about, long_about = None)]
+pub struct Config {
+    /// PostgreSQL connection URL (postgres://user@host:port/db).
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: String,
+
+    /// Address of the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
+    #[arg(long, env = "LOOKUP_HTTP_LISTEN", default_value = "0.0.0.0:7072")]
+    pub http_listen: ListenAddr,
+
+    /// Address of the gRPC listener (provisioning, Authenticate, registry).
+    #[arg(long, env = "LOOKUP_GRPC_LISTEN", default_value = "0.0.0.0:7071")]
+    pub grpc_listen: ListenAddr,
+
+    /// Bearer token every gRPC call must carry (`authorization: Bearer T`).
+    #[arg(
+        long,
+        env = "LOOKUP_ADMIN_TOKEN",
+        value_name = "T",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Accept gRPC calls without a token. Local development only; logged as a warning.
+    #[arg(long, env = "LOOKUP_INSECURE_ADMIN")]
+    pub insecure_admin: bool,
+
+    /// Seconds a client should wait after a failed lookup (the Auth-Wait header).
+    #[arg(
+        long,
+        env = "LOOKUP_AUTH_WAIT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub auth_wait: u64,
+
+    /// Send Auth-Wait only while Auth-Login-Attempt is at most this; beyond it nginx
+    /// closes the connection instead of letting the client retry forever.
+    #[arg(long, env = "LOOKUP_AUTH_WAIT_MAX_ATTEMPTS", default_value_t = 10)]
+    pub auth_wait_max_attempts: u32,
+
+    /// Check the password against the account's argon2id hash (off, as in Zimbra, where
+    /// the mailbox server checks it).
+    #[arg(long, env = "LOOKUP_VERIFY_PASSWORDS")]
+    pub verify_passwords: bool,
+
+    /// When set, nginx-lookup requests must carry `X-Lookup-Secret: S`.
+    #[arg(
+        long,
+        env = "LOOKUP_LOOKUP_SECRET",
+        value_name = "S",
+        hide_env_values = true
+    )]
+    pub lookup_secret: Option<String>,
+
+    /// Most database connections in the pool.
+    #[arg(long, env = "LOOKUP_DB_POOL_SIZE", default_value_t = 32)]
+    pub db_pool_size: usize,
+
+    /// Milliseconds a database operation (waiting for a connection, connecting, one query)
+    /// may take before the request fails with a temporary error.
+    #[arg(
+        long,
+        env = "LOOKUP_DB_TIMEOUT_MS",
+        default_value_t = 2000,
+        value_name = "MS"
+    )]
+    pub db_timeout_ms: u64,
+
+    /// Most HTTP connections at once.
+    #[arg(long, env = "LOOKUP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Seconds an HTTP connection may take to send a request's headers (and may sit idle
+    /// between keep-alive requests).
+    #[arg(
+        long,
+        env = "LOOKUP_HTTP_TIMEOUT",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub http_timeout: u64,
+
+    /// Default lease of a registration when the registrant asks for none, in seconds.
+    #[arg(
+        long,
+        env = "LOOKUP_LEASE_TTL",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub lease_ttl: u32,
+
+    /// Seconds to wait at start for the database to accept connections (and the schema
+    /// migration to succeed) before giving up.
+    #[arg(
+        long,
+        env = "LOOKUP_DB_WAIT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub db_wait: u64,
+
+    /// Seconds to let open requests and watch streams finish after SIGTERM.
+    #[arg(
+        long,
+        env = "LOOKUP_GRACE_PERIOD",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub grace_period: u64,
+}
+
+/// How gRPC callers are authenticated.
+#[derive(Debug, Clone)]
+pub enum AdminAuth {
+    /// Calls must carry this bearer token.
+    Token(String),
+    /// No check (`--insecure-admin`).
+    Insecure,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// HTTP listener, unless off.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// gRPC listener, unless off.
+    pub grpc_listen: Option<std::net::SocketAddr>,
+    /// gRPC caller check.
+    pub admin_auth: AdminAuth,
+    /// Lookup behaviour.
+    pub lookup: LookupPolicy,
+    /// Database pool size.
+    pub db_pool_size: usize,
+    /// Bound on every database operation.
+    pub db_timeout: Duration,
+    /// Most HTTP connections at once.
+    pub max_connections: usize,
+    /// HTTP header/idle timeout.
+    pub http_timeout: Duration,
+    /// Default lease length.
+    pub lease_ttl: u32,
+    /// Drain bound at shutdown.
+    pub grace_period: Duration,
+}
+
+/// What the nginx-lookup endpoint does beyond resolving.
+#[derive(Debug, Clone)]
+pub struct LookupPolicy {
+    /// Auth-Wait seconds on failure.
+    pub auth_wait: u64,
+    /// Attempt cap for Auth-Wait.
+    pub auth_wait_max_attempts: u32,
+    /// Check passwords.
+    pub verify_passwords: bool,
+    /// Required X-Lookup-Secret.
+    pub secret: Option<String>,
+}
+
+impl Config {
+    /// Checks the combination of flags.
+    pub fn validate(self) -> Result<RuntimeConfig, String> {
+        let admin_auth = match (self.admin_token, self.insecure_admin) {
+            (Some(_), true) => {
+                return Err("--admin-token and --insecure-admin exclude each other".into())
+            }
+            (Some(t), false) if t.trim().is_empty() => return Err("--admin-token is empty".into()),
+            (Some(t), false) => AdminAuth::Token(t),
+            (None, true) => AdminAuth::Insecure,
+            (None, false) if self.grpc_listen == ListenAddr::Off => AdminAuth::Insecure,
+            (None, false) => {
+                return Err(
+                    "gRPC needs --admin-token T (or --insecure-admin for local development)".into(),
+                )
+            }
+        };
+        if self.db_pool_size == 0 {
+            return Err("--db-pool-size must be at least 1".into());
+        }
+        if self.db_timeout_ms == 0 {
+            return Err("--db-timeout-ms must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        if self.lease_ttl == 0 {
+            return Err("--lease-ttl must be at least 1".into());
+        }
+        if matches!(&self.lookup_secret, Some(s) if s.is_empty()) {
+            return Err("--lookup-secret is empty".into());
+        }
+        if !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+            && !self.database_url.contains('=')
+        {
+            return Err("--database-url must be postgres://… or a key=value string".into());
+        }
+        Ok(RuntimeConfig {
+            database_url: self.database_url,
+            http_listen: self.http_listen.addr(),
+            grpc_listen: self.grpc_listen.addr(),
+            admin_auth,
+            lookup: LookupPolicy {
+                auth_wait: self.auth_wait,
+                auth_wait_max_attempts: self.auth_wait_max_attempts,
+                verify_passwords: self.verify_passwords,
+                secret: self.lookup_secret,
+            },
+            db_pool_size: self.db_pool_size,
+            db_timeout: Duration::from_millis(self.db_timeout_ms),
+            max_connections: self.max_connections,
+            http_timeout: Duration::from_secs(self.http_timeout.max(1)),
+            lease_ttl: self.lease_ttl,
+            grace_period: Duration::from_secs(self.grace_period),
+        })
+    }
+}

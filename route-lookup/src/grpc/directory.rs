@@ -1,0 +1,72 @@
+//! The Directory service: `Authenticate`, for mailbox servers that check passwords.
+
+use proto::v1::directory_server::Directory;
+use proto::v1::{AuthenticateRequest, AuthenticateResponse};
+use tonic::{Request, Response, Status};
+
+use crate::password;
+use crate::resolve::{check_status, Reason, MAX_PASS, MAX_USER};
+use crate::store::{normalize, Store, StoreError};
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct DirectoryService {
+    store: Store,
+}
+
+impl DirectoryService {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn denied() -> Status {
+    Status::unauthenticated("authentication failed")
+}
+
+#[tonic::async_trait]
+impl Directory for DirectoryService {
+    async fn authenticate(
+        &self,
+        r: Request<AuthenticateRequest>,
+    ) -> Result<Response<AuthenticateResponse>, Status> {
+        let r = r.into_inner();
+        if r.name.len() > MAX_USER || r.password.len() > MAX_PASS || r.password.is_empty() {
+            return Err(denied());
+        }
+        let account = match self.store.resolve(&normalize(&r.name), "").await {
+            Ok(Some(a)) => a,
+            Ok(None) => return Err(denied()),
+            Err(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "authenticate: database unavailable");
+                return Err(Status::unavailable("directory unavailable"));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "authenticate failed");
+                return Err(Status::unavailable("directory unavailable"));
+            }
+        };
+        let ok = match account.password_hash.clone() {
+            Some(hash) => password::verify_async(hash, r.password.into_bytes()).await,
+            None => false,
+        };
+        if !ok {
+            tracing::info!(login = %r.name, "authenticate: wrong password or no password");
+            return Err(denied());
+        }
+        match check_status(&account) {
+            Ok(()) => {}
+            Err(Reason::Maintenance) => {
+                return Err(Status::unavailable("account is in maintenance"))
+            }
+            Err(_) => return Err(denied()),
+        }
+        Ok(Response::new(AuthenticateResponse {
+            account: account.name,
+            id: account.id,
+            mail_host: account.mail_host,
+            status: account.status,
+        }))
+    }
+}

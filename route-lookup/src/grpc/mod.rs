@@ -1,0 +1,71 @@
+//! The gRPC listener: Provisioning, Directory and Registry, each behind the admin-token
+//! interceptor.
+
+mod auth;
+mod directory;
+mod provisioning;
+mod registry;
+
+use std::time::Duration;
+
+use proto::v1::directory_server::DirectoryServer;
+use proto::v1::provisioning_server::ProvisioningServer;
+use proto::v1::registry_server::RegistryServer;
+use proto::v1::Membership;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::Status;
+
+pub use auth::AdminCheck;
+pub use directory::DirectoryService;
+pub use provisioning::ProvisioningService;
+pub use registry::{poll_membership, RegistryService, POLL_INTERVAL};
+
+use crate::config::AdminAuth;
+use crate::store::{Store, StoreError};
+
+/// Maps a store error to the gRPC status an admin sees (the message names the problem;
+/// database internals stay in the log).
+pub(crate) fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "database unavailable");
+            Status::unavailable("database unavailable")
+        }
+        e @ StoreError::NotFound { .. } => Status::not_found(e.to_string()),
+        e @ StoreError::Exists { .. } => Status::already_exists(e.to_string()),
+        StoreError::Invalid(m) => Status::invalid_argument(m),
+    }
+}
+
+/// Serves the three services on `listener` until `shutdown` fires.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    auth: &AdminAuth,
+    lease_ttl: u32,
+    snapshots: watch::Receiver<Option<Membership>>,
+    shutdown: common::shutdown::ShutdownWatch,
+) -> Result<(), tonic::transport::Error> {
+    let check = AdminCheck::new(auth);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(ProvisioningServer::with_interceptor(
+            ProvisioningService::new(store.clone()),
+            check.clone(),
+        ))
+        .add_service(DirectoryServer::with_interceptor(
+            DirectoryService::new(store.clone()),
+            check.clone(),
+        ))
+        .add_service(RegistryServer::with_interceptor(
+            RegistryService::new(store, lease_ttl, snapshots),
+            check,
+        ))
+        .serve_with_incoming_shutdown(incoming, async move { shutdown.triggered().await })
+        .await
+}

@@ -1,0 +1,356 @@
+//! The Provisioning service: zmprov's verbs over the store.
+
+use proto::v1::attr_change::Op;
+use proto::v1::provisioning_server::Provisioning;
+use proto::v1::{
+    AliasRequest, Attr, AttrChange, CreateAccountRequest, CreateAliasDomainRequest, CreateRequest,
+    Empty, Entry, GetConfigRequest, ListAccountsRequest, ListServersRequest, ModifyRequest,
+    NameRequest, Names, SetPasswordRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::status;
+use crate::password;
+use crate::store::{self, Change, ChangeOp, Store};
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct ProvisioningService {
+    store: Store,
+}
+
+impl ProvisioningService {
+    /// A service over `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+fn changes(attrs: Vec<AttrChange>) -> Vec<Change> {
+    attrs
+        .into_iter()
+        .map(|a| Change {
+            op: match a.op() {
+                Op::Replace => ChangeOp::Replace,
+                Op::Add => ChangeOp::Add,
+                Op::Remove => ChangeOp::Remove,
+            },
+            name: a.name,
+            value: a.value,
+        })
+        .collect()
+}
+
+fn entry(e: store::Entry) -> Response<Entry> {
+    Response::new(Entry {
+        name: e.name,
+        id: e.id,
+        attrs: e
+            .attrs
+            .into_iter()
+            .map(|(name, values)| Attr { name, values })
+            .collect(),
+    })
+}
+
+fn names(v: Vec<String>) -> Response<Names> {
+    Response::new(Names { names: v })
+}
+
+/// Takes `userPassword` out of a change list: `Some(None)` clears the password,
+/// `Some(Some(p))` sets it.
+fn take_password(changes: &mut Vec<Change>) -> Result<Option<Option<String>>, Status> {
+    let mut found = None;
+    let mut err = None;
+    changes.retain(|c| {
+        if !c.name.eq_ignore_ascii_case("userPassword") {
+            return true;
+        }
+        match c.op {
+            ChangeOp::Replace => found = Some((!c.value.is_empty()).then(|| c.value.clone())),
+            _ => {
+                err = Some(Status::invalid_argument(
+                    "userPassword is single-valued; set it without +/-",
+                ))
+            }
+        }
+        false
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+async fn hash(password: Option<String>) -> Result<Option<String>, Status> {
+    match password {
+        Some(p) if !p.is_empty() => password::hash_async(p.into_bytes())
+            .await
+            .map(Some)
+            .map_err(Status::internal),
+        _ => Ok(None),
+    }
+}
+
+#[tonic::async_trait]
+impl Provisioning for ProvisioningService {
+    async fn create_domain(&self, r: Request<CreateRequest>) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let e = self
+            .store
+            .create_domain(&r.name, &changes(r.attrs))
+            .await
+            .map_err(status)?;
+        tracing::info!(domain = %e.name, "created domain");
+        Ok(entry(e))
+    }
+
+    async fn create_alias_domain(
+        &self,
+        r: Request<CreateAliasDomainRequest>,
+    ) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let c = [Change {
+            name: "zimbraDomainAliasTargetId".into(),
+            value: r.target,
+            op: ChangeOp::Replace,
+        }];
+        let e = self
+            .store
+            .create_domain(&r.alias, &c)
+            .await
+            .map_err(status)?;
+        tracing::info!(domain = %e.name, "created alias domain");
+        Ok(entry(e))
+    }
+
+    async fn create_server(&self, r: Request<CreateRequest>) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let e = self
+            .store
+            .create_server(&r.name, &changes(r.attrs))
+            .await
+            .map_err(status)?;
+        tracing::info!(server = %e.name, "created server");
+        Ok(entry(e))
+    }
+
+    async fn create_account(
+        &self,
+        r: Request<CreateAccountRequest>,
+    ) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let mut c = changes(r.attrs);
+        let from_attrs = take_password(&mut c)?;
+        let password = if r.password.is_empty() {
+            from_attrs.flatten()
+        } else {
+            Some(r.password)
+        };
+        let hash = hash(password).await?;
+        let e = self
+            .store
+            .create_account(&r.name, hash, &c)
+            .await
+            .map_err(status)?;
+        tracing::info!(account = %e.name, "created account");
+        Ok(entry(e))
+    }
+
+    async fn add_account_alias(&self, r: Request<AliasRequest>) -> Result<Response<Empty>, Status> {
+        let r = r.into_inner();
+        self.store
+            .add_alias(&r.account, &r.alias)
+            .await
+            .map_err(status)?;
+        tracing::info!(account = %r.account, alias = %r.alias, "added alias");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn remove_account_alias(
+        &self,
+        r: Request<AliasRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = r.into_inner();
+        self.store
+            .remove_alias(&r.account, &r.alias)
+            .await
+            .map_err(status)?;
+        tracing::info!(account = %r.account, alias = %r.alias, "removed alias");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn modify_account(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let mut c = changes(r.attrs);
+        let password = match take_password(&mut c)? {
+            Some(p) => Some(hash(p).await?),
+            None => None,
+        };
+        let (before, after) = self
+            .store
+            .modify_account(&r.name, &c, password)
+            .await
+            .map_err(status)?;
+        if before.attrs.get("zimbraMailHost") != after.attrs.get("zimbraMailHost") {
+            tracing::info!(account = %after.name, from = ?before.attrs.get("zimbraMailHost"), to = ?after.attrs.get("zimbraMailHost"), "mail host changed");
+        }
+        tracing::info!(account = %after.name, "modified account");
+        Ok(entry(after))
+    }
+
+    async fn modify_server(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let e = self
+            .store
+            .modify_server(&r.name, &changes(r.attrs))
+            .await
+            .map_err(status)?;
+        tracing::info!(server = %e.name, "modified server");
+        Ok(entry(e))
+    }
+
+    async fn modify_domain(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let e = self
+            .store
+            .modify_domain(&r.name, &changes(r.attrs))
+            .await
+            .map_err(status)?;
+        tracing::info!(domain = %e.name, "modified domain");
+        Ok(entry(e))
+    }
+
+    async fn set_password(
+        &self,
+        r: Request<SetPasswordRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let r = r.into_inner();
+        let hash = hash(Some(r.password)).await?;
+        self.store
+            .modify_account(&r.account, &[], Some(hash))
+            .await
+            .map_err(status)?;
+        tracing::info!(account = %r.account, "password set");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn get_account(&self, r: Request<NameRequest>) -> Result<Response<Entry>, Status> {
+        Ok(entry(
+            self.store
+                .get_account(&r.into_inner().name)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_server(&self, r: Request<NameRequest>) -> Result<Response<Entry>, Status> {
+        Ok(entry(
+            self.store
+                .get_server(&r.into_inner().name)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_domain(&self, r: Request<NameRequest>) -> Result<Response<Entry>, Status> {
+        Ok(entry(
+            self.store
+                .get_domain(&r.into_inner().name)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_all_accounts(
+        &self,
+        r: Request<ListAccountsRequest>,
+    ) -> Result<Response<Names>, Status> {
+        Ok(names(
+            self.store
+                .all_accounts(&r.into_inner().domain)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_all_servers(
+        &self,
+        r: Request<ListServersRequest>,
+    ) -> Result<Response<Names>, Status> {
+        Ok(names(
+            self.store
+                .all_servers(&r.into_inner().service)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_all_domains(&self, _: Request<Empty>) -> Result<Response<Names>, Status> {
+        Ok(names(self.store.all_domains().await.map_err(status)?))
+    }
+
+    async fn delete_account(&self, r: Request<NameRequest>) -> Result<Response<Empty>, Status> {
+        let e = self
+            .store
+            .delete_account(&r.into_inner().name)
+            .await
+            .map_err(status)?;
+        tracing::info!(account = %e.name, "deleted account");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn delete_server(&self, r: Request<NameRequest>) -> Result<Response<Empty>, Status> {
+        let name = r.into_inner().name;
+        self.store.delete_server(&name).await.map_err(status)?;
+        tracing::info!(server = %name, "deleted server");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn delete_domain(&self, r: Request<NameRequest>) -> Result<Response<Empty>, Status> {
+        let name = r.into_inner().name;
+        self.store.delete_domain(&name).await.map_err(status)?;
+        tracing::info!(domain = %name, "deleted domain");
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn modify_config(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
+        let r = r.into_inner();
+        let e = self
+            .store
+            .modify_config(&changes(r.attrs))
+            .await
+            .map_err(status)?;
+        tracing::info!("modified global config");
+        Ok(entry(e))
+    }
+
+    async fn get_config(&self, r: Request<GetConfigRequest>) -> Result<Response<Entry>, Status> {
+        Ok(entry(
+            self.store
+                .get_config(&r.into_inner().attr)
+                .await
+                .map_err(status)?,
+        ))
+    }
+
+    async fn get_all_reverse_proxy_urls(
+        &self,
+        _: Request<Empty>,
+    ) -> Result<Response<Names>, Status> {
+        Ok(names(
+            self.store.reverse_proxy_urls().await.map_err(status)?,
+        ))
+    }
+
+    async fn get_all_mta_auth_urls(&self, _: Request<Empty>) -> Result<Response<Names>, Status> {
+        Ok(names(self.store.mta_auth_urls().await.map_err(status)?))
+    }
+
+    async fn get_all_memcached_servers(
+        &self,
+        _: Request<Empty>,
+    ) -> Result<Response<Names>, Status> {
+        Ok(names(self.store.memcached_servers().await.map_err(status)?))
+    }
+}

@@ -1,0 +1,119 @@
+//! The HTTP listener: nginx-lookup, the admin SOAP AuthRequest, `/healthz` and `/metrics`,
+//! served by hyper's HTTP/1 server so that both nginx's one-shot HTTP/1.0 requests and our
+//! proxy's HTTP/1.1 keep-alive connections work, with bounded header size and read time.
+
+mod nginx_lookup;
+mod soap;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use common::admin::{AdminSource, HealthFuture};
+use common::listener::{ListenerConfig, ListenerStats};
+use common::shutdown::{DrainGuard, ShutdownWatch};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::config::LookupPolicy;
+use crate::metrics::LookupMetrics;
+use crate::store::Store;
+
+pub(crate) use nginx_lookup::constant_time_eq;
+
+/// The path nginx's `auth_http` points at.
+pub const LOOKUP_PATH: &str = "/service/extension/nginx-lookup";
+/// The admin SOAP path (MTA auth).
+pub const SOAP_PATH: &str = "/service/admin/soap/";
+
+/// Largest request head (request line and headers) hyper buffers.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Lookup behaviour.
+    pub policy: LookupPolicy,
+    /// Counters.
+    pub metrics: Arc<LookupMetrics>,
+    /// Bound on reading a request.
+    pub http_timeout: Duration,
+}
+
+struct Admin(Arc<AppState>);
+
+impl AdminSource for Admin {
+    fn health(&self) -> HealthFuture {
+        let store = self.0.store.clone();
+        Box::pin(async move { store.health().await.map_err(|e| e.to_string()) })
+    }
+
+    fn metrics(&self) -> String {
+        self.0.metrics.render(self.0.store.pool_state())
+    }
+}
+
+/// All routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(LOOKUP_PATH, get(nginx_lookup::handle))
+        .route(SOAP_PATH, post(soap::handle))
+        .route("/service/admin/soap", post(soap::handle))
+        .with_state(state.clone())
+        .merge(common::admin::router(Arc::new(Admin(state))))
+}
+
+/// Serves `router` on `listener` until shutdown; open connections finish their request.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    max_connections: usize,
+    timeout: Duration,
+    shutdown: ShutdownWatch,
+    drain: DrainGuard,
+) {
+    let stats = Arc::new(ListenerStats::default());
+    let config = ListenerConfig {
+        name: "http",
+        max_connections,
+        reject_message: b"HTTP/1.0 503 Service Unavailable\r\nAuth-Status: Temporary authentication failure\r\nContent-Length: 0\r\n\r\n",
+    };
+    let conn_shutdown = shutdown.clone();
+    common::listener::serve(
+        listener,
+        config,
+        stats,
+        shutdown,
+        drain,
+        move |stream, _peer| {
+            let service = TowerToHyperService::new(router.clone());
+            let shutdown = conn_shutdown.clone();
+            async move {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(timeout)
+                    .keep_alive(true)
+                    .max_buf_size(MAX_HEAD);
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "http connection ended with an error");
+                        }
+                    }
+                    _ = shutdown.triggered() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(timeout, conn).await;
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}

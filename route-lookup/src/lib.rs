@@ -1,0 +1,23 @@
+//! route-lookup: the equivalent of Zimbra's route lookup handler. It owns the account
+//! database (PostgreSQL): its schema, its migrations and every query, and the three ways
+//! in: nginx's auth_http (and the admin SOAP AuthRequest) over HTTP, and gRPC for zmprov,
+//! mailbox servers, cache nodes and proxies.
+//!
+//! # Layout
+//! - [`config`]: flags and their validation.
+//! - [`store`]: the pool, the migrations and every query.
+//! - [`resolve`]: the lookup decision (login → route or a generic failure).
+//! - [`password`]: argon2id hashing and verification.
+//! - [`http`]: the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
+//! - [`grpc`]: Provisioning, Directory (`Authenticate`) and Registry (leases, watch).
+//! - [`metrics`]: lookup counters and latency histogram.
+//! - [`server`]: wiring and the shutdown contract.
+
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod metrics;
+pub mod password;
+pub mod resolve;
+pub mod server;
+pub mod store;

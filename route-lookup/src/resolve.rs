@@ -1,0 +1,266 @@
+//! The lookup decision, apart from HTTP: a parsed auth_http request in, an outcome out.
+//! Everything the client may see is one of two generic texts; the reason is kept for logs
+//! and metrics only.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use codec::auth_http::{STATUS_FAILED, STATUS_TEMPORARY};
+
+use crate::config::LookupPolicy;
+use crate::password;
+use crate::store::{normalize, AccountRoute, Store, StoreError};
+
+/// The longest login we look up, in bytes after decoding (RFC 5321 caps an address at 254).
+pub const MAX_USER: usize = 320;
+/// The longest password we accept, in bytes after decoding.
+pub const MAX_PASS: usize = 1024;
+
+/// A mail protocol as auth_http names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `imap`.
+    Imap,
+    /// `imapssl`.
+    ImapSsl,
+    /// `pop3`.
+    Pop3,
+    /// `pop3ssl`.
+    Pop3Ssl,
+}
+
+impl Protocol {
+    /// Parses an Auth-Protocol value (case-insensitive, as Zimbra's handler).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "imap" => Some(Self::Imap),
+            "imapssl" => Some(Self::ImapSsl),
+            "pop3" => Some(Self::Pop3),
+            "pop3ssl" => Some(Self::Pop3Ssl),
+            _ => None,
+        }
+    }
+}
+
+/// A well-formed lookup request.
+#[derive(Debug, Clone)]
+pub struct LookupRequest {
+    /// The login, decoded.
+    pub user: String,
+    /// The password, decoded (raw bytes: it need not be UTF-8).
+    pub pass: Vec<u8>,
+    /// Which backend port.
+    pub protocol: Protocol,
+    /// The proxy's interface address (qualifies unqualified logins by virtual IP).
+    pub proxy_ip: Option<IpAddr>,
+}
+
+/// Why a lookup failed; for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Headers missing, malformed, oversize.
+    BadRequest,
+    /// X-Lookup-Secret missing or wrong.
+    Secret,
+    /// apop, cram-md5, external, ...
+    Method,
+    /// No such account.
+    NotFound,
+    /// Wrong password (with --verify-passwords).
+    BadPassword,
+    /// locked, lockout, closed, pending.
+    Inactive,
+    /// maintenance.
+    Maintenance,
+    /// The account has no mail host, or it does not resolve.
+    NoRoute,
+    /// The database is down or slow.
+    Unavailable,
+}
+
+impl Reason {
+    /// Every reason, for metrics.
+    pub const ALL: [Reason; 9] = [
+        Self::BadRequest,
+        Self::Secret,
+        Self::Method,
+        Self::NotFound,
+        Self::BadPassword,
+        Self::Inactive,
+        Self::Maintenance,
+        Self::NoRoute,
+        Self::Unavailable,
+    ];
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Secret => "bad_secret",
+            Self::Method => "unsupported_method",
+            Self::NotFound => "not_found",
+            Self::BadPassword => "bad_password",
+            Self::Inactive => "inactive",
+            Self::Maintenance => "maintenance",
+            Self::NoRoute => "no_route",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// The Auth-Status text the client sees.
+    pub fn status_text(self) -> &'static str {
+        match self {
+            Self::Maintenance | Self::NoRoute | Self::Unavailable => STATUS_TEMPORARY,
+            _ => STATUS_FAILED,
+        }
+    }
+}
+
+/// A successful lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The mailbox server, an IP literal.
+    pub server: IpAddr,
+    /// Its port for the protocol.
+    pub port: u16,
+    /// The canonical account name to log in as.
+    pub user: String,
+    /// Zimbra's Auth-Cache-Alias: the account is in the default domain.
+    pub cache_alias: bool,
+}
+
+/// Strips Zimbra's client suffixes (`/tb`, `/wm`, `/ni`), which name the client, not the user.
+fn strip_suffix(login: &str) -> &str {
+    for suffix in ["/tb", "/wm", "/ni"] {
+        if let Some(base) = login.strip_suffix(suffix) {
+            return base;
+        }
+    }
+    login
+}
+
+/// Resolves `req` against the database under `policy`.
+pub async fn lookup(
+    store: &Store,
+    policy: &LookupPolicy,
+    req: &LookupRequest,
+) -> Result<Route, Reason> {
+    let login = normalize(strip_suffix(&req.user));
+    if login.is_empty() || login.matches('@').count() > 1 {
+        return Err(Reason::NotFound);
+    }
+    let proxy_ip = req.proxy_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let account = match store.resolve(&login, &proxy_ip).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err(Reason::NotFound),
+        Err(StoreError::Unavailable(e)) => {
+            tracing::warn!(error = %e, "lookup failed: database unavailable");
+            return Err(Reason::Unavailable);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "lookup failed");
+            return Err(Reason::Unavailable);
+        }
+    };
+    check_status(&account)?;
+    if policy.verify_passwords {
+        let ok = match &account.password_hash {
+            Some(hash) => password::verify_async(hash.clone(), req.pass.clone()).await,
+            None => false,
+        };
+        if !ok {
+            return Err(Reason::BadPassword);
+        }
+    }
+    let port = match req.protocol {
+        Protocol::Imap => account.ports.imap,
+        Protocol::ImapSsl => account.ports.imaps,
+        Protocol::Pop3 => account.ports.pop3,
+        Protocol::Pop3Ssl => account.ports.pop3s,
+    };
+    let server = host_address(&account).await.ok_or(Reason::NoRoute)?;
+    Ok(Route {
+        server,
+        port,
+        user: account.name,
+        cache_alias: account.in_default_domain,
+    })
+}
+
+/// Maps zimbraAccountStatus to a failure, if it is one.
+pub fn check_status(account: &AccountRoute) -> Result<(), Reason> {
+    match account.status.as_str() {
+        "active" => Ok(()),
+        "maintenance" => Err(Reason::Maintenance),
+        _ => Err(Reason::Inactive),
+    }
+}
+
+/// The mail host as an IP literal: its serviceAddress, else its name resolved (IPv4
+/// preferred, as Zimbra does); `None` when it has no mail host or it does not resolve.
+async fn host_address(account: &AccountRoute) -> Option<IpAddr> {
+    if let Some(ip) = account
+        .service_address
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+    {
+        return Some(ip);
+    }
+    if account.mail_host.is_empty() {
+        tracing::warn!(account = %account.name, "account has no zimbraMailHost");
+        return None;
+    }
+    resolve_host(&account.mail_host).await
+}
+
+/// Resolves a host name (or parses an IP literal), IPv4 first, within two seconds.
+pub async fn resolve_host(host: &str) -> Option<IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Some(ip);
+    }
+    let found =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::lookup_host((host, 0))).await;
+    match found {
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+            let ip = addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied();
+            if ip.is_none() {
+                tracing::warn!(host, "mail host has no address");
+            }
+            ip
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(host, error = %e, "mail host does not resolve");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(host, "mail host resolution timed out");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocols_and_suffixes() {
+        assert_eq!(Protocol::parse("IMAP"), Some(Protocol::Imap));
+        assert_eq!(Protocol::parse("pop3ssl"), Some(Protocol::Pop3Ssl));
+        assert_eq!(Protocol::parse("smtp"), None);
+        assert_eq!(strip_suffix("a@b.c/tb"), "a@b.c");
+        assert_eq!(strip_suffix("a@b.c/xx"), "a@b.c/xx");
+    }
+
+    #[test]
+    fn only_two_texts_reach_the_client() {
+        for r in Reason::ALL {
+            assert!([STATUS_FAILED, STATUS_TEMPORARY].contains(&r.status_text()));
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Wiring: the store (migrated), the HTTP and gRPC listeners and the membership poller,
+//! started together and stopped by one shutdown watch.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::shutdown::{Drain, ShutdownWatch};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{AdminAuth, RuntimeConfig};
+use crate::http::{self, AppState};
+use crate::metrics::LookupMetrics;
+use crate::store::{Store, StoreConfig};
+
+/// A bound, migrated route-lookup, ready to run.
+#[derive(Debug)]
+pub struct RouteLookup {
+    config: RuntimeConfig,
+    store: Store,
+    http: Option<TcpListener>,
+    grpc: Option<TcpListener>,
+    http_addr: Option<SocketAddr>,
+    grpc_addr: Option<SocketAddr>,
+}
+
+impl RouteLookup {
+    /// Connects to the database (waiting up to `db_wait` for it to come up), migrates the
+    /// schema, and binds the listeners.
+    pub async fn bind(config: RuntimeConfig, db_wait: Duration) -> anyhow::Result<Self> {
+        let store = Store::new(&StoreConfig {
+            url: config.database_url.clone(),
+            pool_size: config.db_pool_size,
+            timeout: config.db_timeout,
+        })
+        .map_err(anyhow::Error::msg)?;
+        let deadline = tokio::time::Instant::now() + db_wait;
+        let version = loop {
+            match store.migrate().await {
+                Ok(v) => break v,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "database not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => anyhow::bail!("cannot migrate the database: {e}"),
+            }
+        };
+        tracing::info!(schema_version = version, "database ready");
+        if matches!(config.admin_auth, AdminAuth::Insecure) && config.grpc_listen.is_some() {
+            tracing::warn!(
+                "gRPC admin calls are NOT authenticated (--insecure-admin); local development only"
+            );
+        }
+        let http = match config.http_listen {
+            Some(a) => Some(common::listener::bind("http", a).await?),
+            None => None,
+        };
+        let grpc = match config.grpc_listen {
+            Some(a) => Some(common::listener::bind("grpc", a).await?),
+            None => None,
+        };
+        Ok(Self {
+            http_addr: http.as_ref().map(TcpListener::local_addr).transpose()?,
+            grpc_addr: grpc.as_ref().map(TcpListener::local_addr).transpose()?,
+            config,
+            store,
+            http,
+            grpc,
+        })
+    }
+
+    /// The HTTP listener's address, if on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// The gRPC listener's address, if on.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    /// The database handle.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` fires, then drains within the grace period.
+    pub async fn run(self, shutdown: ShutdownWatch) {
+        let drain = Drain::new();
+        let (tx, rx) = watch::channel(None);
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::grpc::poll_membership(
+            self.store.clone(),
+            tx,
+            shutdown.clone(),
+        ));
+        if let Some(listener) = self.http {
+            let state = Arc::new(AppState {
+                store: self.store.clone(),
+                policy: self.config.lookup.clone(),
+                metrics: Arc::new(LookupMetrics::default()),
+                http_timeout: self.config.http_timeout,
+            });
+            tasks.spawn(http::serve(
+                listener,
+                http::router(state),
+                self.config.max_connections,
+                self.config.http_timeout,
+                shutdown.clone(),
+                drain.guard(),
+            ));
+        }
+        if let Some(listener) = self.grpc {
+            let store = self.store.clone();
+            let auth = self.config.admin_auth.clone();
+            let ttl = self.config.lease_ttl;
+            let shutdown = shutdown.clone();
+            let guard = drain.guard();
+            tasks.spawn(async move {
+                if let Err(e) = crate::grpc::serve(listener, store, &auth, ttl, rx, shutdown).await
+                {
+                    tracing::error!(error = %e, "gRPC server failed");
+                }
+                drop(guard);
+            });
+        }
+        shutdown.triggered().await;
+        if drain.wait(self.config.grace_period).await {
+            tracing::info!("drained");
+        } else {
+            tracing::warn!(grace = ?self.config.grace_period, "grace period over; closing open connections");
+        }
+        tasks.abort_all();
+        self.store.close();
+    }
+}

@@ -1,0 +1,116 @@
+//! Versioned schema migrations, run by every route-lookup at start. They are idempotent:
+//! each version is applied once, inside one transaction that holds an advisory lock, so
+//! several instances starting together apply each exactly once.
+
+use super::{Store, StoreError};
+
+/// The schema, in order. Never edit an applied migration; add the next version.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "accounts, domains, servers, config, registrations",
+    r#"
+CREATE TABLE config (
+    name  text PRIMARY KEY,
+    vals  text[] NOT NULL
+);
+CREATE TABLE domains (
+    id            text PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    name          text NOT NULL UNIQUE,
+    alias_target  text REFERENCES domains(id) ON DELETE CASCADE,
+    virtual_ips   text[] NOT NULL DEFAULT '{}'
+);
+CREATE INDEX domains_virtual_ips ON domains USING gin (virtual_ips);
+CREATE TABLE servers (
+    id               text PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    name             text NOT NULL UNIQUE,
+    service_address  text,
+    services         text[] NOT NULL DEFAULT '{}',
+    imap_port        integer NOT NULL DEFAULT 7143,
+    imaps_port       integer NOT NULL DEFAULT 7993,
+    pop3_port        integer NOT NULL DEFAULT 7110,
+    pop3s_port       integer NOT NULL DEFAULT 7995,
+    memcached_port   integer NOT NULL DEFAULT 11211,
+    extension_port   integer NOT NULL DEFAULT 7072,
+    mta_auth_port    integer NOT NULL DEFAULT 7072,
+    lookup_target    boolean NOT NULL DEFAULT false,
+    mta_auth_target  boolean NOT NULL DEFAULT false
+);
+CREATE TABLE accounts (
+    id             text PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    name           text NOT NULL UNIQUE,
+    domain_id      text NOT NULL REFERENCES domains(id),
+    mail_host      text NOT NULL DEFAULT '',
+    status         text NOT NULL DEFAULT 'active'
+                   CHECK (status IN ('active', 'locked', 'lockout', 'closed', 'maintenance', 'pending')),
+    password_hash  text
+);
+CREATE INDEX accounts_domain ON accounts (domain_id);
+-- Primary names and aliases share one key space: an alias can never shadow an account.
+CREATE TABLE addresses (
+    address     text PRIMARY KEY,
+    account_id  text NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    is_primary  boolean NOT NULL
+);
+CREATE INDEX addresses_account ON addresses (account_id);
+-- Free-form descriptive attributes (displayName, description, ...), multi-valued.
+CREATE TABLE extra_attrs (
+    entry_id  text NOT NULL,
+    name      text NOT NULL,
+    value     text NOT NULL,
+    PRIMARY KEY (entry_id, name, value)
+);
+CREATE TABLE registrations (
+    lease_id     text PRIMARY KEY,
+    kind         text NOT NULL,
+    address      text NOT NULL,
+    ttl_seconds  integer NOT NULL,
+    expires_at   timestamptz NOT NULL,
+    UNIQUE (kind, address)
+);
+"#,
+)];
+
+/// An arbitrary constant that names our advisory lock.
+const MIGRATION_LOCK: i64 = 0x7a70_726f_7879;
+
+impl Store {
+    /// Applies every migration not yet applied; returns the schema version now in place.
+    pub async fn migrate(&self) -> Result<i32, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version     integer PRIMARY KEY,
+                 name        text NOT NULL,
+                 applied_at  timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?;
+        let current: i32 = row.get(0);
+        let mut version = current;
+        for &(v, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[&v, &name],
+            )
+            .await?;
+            tracing::info!(version = v, name, "applied migration");
+            version = v;
+        }
+        tx.commit().await?;
+        Ok(version)
+    }
+}
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
