@@ -21,3 +21,5 @@ pub mod password;
 pub mod resolve;
 pub mod server;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;

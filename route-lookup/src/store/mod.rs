@@ -64,6 +64,8 @@ impl From<tokio_postgres::Error> for StoreError {
             Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => {
                 Self::Invalid("the entry is still in use".into())
             }
+            // Class 22, data exception: the value was unacceptable, the database is fine.
+            Some(c) if c.code().starts_with("22") => Self::Invalid(format!("invalid value: {e}")),
             _ => Self::Unavailable(e.to_string()),
         }
     }

@@ -179,9 +179,20 @@ fn find_spec(kind: EntryKind, name: &str) -> Result<&'static Spec, StoreError> {
         .ok_or_else(|| StoreError::Invalid(format!("invalid attr name: {name}")))
 }
 
-fn is_descriptive(name: &str) -> bool {
-    DESCRIPTIVE.iter().any(|s| s.name == name)
-        || ["displayName", "cn", "sn", "givenName"].contains(&name)
+/// Attributes kept in `extra_attrs` rather than in columns, per kind.
+fn extra_names(kind: EntryKind) -> &'static [&'static str] {
+    match kind {
+        EntryKind::Account => &[
+            "description",
+            "zimbraNotes",
+            "displayName",
+            "cn",
+            "sn",
+            "givenName",
+        ],
+        EntryKind::Domain | EntryKind::Server => &["description", "zimbraNotes"],
+        EntryKind::Config => &[],
+    }
 }
 
 fn check_value(spec: &Spec, value: &str) -> Result<(), StoreError> {
@@ -345,13 +356,17 @@ impl Store {
 
     async fn write_extras(
         client: &impl deadpool_postgres::GenericClient,
+        kind: EntryKind,
         id: &str,
         attrs: &BTreeMap<String, Vec<String>>,
     ) -> Result<(), StoreError> {
         client
             .execute("DELETE FROM extra_attrs WHERE entry_id = $1", &[&id])
             .await?;
-        for (name, values) in attrs.iter().filter(|(n, _)| is_descriptive(n)) {
+        for (name, values) in attrs
+            .iter()
+            .filter(|(n, _)| extra_names(kind).contains(&n.as_str()))
+        {
             for value in values {
                 client
                     .execute(
@@ -446,7 +461,7 @@ impl Store {
                 &[&e.id, &target, &ips],
             )
             .await?;
-        Self::write_extras(client, &e.id, &e.attrs).await
+        Self::write_extras(client, EntryKind::Domain, &e.id, &e.attrs).await
     }
 
     /// createDomain.
@@ -641,7 +656,7 @@ impl Store {
                 ],
             )
             .await?;
-        Self::write_extras(client, &e.id, &e.attrs).await
+        Self::write_extras(client, EntryKind::Server, &e.id, &e.attrs).await
     }
 
     /// createServer.
@@ -796,7 +811,7 @@ impl Store {
                 ],
             )
             .await?;
-        Self::write_extras(client, &e.id, &e.attrs).await
+        Self::write_extras(client, EntryKind::Account, &e.id, &e.attrs).await
     }
 
     async fn local_domain_id(

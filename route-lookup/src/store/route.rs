@@ -104,6 +104,11 @@ impl Store {
         login: &str,
         proxy_ip: &str,
     ) -> Result<Option<AccountRoute>, StoreError> {
+        // No stored name holds a control character (creation refuses them), and PostgreSQL
+        // rejects NUL outright: such a login is simply unknown.
+        if login.chars().any(char::is_control) || proxy_ip.chars().any(char::is_control) {
+            return Ok(None);
+        }
         self.bounded(async {
             let client = self.client().await?;
             let direct = client
