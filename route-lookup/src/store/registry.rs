@@ -58,7 +58,7 @@ impl Store {
             let stmt = client
                 .prepare_cached(
                     "INSERT INTO registrations (lease_id, kind, address, ttl_seconds, expires_at)
-                     VALUES (gen_random_uuid()::text, $1, $2, $3, now() + make_interval(secs => $3))
+                     VALUES (gen_random_uuid()::text, $1, $2, $3, now() + $3::integer * interval '1 second')
                      ON CONFLICT (kind, address) DO UPDATE
                         SET lease_id = EXCLUDED.lease_id, ttl_seconds = EXCLUDED.ttl_seconds,
                             expires_at = EXCLUDED.expires_at
@@ -81,7 +81,7 @@ impl Store {
             let stmt = client
                 .prepare_cached(
                     "UPDATE registrations
-                        SET expires_at = now() + make_interval(secs => ttl_seconds)
+                        SET expires_at = now() + ttl_seconds * interval '1 second'
                       WHERE lease_id = $1 AND expires_at > now()
                      RETURNING ttl_seconds",
                 )
