@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`config`]: flags and their validation.
 //! - [`store`]: the pool, the migrations and every query.
+//! - [`directory`]: the in-memory snapshot of domains, servers and config lookups use.
 //! - [`resolve`]: the lookup decision (login → route or a generic failure).
 //! - [`password`]: argon2id hashing and verification.
 //! - [`http`]: the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
@@ -14,6 +15,7 @@
 //! - [`server`]: wiring and the shutdown contract.
 
 pub mod config;
+pub mod directory;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

@@ -9,7 +9,7 @@ use codec::auth_http::{STATUS_FAILED, STATUS_TEMPORARY};
 
 use crate::config::LookupPolicy;
 use crate::password;
-use crate::store::{normalize, AccountRoute, Store, StoreError};
+use crate::store::{normalize, AccountRoute, Directory, Store, StoreError};
 
 /// The longest login we look up, in bytes after decoding (RFC 5321 caps an address at 254).
 pub const MAX_USER: usize = 320;
@@ -142,6 +142,7 @@ fn strip_suffix(login: &str) -> &str {
 /// Resolves `req` against the database under `policy`.
 pub async fn lookup(
     store: &Store,
+    dir: &Directory,
     policy: &LookupPolicy,
     req: &LookupRequest,
 ) -> Result<Route, Reason> {
@@ -150,7 +151,7 @@ pub async fn lookup(
         return Err(Reason::NotFound);
     }
     let proxy_ip = req.proxy_ip.map(|ip| ip.to_string()).unwrap_or_default();
-    let account = match store.resolve(&login, &proxy_ip).await {
+    let account = match store.resolve(dir, &login, &proxy_ip).await {
         Ok(Some(a)) => a,
         Ok(None) => return Err(Reason::NotFound),
         Err(StoreError::Unavailable(e)) => {
@@ -172,11 +173,12 @@ pub async fn lookup(
             return Err(Reason::BadPassword);
         }
     }
+    let ports = account.server.ports;
     let port = match req.protocol {
-        Protocol::Imap => account.ports.imap,
-        Protocol::ImapSsl => account.ports.imaps,
-        Protocol::Pop3 => account.ports.pop3,
-        Protocol::Pop3Ssl => account.ports.pop3s,
+        Protocol::Imap => ports.imap,
+        Protocol::ImapSsl => ports.imaps,
+        Protocol::Pop3 => ports.pop3,
+        Protocol::Pop3Ssl => ports.pop3s,
     };
     let server = host_address(&account).await.ok_or(Reason::NoRoute)?;
     Ok(Route {
@@ -200,6 +202,7 @@ pub fn check_status(account: &AccountRoute) -> Result<(), Reason> {
 /// preferred, as Zimbra does); `None` when it has no mail host or it does not resolve.
 async fn host_address(account: &AccountRoute) -> Option<IpAddr> {
     if let Some(ip) = account
+        .server
         .service_address
         .as_deref()
         .and_then(|a| a.parse().ok())

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::{AdminAuth, RuntimeConfig};
+use crate::directory::DirectoryCache;
 use crate::http::{self, AppState};
 use crate::metrics::LookupMetrics;
 use crate::store::{Store, StoreConfig};
@@ -19,6 +20,7 @@ use crate::store::{Store, StoreConfig};
 pub struct RouteLookup {
     config: RuntimeConfig,
     store: Store,
+    directory: Arc<DirectoryCache>,
     http: Option<TcpListener>,
     grpc: Option<TcpListener>,
     http_addr: Option<SocketAddr>,
@@ -47,6 +49,7 @@ impl RouteLookup {
             }
         };
         tracing::info!(schema_version = version, "database ready");
+        let directory = DirectoryCache::load(&store).await?;
         if matches!(config.admin_auth, AdminAuth::Insecure) && config.grpc_listen.is_some() {
             tracing::warn!(
                 "gRPC admin calls are NOT authenticated (--insecure-admin); local development only"
@@ -65,6 +68,7 @@ impl RouteLookup {
             grpc_addr: grpc.as_ref().map(TcpListener::local_addr).transpose()?,
             config,
             store,
+            directory,
             http,
             grpc,
         })
@@ -88,6 +92,12 @@ impl RouteLookup {
     /// Serves until `shutdown` fires, then drains within the grace period.
     pub async fn run(self, shutdown: ShutdownWatch) {
         let drain = Drain::new();
+        let directory = self.directory.clone();
+        tokio::spawn(
+            directory
+                .clone()
+                .run_refresher(self.store.clone(), shutdown.clone()),
+        );
         let (tx, rx) = watch::channel(None);
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(crate::grpc::poll_membership(
@@ -98,6 +108,7 @@ impl RouteLookup {
         if let Some(listener) = self.http {
             let state = Arc::new(AppState {
                 store: self.store.clone(),
+                directory: directory.clone(),
                 policy: self.config.lookup.clone(),
                 metrics: Arc::new(LookupMetrics::default()),
                 http_timeout: self.config.http_timeout,
@@ -113,12 +124,14 @@ impl RouteLookup {
         }
         if let Some(listener) = self.grpc {
             let store = self.store.clone();
+            let directory = directory.clone();
             let auth = self.config.admin_auth.clone();
             let ttl = self.config.lease_ttl;
             let shutdown = shutdown.clone();
             let guard = drain.guard();
             tasks.spawn(async move {
-                if let Err(e) = crate::grpc::serve(listener, store, &auth, ttl, rx, shutdown).await
+                if let Err(e) =
+                    crate::grpc::serve(listener, store, directory, &auth, ttl, rx, shutdown).await
                 {
                     tracing::error!(error = %e, "gRPC server failed");
                 }

@@ -21,7 +21,11 @@ async fn zmprov(h: &Harness, args: &[&str], stdin: Option<&str>) -> Out {
         .arg(h.grpc_url())
         .args(args)
         .env("ZMPROV_ADMIN_TOKEN", TOKEN)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -83,14 +87,25 @@ async fn every_verb_end_to_end() {
     assert!(lines.iter().all(|l| is_uuid(l)), "{out}");
 
     // The seed's three proxy commands, every spelling, Zimbra's exact output.
-    for garpu in ["garpu", "getAllReverseProxyURLs", "-garpu", "--getAllReverseProxyURLs", "--garpu"] {
+    for garpu in [
+        "garpu",
+        "getAllReverseProxyURLs",
+        "-garpu",
+        "--getAllReverseProxyURLs",
+        "--garpu",
+    ] {
         assert_eq!(
             ok(&h, &[garpu]).await,
             "lookup1.example.com:7072/service/extension/nginx-lookup lookup2.example.com:17072/service/extension/nginx-lookup \n",
             "{garpu}"
         );
     }
-    for gamau in ["gamau", "getAllMtaAuthURLs", "-gamau", "--getAllMtaAuthURLs"] {
+    for gamau in [
+        "gamau",
+        "getAllMtaAuthURLs",
+        "-gamau",
+        "--getAllMtaAuthURLs",
+    ] {
         assert_eq!(
             ok(&h, &[gamau]).await,
             "http://lookup2.example.com:7073/service/admin/soap/ http://mbx1.example.com:7072/service/admin/soap/ \n"
@@ -98,16 +113,33 @@ async fn every_verb_end_to_end() {
     }
     assert_eq!(ok(&h, &["gamcs"]).await, "mbx2.example.com:11211 \n");
     // A live registered cache node joins gamcs.
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url()).unwrap().connect().await.unwrap();
-    let mut reg = RegistryClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
-        r.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        Ok(r)
-    });
-    reg.register(RegisterRequest { kind: ServiceKind::CacheNode.into(), address: "10.0.0.5:11211".into(), ttl_seconds: 60 })
+    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
+        .unwrap()
+        .connect()
         .await
         .unwrap();
-    for gamcs in ["gamcs", "getAllMemcachedServers", "-gamcs", "--getAllMemcachedServers"] {
-        assert_eq!(ok(&h, &[gamcs]).await, "mbx2.example.com:11211 10.0.0.5:11211 \n");
+    let mut reg = RegistryClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        Ok(r)
+    });
+    reg.register(RegisterRequest {
+        kind: ServiceKind::CacheNode.into(),
+        address: "10.0.0.5:11211".into(),
+        ttl_seconds: 60,
+    })
+    .await
+    .unwrap();
+    for gamcs in [
+        "gamcs",
+        "getAllMemcachedServers",
+        "-gamcs",
+        "--getAllMemcachedServers",
+    ] {
+        assert_eq!(
+            ok(&h, &[gamcs]).await,
+            "mbx2.example.com:11211 10.0.0.5:11211 \n"
+        );
     }
 
     // getAccount: `# name`, then attr: value lines, sorted; by alias too; selected attrs.
@@ -123,51 +155,130 @@ async fn every_verb_end_to_end() {
     ] {
         assert!(ga.lines().any(|l| l == line), "missing {line:?} in\n{ga}");
     }
-    assert!(!ga.contains("S3cret") && !ga.to_lowercase().contains("password"), "{ga}");
+    assert!(
+        !ga.contains("S3cret") && !ga.to_lowercase().contains("password"),
+        "{ga}"
+    );
     assert_eq!(
-        ok(&h, &["getAccount", "ann@example.com", "zimbraMailHost", "zimbraaccountstatus"]).await,
+        ok(
+            &h,
+            &[
+                "getAccount",
+                "ann@example.com",
+                "zimbraMailHost",
+                "zimbraaccountstatus"
+            ]
+        )
+        .await,
         "# name ann@example.com\nzimbraAccountStatus: active\nzimbraMailHost: mbx1.example.com\n"
     );
     let gs = ok(&h, &["gs", "mbx2.example.com"]).await;
-    for line in ["zimbraImapBindPort: 8143", "zimbraServiceEnabled: mailbox", "zimbraServiceEnabled: memcached", "serviceAddress: 127.0.0.2"] {
+    for line in [
+        "zimbraImapBindPort: 8143",
+        "zimbraServiceEnabled: mailbox",
+        "zimbraServiceEnabled: memcached",
+        "serviceAddress: 127.0.0.2",
+    ] {
         assert!(gs.lines().any(|l| l == line), "missing {line:?} in\n{gs}");
     }
-    assert_eq!(ok(&h, &["gd", "alias.example.com", "zimbraDomainType"]).await, "# name alias.example.com\nzimbraDomainType: alias\n");
+    assert_eq!(
+        ok(&h, &["gd", "alias.example.com", "zimbraDomainType"]).await,
+        "# name alias.example.com\nzimbraDomainType: alias\n"
+    );
 
     // Lists.
     assert_eq!(ok(&h, &["gaa"]).await, "ann@example.com\nbob@example.com\n");
     assert_eq!(ok(&h, &["getAllAccounts", "example.org"]).await, "");
-    assert_eq!(ok(&h, &["gad"]).await, "alias.example.com\nexample.com\nexample.org\n");
+    assert_eq!(
+        ok(&h, &["gad"]).await,
+        "alias.example.com\nexample.com\nexample.org\n"
+    );
     assert_eq!(
         ok(&h, &["gas"]).await,
         "lookup1.example.com\nlookup2.example.com\nmbx1.example.com\nmbx2.example.com\n"
     );
-    assert_eq!(ok(&h, &["gas", "mailbox"]).await, "mbx1.example.com\nmbx2.example.com\n");
-    assert_eq!(ok(&h, &["gcf", "zimbraDefaultDomainName"]).await, "zimbraDefaultDomainName: example.com\n");
-    assert!(ok(&h, &["gacf"]).await.contains("zimbraDefaultDomainName: example.com\n"));
+    assert_eq!(
+        ok(&h, &["gas", "mailbox"]).await,
+        "mbx1.example.com\nmbx2.example.com\n"
+    );
+    assert_eq!(
+        ok(&h, &["gcf", "zimbraDefaultDomainName"]).await,
+        "zimbraDefaultDomainName: example.com\n"
+    );
+    assert!(ok(&h, &["gacf"])
+        .await
+        .contains("zimbraDefaultDomainName: example.com\n"));
 
     // Modify: plain, +attr, -attr; config; server; domain.
-    assert_eq!(ok(&h, &["ma", "ann@example.com", "zimbraMailHost", "mbx2.example.com", "zimbraAccountStatus", "locked"]).await, "");
     assert_eq!(
-        ok(&h, &["ga", "ann@example.com", "zimbraMailHost", "zimbraAccountStatus"]).await,
+        ok(
+            &h,
+            &[
+                "ma",
+                "ann@example.com",
+                "zimbraMailHost",
+                "mbx2.example.com",
+                "zimbraAccountStatus",
+                "locked"
+            ]
+        )
+        .await,
+        ""
+    );
+    assert_eq!(
+        ok(
+            &h,
+            &[
+                "ga",
+                "ann@example.com",
+                "zimbraMailHost",
+                "zimbraAccountStatus"
+            ]
+        )
+        .await,
         "# name ann@example.com\nzimbraAccountStatus: locked\nzimbraMailHost: mbx2.example.com\n"
     );
-    ok(&h, &["ms", "mbx2.example.com", "-zimbraServiceEnabled", "memcached", "+zimbraServiceEnabled", "imapproxy"]).await;
+    ok(
+        &h,
+        &[
+            "ms",
+            "mbx2.example.com",
+            "-zimbraServiceEnabled",
+            "memcached",
+            "+zimbraServiceEnabled",
+            "imapproxy",
+        ],
+    )
+    .await;
     assert_eq!(
         ok(&h, &["gs", "mbx2.example.com", "zimbraServiceEnabled"]).await,
         "# name mbx2.example.com\nzimbraServiceEnabled: mailbox\nzimbraServiceEnabled: imapproxy\n"
     );
     assert_eq!(ok(&h, &["gamcs"]).await, "10.0.0.5:11211 \n");
-    ok(&h, &["md", "example.org", "zimbraVirtualIPAddress", "10.1.2.3"]).await;
-    ok(&h, &["modifyConfig", "zimbraReverseProxyUserLoginLimit", "5"]).await;
-    assert_eq!(ok(&h, &["gcf", "zimbraReverseProxyUserLoginLimit"]).await, "zimbraReverseProxyUserLoginLimit: 5\n");
+    ok(
+        &h,
+        &["md", "example.org", "zimbraVirtualIPAddress", "10.1.2.3"],
+    )
+    .await;
+    ok(
+        &h,
+        &["modifyConfig", "zimbraReverseProxyUserLoginLimit", "5"],
+    )
+    .await;
+    assert_eq!(
+        ok(&h, &["gcf", "zimbraReverseProxyUserLoginLimit"]).await,
+        "zimbraReverseProxyUserLoginLimit: 5\n"
+    );
     ok(&h, &["sp", "bob@example.com", "new pass"]).await;
 
     // Aliases and deletes.
     ok(&h, &["raa", "ann@example.com", "annie@example.com"]).await;
     let o = zmprov(&h, &["ga", "annie@example.com"], None).await;
     assert_eq!(o.code, 1);
-    assert_eq!(o.stderr, "ERROR: service.NOT_FOUND (no such account: annie@example.com)\n");
+    assert_eq!(
+        o.stderr,
+        "ERROR: service.NOT_FOUND (no such account: annie@example.com)\n"
+    );
     ok(&h, &["da", "bob@example.com"]).await;
     ok(&h, &["ds", "lookup1.example.com"]).await;
     ok(&h, &["dd", "example.org"]).await;
@@ -175,22 +286,54 @@ async fn every_verb_end_to_end() {
 
     // Batch from stdin, with a failing line in the middle: reported with its line number,
     // the rest still runs, exit status 1.
-    let o = zmprov(&h, &[], Some("cd stdin.example\n# comment\n\nga nobody@example.com\ncd stdin2.example\n")).await;
+    let o = zmprov(
+        &h,
+        &[],
+        Some("cd stdin.example\n# comment\n\nga nobody@example.com\ncd stdin2.example\n"),
+    )
+    .await;
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert_eq!(o.stdout.lines().count(), 2);
-    assert_eq!(o.stderr, "ERROR: line 4: service.NOT_FOUND (no such account: nobody@example.com)\n");
+    assert_eq!(
+        o.stderr,
+        "ERROR: line 4: service.NOT_FOUND (no such account: nobody@example.com)\n"
+    );
     let o = zmprov(&h, &["-f", "-"], Some("gad\n")).await;
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("stdin2.example\n"));
 
     // Errors: one line naming the problem, non-zero exit; never the password.
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["ca", "ann@example.com", "Sup3r+secret"], 1, "ERROR: service.ALREADY_EXISTS (account already exists: ann@example.com)\n"),
-        (&["ca", "x@nosuch.example", "Sup3r+secret"], 1, "ERROR: service.NOT_FOUND (no such domain: nosuch.example)\n"),
-        (&["ma", "ann@example.com", "zimbraBogus", "1"], 1, "ERROR: service.INVALID_REQUEST (invalid attr name: zimbraBogus)\n"),
-        (&["ma", "ann@example.com", "zimbraMailHost"], 2, "ERROR: usage: modifyAccount(ma) {name@domain|id} [attr1 value1 [attr2 value2...]]\n"),
-        (&["frobnicate"], 2, "ERROR: unknown command: frobnicate (zmprov --help lists them)\n"),
-        (&["dd", "example.com"], 1, "ERROR: service.INVALID_REQUEST (domain not empty: example.com (1 accounts))\n"),
+        (
+            &["ca", "ann@example.com", "Sup3r+secret"],
+            1,
+            "ERROR: service.ALREADY_EXISTS (account already exists: ann@example.com)\n",
+        ),
+        (
+            &["ca", "x@nosuch.example", "Sup3r+secret"],
+            1,
+            "ERROR: service.NOT_FOUND (no such domain: nosuch.example)\n",
+        ),
+        (
+            &["ma", "ann@example.com", "zimbraBogus", "1"],
+            1,
+            "ERROR: service.INVALID_REQUEST (invalid attr name: zimbraBogus)\n",
+        ),
+        (
+            &["ma", "ann@example.com", "zimbraMailHost"],
+            2,
+            "ERROR: usage: modifyAccount(ma) {name@domain|id} [attr1 value1 [attr2 value2...]]\n",
+        ),
+        (
+            &["frobnicate"],
+            2,
+            "ERROR: unknown command: frobnicate (zmprov --help lists them)\n",
+        ),
+        (
+            &["dd", "example.com"],
+            1,
+            "ERROR: service.INVALID_REQUEST (domain not empty: example.com (1 accounts))\n",
+        ),
     ];
     for (args, code, stderr) in cases {
         let o = zmprov(&h, args, None).await;
@@ -204,14 +347,18 @@ async fn every_verb_end_to_end() {
         cmd.output().await.unwrap()
     };
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "ERROR: service.AUTH_REQUIRED (invalid admin token)\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "ERROR: service.AUTH_REQUIRED (invalid admin token)\n"
+    );
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_zmprov"))
         .args(["--server", "http://127.0.0.1:1", "gad"])
         .output()
         .await
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).starts_with("ERROR: cannot reach route-lookup at http://127.0.0.1:1"));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .starts_with("ERROR: cannot reach route-lookup at http://127.0.0.1:1"));
     std::fs::remove_dir_all(&dir).ok();
     h.stop().await;
 }

@@ -6,18 +6,22 @@ use tonic::{Request, Response, Status};
 
 use crate::password;
 use crate::resolve::{check_status, Reason, MAX_PASS, MAX_USER};
+use std::sync::Arc;
+
+use crate::directory::DirectoryCache;
 use crate::store::{normalize, Store, StoreError};
 
 /// The service.
 #[derive(Debug, Clone)]
 pub struct DirectoryService {
     store: Store,
+    directory: Arc<DirectoryCache>,
 }
 
 impl DirectoryService {
     /// A service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, directory: Arc<DirectoryCache>) -> Self {
+        Self { store, directory }
     }
 }
 
@@ -35,7 +39,8 @@ impl Directory for DirectoryService {
         if r.name.len() > MAX_USER || r.password.len() > MAX_PASS || r.password.is_empty() {
             return Err(denied());
         }
-        let account = match self.store.resolve(&normalize(&r.name), "").await {
+        let dir = self.directory.get();
+        let account = match self.store.resolve(&dir, &normalize(&r.name), "").await {
             Ok(Some(a)) => a,
             Ok(None) => return Err(denied()),
             Err(StoreError::Unavailable(e)) => {

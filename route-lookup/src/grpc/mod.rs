@@ -6,6 +6,7 @@ mod directory;
 mod provisioning;
 mod registry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use proto::v1::directory_server::DirectoryServer;
@@ -22,6 +23,7 @@ pub use provisioning::ProvisioningService;
 pub use registry::{poll_membership, RegistryService, POLL_INTERVAL};
 
 use crate::config::AdminAuth;
+use crate::directory::DirectoryCache;
 use crate::store::{Store, StoreError};
 
 /// Maps a store error to the gRPC status an admin sees (the message names the problem;
@@ -42,24 +44,26 @@ pub(crate) fn status(e: StoreError) -> Status {
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    directory: Arc<DirectoryCache>,
     auth: &AdminAuth,
     lease_ttl: u32,
     snapshots: watch::Receiver<Option<Membership>>,
     shutdown: common::shutdown::ShutdownWatch,
 ) -> Result<(), tonic::transport::Error> {
     let check = AdminCheck::new(auth);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Our own listener (bound and logged by common::listener), so the builder's
+    // tcp_nodelay does not apply: set it here, or small replies wait on delayed ACKs.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(ProvisioningServer::with_interceptor(
-            ProvisioningService::new(store.clone()),
+            ProvisioningService::new(store.clone(), directory.clone()),
             check.clone(),
         ))
         .add_service(DirectoryServer::with_interceptor(
-            DirectoryService::new(store.clone()),
+            DirectoryService::new(store.clone(), directory),
             check.clone(),
         ))
         .add_service(RegistryServer::with_interceptor(

@@ -10,6 +10,9 @@ use proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::status;
+use std::sync::Arc;
+
+use crate::directory::DirectoryCache;
 use crate::password;
 use crate::store::{self, Change, ChangeOp, Store};
 
@@ -17,12 +20,18 @@ use crate::store::{self, Change, ChangeOp, Store};
 #[derive(Debug, Clone)]
 pub struct ProvisioningService {
     store: Store,
+    directory: Arc<DirectoryCache>,
 }
 
 impl ProvisioningService {
-    /// A service over `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A service over `store`; changes to domains, servers and the config re-read the
+    /// directory snapshot before they are acknowledged.
+    pub fn new(store: Store, directory: Arc<DirectoryCache>) -> Self {
+        Self { store, directory }
+    }
+
+    async fn directory_changed(&self) {
+        self.directory.refresh(&self.store).await;
     }
 }
 
@@ -102,6 +111,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(domain = %e.name, "created domain");
+        self.directory_changed().await;
         Ok(entry(e))
     }
 
@@ -121,6 +131,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(domain = %e.name, "created alias domain");
+        self.directory_changed().await;
         Ok(entry(e))
     }
 
@@ -132,6 +143,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(server = %e.name, "created server");
+        self.directory_changed().await;
         Ok(entry(e))
     }
 
@@ -207,6 +219,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(server = %e.name, "modified server");
+        self.directory_changed().await;
         Ok(entry(e))
     }
 
@@ -218,6 +231,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(domain = %e.name, "modified domain");
+        self.directory_changed().await;
         Ok(entry(e))
     }
 
@@ -304,6 +318,7 @@ impl Provisioning for ProvisioningService {
         let name = r.into_inner().name;
         self.store.delete_server(&name).await.map_err(status)?;
         tracing::info!(server = %name, "deleted server");
+        self.directory_changed().await;
         Ok(Response::new(Empty {}))
     }
 
@@ -311,6 +326,7 @@ impl Provisioning for ProvisioningService {
         let name = r.into_inner().name;
         self.store.delete_domain(&name).await.map_err(status)?;
         tracing::info!(domain = %name, "deleted domain");
+        self.directory_changed().await;
         Ok(Response::new(Empty {}))
     }
 
@@ -322,6 +338,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!("modified global config");
+        self.directory_changed().await;
         Ok(entry(e))
     }
 

@@ -18,6 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::config::LookupPolicy;
+use crate::directory::DirectoryCache;
 use crate::metrics::LookupMetrics;
 use crate::store::Store;
 
@@ -36,6 +37,8 @@ const MAX_HEAD: usize = 16 * 1024;
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The directory snapshot.
+    pub directory: Arc<DirectoryCache>,
     /// Lookup behaviour.
     pub policy: LookupPolicy,
     /// Counters.

@@ -93,7 +93,8 @@ async fn authenticate(state: &AppState, name: &str, password: &str) -> bool {
     if name.len() > MAX_USER || password.len() > MAX_PASS || password.is_empty() {
         return false;
     }
-    let Ok(Some(account)) = state.store.resolve(&normalize(name), "").await else {
+    let dir = state.directory.get();
+    let Ok(Some(account)) = state.store.resolve(&dir, &normalize(name), "").await else {
         return false;
     };
     if check_status(&account).is_err() {

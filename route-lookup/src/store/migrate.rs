@@ -5,24 +5,27 @@
 use super::{Store, StoreError};
 
 /// The schema, in order. Never edit an applied migration; add the next version.
+///
+/// Key columns use the "C" collation: names are normalised (lowercase) before they are
+/// stored or looked up, and bytewise comparison keeps index probes cheap on the hot path.
 const MIGRATIONS: &[(i32, &str, &str)] = &[(
     1,
     "accounts, domains, servers, config, registrations",
     r#"
 CREATE TABLE config (
-    name  text PRIMARY KEY,
+    name  text COLLATE "C" PRIMARY KEY,
     vals  text[] NOT NULL
 );
 CREATE TABLE domains (
-    id            text PRIMARY KEY DEFAULT gen_random_uuid()::text,
-    name          text NOT NULL UNIQUE,
-    alias_target  text REFERENCES domains(id) ON DELETE CASCADE,
+    id            text COLLATE "C" PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    name          text COLLATE "C" NOT NULL UNIQUE,
+    alias_target  text COLLATE "C" REFERENCES domains(id) ON DELETE CASCADE,
     virtual_ips   text[] NOT NULL DEFAULT '{}'
 );
 CREATE INDEX domains_virtual_ips ON domains USING gin (virtual_ips);
 CREATE TABLE servers (
-    id               text PRIMARY KEY DEFAULT gen_random_uuid()::text,
-    name             text NOT NULL UNIQUE,
+    id               text COLLATE "C" PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    name             text COLLATE "C" NOT NULL UNIQUE,
     service_address  text,
     services         text[] NOT NULL DEFAULT '{}',
     imap_port        integer NOT NULL DEFAULT 7143,
@@ -36,10 +39,10 @@ CREATE TABLE servers (
     mta_auth_target  boolean NOT NULL DEFAULT false
 );
 CREATE TABLE accounts (
-    id             text PRIMARY KEY DEFAULT gen_random_uuid()::text,
-    name           text NOT NULL UNIQUE,
-    domain_id      text NOT NULL REFERENCES domains(id),
-    mail_host      text NOT NULL DEFAULT '',
+    id             text COLLATE "C" PRIMARY KEY DEFAULT gen_random_uuid()::text,
+    name           text COLLATE "C" NOT NULL UNIQUE,
+    domain_id      text COLLATE "C" NOT NULL REFERENCES domains(id),
+    mail_host      text COLLATE "C" NOT NULL DEFAULT '',
     status         text NOT NULL DEFAULT 'active'
                    CHECK (status IN ('active', 'locked', 'lockout', 'closed', 'maintenance', 'pending')),
     password_hash  text
@@ -47,22 +50,22 @@ CREATE TABLE accounts (
 CREATE INDEX accounts_domain ON accounts (domain_id);
 -- Primary names and aliases share one key space: an alias can never shadow an account.
 CREATE TABLE addresses (
-    address     text PRIMARY KEY,
-    account_id  text NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    address     text COLLATE "C" PRIMARY KEY,
+    account_id  text COLLATE "C" NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     is_primary  boolean NOT NULL
 );
 CREATE INDEX addresses_account ON addresses (account_id);
 -- Free-form descriptive attributes (displayName, description, ...), multi-valued.
 CREATE TABLE extra_attrs (
-    entry_id  text NOT NULL,
-    name      text NOT NULL,
+    entry_id  text COLLATE "C" NOT NULL,
+    name      text COLLATE "C" NOT NULL,
     value     text NOT NULL,
     PRIMARY KEY (entry_id, name, value)
 );
 CREATE TABLE registrations (
-    lease_id     text PRIMARY KEY,
-    kind         text NOT NULL,
-    address      text NOT NULL,
+    lease_id     text COLLATE "C" PRIMARY KEY,
+    kind         text COLLATE "C" NOT NULL,
+    address      text COLLATE "C" NOT NULL,
     ttl_seconds  integer NOT NULL,
     expires_at   timestamptz NOT NULL,
     UNIQUE (kind, address)

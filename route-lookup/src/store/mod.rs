@@ -21,7 +21,7 @@ use tokio_postgres::NoTls;
 pub use migrate::latest_version;
 pub use provision::{split_address, valid_domain, Change, ChangeOp, Entry, EntryKind};
 pub use registry::{join_host_port, LeaseKind, MailboxServer, Membership};
-pub use route::{AccountRoute, Ports};
+pub use route::{AccountRoute, Directory, Ports, ServerRoute};
 
 /// What can go wrong talking to the database, in terms the callers act on.
 #[derive(Debug, Error)]

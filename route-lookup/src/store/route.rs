@@ -1,28 +1,13 @@
-//! The hot path: one prepared query from a login to the account and its mail host's ports.
+//! The hot path: from a login to the account and its mail host's address and ports.
 //!
-//! The login is qualified inside the query (domain of the proxy's virtual IP, else the
-//! default domain, else left bare), so the common case costs one round trip; only a miss
-//! on a qualified name tries the domain-alias mapping with a second query.
+//! The slowly changing part of the directory (default domain, virtual IPs, alias domains,
+//! servers) is read as a [`Directory`] snapshot and kept in memory (see
+//! [`crate::directory`]); qualification and the domain-alias mapping happen there, so a
+//! lookup costs one prepared query on two primary keys.
+
+use std::collections::HashMap;
 
 use super::{Store, StoreError};
-
-/// Qualifies `$1` (the login, already lowercase) with the domain of virtual IP `$2`, else the
-/// default domain; a name that cannot be qualified stays bare.
-const QUALIFIED: &str = "
-    WITH q AS (
-        SELECT CASE WHEN strpos($1, '@') > 0 THEN $1
-               ELSE coalesce($1 || '@' || coalesce(
-                    (SELECT name FROM domains WHERE $2 <> '' AND $2 = ANY(virtual_ips)
-                     ORDER BY name LIMIT 1),
-                    (SELECT vals[1] FROM config WHERE name = 'zimbraDefaultDomainName')), $1)
-               END AS address)";
-
-/// The columns both lookups return.
-const COLUMNS: &str = "
-    SELECT acc.id, acc.name, acc.status, acc.password_hash, acc.mail_host,
-           s.service_address, s.imap_port, s.imaps_port, s.pop3_port, s.pop3s_port,
-           split_part(acc.name, '@', 2) =
-               coalesce((SELECT vals[1] FROM config WHERE name = 'zimbraDefaultDomainName'), '')";
 
 /// Backend ports of a mailbox server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +35,55 @@ impl Default for Ports {
     }
 }
 
+/// What routing needs to know about a server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerRoute {
+    /// serviceAddress, if set.
+    pub service_address: Option<String>,
+    /// Backend ports.
+    pub ports: Ports,
+}
+
+/// The slowly changing part of the directory, read in one go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    /// zimbraDefaultDomainName.
+    pub default_domain: Option<String>,
+    /// zimbraVirtualIPAddress → domain.
+    pub virtual_ips: HashMap<String, String>,
+    /// Alias domain → its target domain.
+    pub alias_domains: HashMap<String, String>,
+    /// Server name → routing data.
+    pub servers: HashMap<String, ServerRoute>,
+}
+
+impl Directory {
+    /// The addresses a normalised login may be stored under, most specific first: the
+    /// login qualified (by the proxy's virtual IP, else the default domain), then the same
+    /// local part in the alias domain's target domain.
+    pub fn candidates(&self, login: &str, proxy_ip: &str) -> Vec<String> {
+        let qualified = if login.contains('@') {
+            login.to_string()
+        } else {
+            let domain = self
+                .virtual_ips
+                .get(proxy_ip)
+                .or(self.default_domain.as_ref());
+            match domain {
+                Some(d) => format!("{login}@{d}"),
+                None => login.to_string(),
+            }
+        };
+        let mut out = vec![qualified];
+        if let Some((local, domain)) = out[0].rsplit_once('@') {
+            if let Some(target) = self.alias_domains.get(domain) {
+                out.push(format!("{local}@{target}"));
+            }
+        }
+        out
+    }
+}
+
 /// What a login resolves to.
 #[derive(Debug, Clone)]
 pub struct AccountRoute {
@@ -63,10 +97,8 @@ pub struct AccountRoute {
     pub password_hash: Option<String>,
     /// zimbraMailHost.
     pub mail_host: String,
-    /// The mail host's serviceAddress, if set.
-    pub service_address: Option<String>,
-    /// The mail host's ports (defaults when it has no server entry).
-    pub ports: Ports,
+    /// The mail host's routing data (defaults when it has no server entry).
+    pub server: ServerRoute,
     /// Whether the account is in the default domain (Zimbra's Auth-Cache-Alias).
     pub in_default_domain: bool,
 }
@@ -77,66 +109,165 @@ fn port(row: &tokio_postgres::Row, idx: usize, default: u16) -> u16 {
         .unwrap_or(default)
 }
 
-fn to_route(row: &tokio_postgres::Row) -> AccountRoute {
+fn server_route(row: &tokio_postgres::Row, first: usize) -> ServerRoute {
     let d = Ports::default();
-    AccountRoute {
-        id: row.get(0),
-        name: row.get(1),
-        status: row.get(2),
-        password_hash: row.get(3),
-        mail_host: row.get(4),
-        service_address: row.get(5),
+    ServerRoute {
+        service_address: row.get(first),
         ports: Ports {
-            imap: port(row, 6, d.imap),
-            imaps: port(row, 7, d.imaps),
-            pop3: port(row, 8, d.pop3),
-            pop3s: port(row, 9, d.pop3s),
+            imap: port(row, first + 1, d.imap),
+            imaps: port(row, first + 2, d.imaps),
+            pop3: port(row, first + 3, d.pop3),
+            pop3s: port(row, first + 4, d.pop3s),
         },
-        in_default_domain: row.get(10),
     }
 }
 
+const ACCOUNT_BY_ADDRESS: &str =
+    "SELECT acc.id, acc.name, acc.status, acc.password_hash, acc.mail_host, ad.address
+       FROM addresses ad JOIN accounts acc ON acc.id = ad.account_id
+      WHERE ad.address";
+
+const SERVER_COLUMNS: &str = "service_address, imap_port, imaps_port, pop3_port, pop3s_port";
+
 impl Store {
-    /// Resolves a login (primary name, alias, domain alias, or unqualified name) to its
-    /// account. `login` must already be normalised; `proxy_ip` may be empty.
+    /// Reads the [`Directory`] snapshot.
+    pub async fn directory(&self) -> Result<Directory, StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let mut dir = Directory::default();
+            let row = client
+                .query_opt(
+                    "SELECT vals[1] FROM config WHERE name = 'zimbraDefaultDomainName'",
+                    &[],
+                )
+                .await?;
+            dir.default_domain = row.and_then(|r| r.get::<_, Option<String>>(0));
+            for row in client
+                .query(
+                    "SELECT d.name, d.virtual_ips, t.name FROM domains d
+                     LEFT JOIN domains t ON t.id = d.alias_target ORDER BY d.name DESC",
+                    &[],
+                )
+                .await?
+            {
+                let name: String = row.get(0);
+                for ip in row.get::<_, Vec<String>>(1) {
+                    // Sorted descending, so the alphabetically first domain wins a shared IP.
+                    dir.virtual_ips.insert(ip, name.clone());
+                }
+                if let Some(target) = row.get::<_, Option<String>>(2) {
+                    dir.alias_domains.insert(name, target);
+                }
+            }
+            for row in client
+                .query(&format!("SELECT name, {SERVER_COLUMNS} FROM servers"), &[])
+                .await?
+            {
+                dir.servers.insert(row.get(0), server_route(&row, 1));
+            }
+            Ok(dir)
+        })
+        .await
+    }
+
+    /// Resolves a normalised login (primary name, alias, domain alias, or unqualified) to
+    /// its account, with `dir` for qualification and server data; `proxy_ip` may be empty.
     pub async fn resolve(
         &self,
+        dir: &Directory,
         login: &str,
         proxy_ip: &str,
     ) -> Result<Option<AccountRoute>, StoreError> {
         // No stored name holds a control character (creation refuses them), and PostgreSQL
         // rejects NUL outright: such a login is simply unknown.
-        if login.chars().any(char::is_control) || proxy_ip.chars().any(char::is_control) {
+        if login.is_empty() || login.chars().any(char::is_control) {
             return Ok(None);
         }
-        self.bounded(async {
-            let client = self.client().await?;
-            let direct = client
-                .prepare_cached(&format!(
-                    "{QUALIFIED} {COLUMNS}
-                     FROM q JOIN addresses ad ON ad.address = q.address
-                     JOIN accounts acc ON acc.id = ad.account_id
-                     LEFT JOIN servers s ON s.name = acc.mail_host"
-                ))
-                .await?;
-            if let Some(row) = client.query_opt(&direct, &[&login, &proxy_ip]).await? {
-                return Ok(Some(to_route(&row)));
-            }
-            let via_alias_domain = client
-                .prepare_cached(&format!(
-                    "{QUALIFIED} {COLUMNS}
-                     FROM q JOIN domains a ON a.name = split_part(q.address, '@', 2)
-                     JOIN domains t ON t.id = a.alias_target
-                     JOIN addresses ad ON ad.address = split_part(q.address, '@', 1) || '@' || t.name
-                     JOIN accounts acc ON acc.id = ad.account_id
-                     LEFT JOIN servers s ON s.name = acc.mail_host"
-                ))
-                .await?;
-            let row = client
-                .query_opt(&via_alias_domain, &[&login, &proxy_ip])
-                .await?;
-            Ok(row.as_ref().map(to_route))
-        })
-        .await
+        let candidates = dir.candidates(login, proxy_ip);
+        let found = self
+            .bounded(async {
+                let client = self.client().await?;
+                // One candidate is the common case: a plain primary-key probe.
+                let rows = if let Some(second) = candidates.get(1) {
+                    let stmt = client
+                        .prepare_cached(&format!("{ACCOUNT_BY_ADDRESS} IN ($1, $2)"))
+                        .await?;
+                    client.query(&stmt, &[&candidates[0], second]).await?
+                } else {
+                    let stmt = client
+                        .prepare_cached(&format!("{ACCOUNT_BY_ADDRESS} = $1"))
+                        .await?;
+                    client.query(&stmt, &[&candidates[0]]).await?
+                };
+                // Prefer the more specific candidate if both exist.
+                let row = rows
+                    .iter()
+                    .find(|r| r.get::<_, &str>(5) == candidates[0])
+                    .or(rows.first());
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let mail_host: String = row.get(4);
+                let server = match dir.servers.get(&mail_host) {
+                    Some(s) => s.clone(),
+                    None if mail_host.is_empty() => ServerRoute::default(),
+                    // A server created since the snapshot was read (maybe by another
+                    // instance): ask the database rather than fall back to defaults.
+                    None => {
+                        let stmt = client
+                            .prepare_cached(&format!(
+                                "SELECT {SERVER_COLUMNS} FROM servers WHERE name = $1"
+                            ))
+                            .await?;
+                        client
+                            .query_opt(&stmt, &[&mail_host])
+                            .await?
+                            .map(|r| server_route(&r, 0))
+                            .unwrap_or_default()
+                    }
+                };
+                let name: String = row.get(1);
+                let in_default_domain = dir
+                    .default_domain
+                    .as_deref()
+                    .is_some_and(|d| name.rsplit_once('@').is_some_and(|(_, nd)| nd == d));
+                Ok(Some(AccountRoute {
+                    id: row.get(0),
+                    name,
+                    status: row.get(2),
+                    password_hash: row.get(3),
+                    mail_host,
+                    server,
+                    in_default_domain,
+                }))
+            })
+            .await?;
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_qualify_and_map_alias_domains() {
+        let mut dir = Directory {
+            default_domain: Some("example.com".into()),
+            ..Directory::default()
+        };
+        dir.virtual_ips
+            .insert("10.0.0.1".into(), "vip.example".into());
+        dir.alias_domains
+            .insert("alias.example".into(), "example.com".into());
+        assert_eq!(dir.candidates("ann", ""), ["ann@example.com"]);
+        assert_eq!(dir.candidates("ann", "10.0.0.1"), ["ann@vip.example"]);
+        assert_eq!(dir.candidates("ann@x.org", "10.0.0.1"), ["ann@x.org"]);
+        assert_eq!(
+            dir.candidates("ann@alias.example", ""),
+            ["ann@alias.example", "ann@example.com"]
+        );
+        dir.default_domain = None;
+        assert_eq!(dir.candidates("ann", ""), ["ann"]);
     }
 }
