@@ -8,9 +8,11 @@
 //! # Layout
 //! - [`auth_http`]: nginx's `auth_http` value escaping and the route-lookup header names
 //!   and status texts.
+//! - [`route_key`]: the route cache's key shapes, escaped so no login can inject a command.
 //! - [`memcache`]: the memcached 1.6 text protocol (classic and meta commands), both sides:
 //!   the server parses [`memcache::Request`]s and encodes [`memcache::Response`]s, a client
 //!   encodes requests and parses responses.
 
 pub mod auth_http;
 pub mod memcache;
+pub mod route_key;

@@ -8,6 +8,7 @@
 //! - [`store`]: the pool, the migrations and every query.
 //! - [`directory`]: the in-memory snapshot of domains, servers and config lookups use.
 //! - [`resolve`]: the lookup decision (login → route or a generic failure).
+//! - [`purge`]: deleting an account's cached routes on every cache node.
 //! - [`password`]: argon2id hashing and verification.
 //! - [`http`]: the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
 //! - [`grpc`]: Provisioning, Directory (`Authenticate`) and Registry (leases, watch).
@@ -20,6 +21,7 @@ pub mod grpc;
 pub mod http;
 pub mod metrics;
 pub mod password;
+pub mod purge;
 pub mod resolve;
 pub mod server;
 pub mod store;

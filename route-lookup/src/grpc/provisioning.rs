@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::directory::DirectoryCache;
 use crate::password;
+use crate::purge::purge_routes;
 use crate::store::{self, Change, ChangeOp, Store};
 
 /// The service.
@@ -60,6 +61,14 @@ fn entry(e: store::Entry) -> Response<Entry> {
             .map(|(name, values)| Attr { name, values })
             .collect(),
     })
+}
+
+/// The account's primary name and aliases (the `mail` attribute).
+fn addresses(e: &store::Entry) -> Vec<String> {
+    e.attrs
+        .get("mail")
+        .cloned()
+        .unwrap_or_else(|| vec![e.name.clone()])
 }
 
 fn names(v: Vec<String>) -> Response<Names> {
@@ -204,8 +213,12 @@ impl Provisioning for ProvisioningService {
             .modify_account(&r.name, &c, password)
             .await
             .map_err(status)?;
-        if before.attrs.get("zimbraMailHost") != after.attrs.get("zimbraMailHost") {
-            tracing::info!(account = %after.name, from = ?before.attrs.get("zimbraMailHost"), to = ?after.attrs.get("zimbraMailHost"), "mail host changed");
+        let moved = before.attrs.get("zimbraMailHost") != after.attrs.get("zimbraMailHost");
+        let status =
+            before.attrs.get("zimbraAccountStatus") != after.attrs.get("zimbraAccountStatus");
+        if moved || status {
+            tracing::info!(account = %after.name, from = ?before.attrs.get("zimbraMailHost"), to = ?after.attrs.get("zimbraMailHost"), "routing changed");
+            purge_routes(&self.store, &addresses(&after)).await;
         }
         tracing::info!(account = %after.name, "modified account");
         Ok(entry(after))
@@ -311,6 +324,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(account = %e.name, "deleted account");
+        purge_routes(&self.store, &addresses(&e)).await;
         Ok(Response::new(Empty {}))
     }
 
