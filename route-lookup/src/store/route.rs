@@ -127,6 +127,16 @@ const ACCOUNT_BY_ADDRESS: &str =
        FROM addresses ad JOIN accounts acc ON acc.id = ad.account_id
       WHERE ad.address";
 
+/// Most logins are primary names: try the accounts table alone first (one index probe),
+/// and only then the alias path (PostgreSQL stops the `UNION ALL` at the first row).
+const ACCOUNT_BY_NAME_THEN_ALIAS: &str =
+    "(SELECT id, name, status, password_hash, mail_host, name FROM accounts WHERE name = $1)
+     UNION ALL
+     (SELECT acc.id, acc.name, acc.status, acc.password_hash, acc.mail_host, ad.address
+        FROM addresses ad JOIN accounts acc ON acc.id = ad.account_id
+       WHERE ad.address = $1 AND NOT ad.is_primary)
+     LIMIT 1";
+
 const SERVER_COLUMNS: &str = "service_address, imap_port, imaps_port, pop3_port, pop3s_port";
 
 impl Store {
@@ -194,9 +204,7 @@ impl Store {
                         .await?;
                     client.query(&stmt, &[&candidates[0], second]).await?
                 } else {
-                    let stmt = client
-                        .prepare_cached(&format!("{ACCOUNT_BY_ADDRESS} = $1"))
-                        .await?;
+                    let stmt = client.prepare_cached(ACCOUNT_BY_NAME_THEN_ALIAS).await?;
                     client.query(&stmt, &[&candidates[0]]).await?
                 };
                 // Prefer the more specific candidate if both exist.

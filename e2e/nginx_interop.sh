@@ -1,0 +1,784 @@
+#!/usr/bin/env bash
+# A stock nginx mail proxy in front of a real Dovecot, routed by route-lookup.
+#
+# Starts route-lookup on a fresh PostgreSQL database (with --lookup-secret), seeds it with
+# zmprov (domain, the Dovecot server entry, a lookup target so that `zmprov garpu` prints
+# route-lookup's URL, two accounts, an alias, the default domain), a private Dovecot
+# (IMAP + POP3, passwd-file with the same users) and nginx configured from the shipped
+# deploy/nginx/nginx-mail.conf, with only ports, paths, the auth_http URL (taken from
+# `zmprov garpu`), the secret and a throwaway certificate substituted. Then checks, with
+# curl and a raw Python client, through nginx:
+#   - IMAP (STARTTLS and implicit TLS): login, LIST, fetch a message, its Subject;
+#   - POP3 (STLS and implicit TLS): login, LIST, RETR, its Subject;
+#   - a password holding '+', ' ', '%41' and UTF-8 works over IMAP (AUTHENTICATE PLAIN,
+#     AUTHENTICATE LOGIN, the LOGIN command) and POP3 (AUTH PLAIN, USER/PASS);
+#   - an alias, an unqualified login (default domain) and a login in capitals reach the
+#     right mailbox;
+#   - a wrong password is refused by Dovecot and its NO / -ERR reaches the client
+#     promptly (proxy_pass_error_message on); an unknown user is refused by route-lookup
+#     after Auth-Wait; past --auth-wait-max-attempts nginx closes the connection;
+#   - cleartext login before STARTTLS is refused (starttls only);
+#   - route-lookup itself: no / wrong X-Lookup-Secret, apop, Auth-Wait capping;
+#   - a second route-lookup with --verify-passwords (and a second nginx on it): the odd
+#     password survives nginx's Auth-Pass escaping and verifies against the argon2 hash,
+#     and a wrong password is refused at the lookup, never reaching Dovecot.
+# Prints "ok - ..." / "not ok - ..." per check (with log tails on failure) and exits
+# non-zero if any failed. Needs: nginx-full libnginx-mod-mail dovecot-imapd dovecot-pop3d
+# curl openssl postgresql-client python3, and PostgreSQL on 127.0.0.1:5432 (see PGURL).
+# KEEP_TMP=1 keeps the temporary directory (configs, logs) for inspection; E2E_VERBOSE=1
+# also shows what each passing check saw.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=e2e/lib.sh
+source "$root/e2e/lib.sh"
+rl_bin=${ROUTE_LOOKUP_BIN:-$root/target/debug/route-lookup}
+zmprov_bin=${ZMPROV_BIN:-$root/target/debug/zmprov}
+example_conf=$root/deploy/nginx/nginx-mail.conf
+pg_base=${PGURL:-postgres://postgres@127.0.0.1:5432}
+py=/usr/bin/python3
+[[ -x $py ]] || py=$(command -v python3)
+
+for b in "$rl_bin" "$zmprov_bin"; do
+  [[ -x $b ]] || { echo "no binary at $b (cargo build -p route-lookup -p zmprov)" >&2; exit 1; }
+done
+for c in nginx dovecot curl openssl psql timeout; do
+  command -v "$c" >/dev/null || { echo "missing command: $c" >&2; exit 1; }
+done
+nginx_mail_module=/usr/lib/nginx/modules/ngx_mail_module.so
+[[ -f $nginx_mail_module ]] || { echo "missing $nginx_mail_module (libnginx-mod-mail)" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/nginx-interop.XXXXXX)
+chmod 755 "$tmp" # Dovecot's login and mail processes run unprivileged below it
+db="e2e_nginx_$(date +%s)_$$"
+db_created=0
+
+cleanup() {
+  local rc=$?
+  e2e_cleanup
+  if ((db_created)); then
+    psql "$pg_base/postgres" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
+      echo "warning: could not drop database $db" >&2
+  fi
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then
+    echo "kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "interrupted; cleaning up" >&2; exit 130' INT TERM
+
+# ---- reporting --------------------------------------------------------------------------
+
+passes=0
+failures=0
+failed_names=()
+out=""
+ok() {
+  echo "ok - $1"
+  passes=$((passes + 1))
+  if [[ ${E2E_VERBOSE:-0} == 1 && -n $out ]]; then
+    printf '%s\n' "$out" | tail -n 12 | sed 's/^/#   /'
+  fi
+}
+# not_ok DESCRIPTION [EVIDENCE]: the evidence, then the tails of every log.
+not_ok() {
+  echo "not ok - $1"
+  failures=$((failures + 1))
+  failed_names+=("$1")
+  if [[ -n ${2:-} ]]; then
+    printf '%s\n' "$2" | sed 's/^/#   /' | tail -n 40
+  fi
+  local log
+  for log in "$tmp"/route-lookup-*.log "$tmp"/nginx-*-error.log "$tmp"/dovecot.log; do
+    [[ -f $log ]] || continue
+    echo "#   --- tail of ${log##*/}"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | tail -n 12 | sed 's/^/#   /'
+  done
+}
+# Fatal setup failure: report and stop (cleanup runs from the trap).
+die() {
+  not_ok "$@"
+  echo "FAIL: setup failed; $passes passed, $failures failed"
+  exit 1
+}
+
+# capture CMD...: runs CMD with stdout and stderr in $out and its status in $rc.
+capture() {
+  set +e
+  out=$("$@" 2>&1)
+  rc=$?
+  set -e
+}
+
+# expect_ok DESCRIPTION REGEX CMD...: passes when CMD succeeds and its output matches REGEX.
+expect_ok() {
+  local desc=$1 re=$2
+  shift 2
+  capture "$@"
+  if ((rc == 0)) && grep -qE -- "$re" <<<"$out"; then
+    ok "$desc"
+  else
+    not_ok "$desc" "exit $rc, wanted /$re/ in:
+$out"
+  fi
+}
+
+# expect_fail DESCRIPTION REGEX CMD...: passes when CMD fails and its output matches REGEX.
+expect_fail() {
+  local desc=$1 re=$2
+  shift 2
+  capture "$@"
+  if ((rc != 0)) && grep -qE -- "$re" <<<"$out"; then
+    ok "$desc"
+  else
+    not_ok "$desc" "exit $rc (wanted non-zero), wanted /$re/ in:
+$out"
+  fi
+}
+
+# ---- helpers ----------------------------------------------------------------------------
+
+used_ports=" "
+# port VAR: sets VAR to a free port on 127.0.0.1 not handed out before in this run.
+port() {
+  local -n var=$1
+  local p
+  while :; do
+    p=$(free_port)
+    if [[ $used_ports != *" $p "* ]]; then
+      used_ports+="$p "
+      var=$p
+      return
+    fi
+  done
+}
+
+# wait_up NAME PID HOST PORT: PORT accepts connections and PID is still alive (a process
+# that failed to bind exits, and someone else's listener must not be mistaken for ours).
+wait_up() {
+  local name=$1 pid=$2 host=$3 p=$4 i
+  for i in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || die "$name started" "$name (pid $pid) exited before listening on $host:$p"
+    if (exec 3<>"/dev/tcp/$host/$p") 2>/dev/null; then
+      kill -0 "$pid" 2>/dev/null || die "$name started" "$name (pid $pid) exited"
+      return 0
+    fi
+    sleep 0.05
+  done
+  die "$name started" "nothing listens on $host:$p after 10 s"
+}
+
+# wait_log NAME PID FILE TEXT: TEXT (fixed string) appears in FILE within 10 s.
+wait_log() {
+  local name=$1 pid=$2 file=$3 text=$4 i
+  for i in $(seq 1 200); do
+    if [[ -f $file ]] && log_has "$file" "$text"; then
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || die "$name started" "$name (pid $pid) exited; $(tail -n 5 "$file")"
+    sleep 0.05
+  done
+  die "$name started" "no '$text' in $file after 10 s"
+}
+
+# log_has FILE TEXT: FILE, without ANSI colours, holds the fixed string TEXT. (No grep -q
+# on a pipe: under pipefail its early exit would fail the writer with SIGPIPE.)
+log_has() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -F -- "$2" >/dev/null; }
+
+# start_route_lookup NAME FLAGS...: starts an instance on fresh ports; sets rl_http, rl_grpc.
+start_route_lookup() {
+  local name=$1 log="$tmp/route-lookup-$1.log"
+  shift
+  port rl_http
+  port rl_grpc
+  NO_COLOR=1 RUST_LOG=info,route_lookup=debug spawn "$rl_bin" \
+    --database-url "$pg_base/$db" \
+    --http-listen "127.0.0.1:$rl_http" --grpc-listen "127.0.0.1:$rl_grpc" \
+    --admin-token "$admin_token" --lookup-secret "$lookup_secret" \
+    --auth-wait "$auth_wait" --auth-wait-max-attempts "$auth_wait_max" \
+    --db-wait 10 --grace-period 1 "$@" 2>"$log"
+  local pid=${E2E_PIDS[-1]}
+  wait_log "route-lookup $name" "$pid" "$log" "listening listener=\"http\" addr=127.0.0.1:$rl_http"
+  wait_log "route-lookup $name" "$pid" "$log" "listening listener=\"grpc\" addr=127.0.0.1:$rl_grpc"
+}
+
+# Replaces the one occurrence of $2 in the variable named $1 by $3; dies when $2 does not
+# occur exactly once (the example changed: update the substitutions here).
+subst_once() {
+  local -n text=$1
+  local from=$2 to=$3 rest
+  if [[ $text != *"$from"* ]]; then
+    die "render nginx config" "'$from' not found in $example_conf"
+  fi
+  rest=${text#*"$from"}
+  if [[ $rest == *"$from"* ]]; then
+    die "render nginx config" "'$from' occurs more than once in $example_conf"
+  fi
+  text=${text/"$from"/"$to"}
+}
+
+# render_nginx NAME AUTH_URL: writes $tmp/nginx-NAME.conf from the shipped example, on
+# fresh ports; sets ng_imap ng_imaps ng_pop3 ng_pop3s.
+render_nginx() {
+  local name=$1 url=$2 conf
+  port ng_imap
+  port ng_imaps
+  port ng_pop3
+  port ng_pop3s
+  conf=$(<"$example_conf")
+  subst_once conf "pid /run/nginx-mail.pid;" "pid $tmp/nginx-$name.pid;"
+  subst_once conf "error_log /var/log/nginx/mail-error.log info;" "error_log $tmp/nginx-$name-error.log info;"
+  subst_once conf "auth_http http://127.0.0.1:7072/service/extension/nginx-lookup;" "auth_http $url;"
+  subst_once conf '"change-me-to-a-long-random-string"' "\"$lookup_secret\""
+  subst_once conf "/etc/ssl/certs/mail.example.com.crt;" "$tmp/cert.pem;"
+  subst_once conf "/etc/ssl/private/mail.example.com.key;" "$tmp/key.pem;"
+  subst_once conf "listen 143;" "listen 127.0.0.1:$ng_imap;"
+  subst_once conf "listen 993 ssl;" "listen 127.0.0.1:$ng_imaps ssl;"
+  subst_once conf "listen 110;" "listen 127.0.0.1:$ng_pop3;"
+  subst_once conf "listen 995 ssl;" "listen 127.0.0.1:$ng_pop3s ssl;"
+  if ((EUID != 0)); then
+    subst_once conf "user www-data;" "" # the user directive needs root
+  fi
+  printf '%s\n' "$conf" >"$tmp/nginx-$name.conf"
+}
+
+# start_nginx NAME: nginx in the foreground on $tmp/nginx-NAME.conf.
+start_nginx() {
+  local name=$1
+  spawn nginx -c "$tmp/nginx-$name.conf" -p "$tmp/" -e "$tmp/nginx-$name-error.log" \
+    -g 'daemon off;' 2>>"$tmp/nginx-$name-error.log"
+  local pid=${E2E_PIDS[-1]} p
+  for p in "$ng_imap" "$ng_imaps" "$ng_pop3" "$ng_pop3s"; do
+    wait_up "nginx $name" "$pid" 127.0.0.1 "$p"
+  done
+}
+
+# ---- the raw client -----------------------------------------------------------------------
+
+# mc PROTO MODE PORT USER PASS [ATTEMPTS]: one connection to nginx (MODE plain, starttls or
+# ssl); tries to log in up to ATTEMPTS times (IMAP LOGIN with the password as a literal,
+# POP3 USER/PASS), prints each reply with its delay and whether the server then closed the
+# connection (it then stops); after a success prints the INBOX size and the first
+# message's Subject. Exit 0 logged in, 1 refused, 2 timeout, 3 closed without a reply.
+cat >"$tmp/mc.py" <<'PY'
+import os, select, socket, ssl, sys, time
+
+proto, mode, host, port, user, pw = sys.argv[1:7]
+attempts = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+user, pw = os.fsencode(user), os.fsencode(pw)
+
+
+class Closed(Exception):
+    pass
+
+
+def tls(sock):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(sock)
+
+
+sock = socket.create_connection((host, int(port)), timeout=10)
+if mode == "ssl":
+    sock = tls(sock)
+rfile = sock.makefile("rb")
+
+
+def send(data):
+    sock.sendall(data)
+
+
+def line():
+    raw = rfile.readline(65536)
+    if not raw:
+        raise Closed()
+    text = raw.rstrip(b"\r\n")
+    # an IMAP literal: the line goes on after it
+    if proto == "imap" and text.endswith(b"}") and b"{" in text:
+        n = int(text[text.rindex(b"{") + 1 : -1])
+        text += b"\n" + rfile.read(n) + b"\n" + line()
+    return text
+
+
+def closed_soon():
+    """Whether the server closes the connection within half a second (without sending
+    anything more on it, which would make nginx log a failed SSL_shutdown)."""
+    if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+        if not select.select([sock], [], [], 0.5)[0]:
+            return False
+    return rfile.peek(1) == b""
+
+
+def refused(i):
+    if closed_soon():
+        print(f"connection closed by the server after attempt {i}")
+        return True
+    return False
+
+
+def show(label, text):
+    print(f"{label}: {text.decode('utf-8', 'replace')}", flush=True)
+
+
+def imap_cmd(tag, cmd):
+    send(tag + b" " + cmd + b"\r\n")
+    lines = []
+    while True:
+        ln = line()
+        lines.append(ln)
+        if ln.startswith(tag + b" "):
+            return ln, lines
+
+
+def imap_login(tag):
+    send(tag + b' LOGIN "' + user + b'" {' + str(len(pw)).encode() + b"}\r\n")
+    ln = line()
+    if not ln.startswith(b"+"):
+        return ln
+    send(pw + b"\r\n")
+    while True:
+        ln = line()
+        if ln.startswith(tag + b" "):
+            return ln
+
+
+def imap():
+    global sock, rfile
+    show("greeting", line())
+    if mode == "starttls":
+        ln, _ = imap_cmd(b"s1", b"STARTTLS")
+        show("starttls", ln)
+        sock = tls(sock)
+        rfile = sock.makefile("rb")
+    ln, lines = imap_cmd(b"c1", b"CAPABILITY")
+    show("capability", lines[0])
+    for i in range(1, attempts + 1):
+        t = time.monotonic()
+        try:
+            ln = imap_login(b"a%d" % i)
+        except Closed:
+            print(f"attempt {i}: connection closed ({time.monotonic() - t:.1f}s)")
+            return 3
+        show(f"attempt {i} ({time.monotonic() - t:.1f}s)", ln)
+        ok = ln.split(b" ", 2)[1:2] == [b"OK"]
+        if ok or refused(i):
+            break
+    if not ok:
+        return 1
+    _, lines = imap_cmd(b"s2", b"SELECT INBOX")
+    for ln in lines:
+        if ln.endswith(b" EXISTS"):
+            show("inbox", ln)
+    _, lines = imap_cmd(b"f1", b"FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    for ln in lines:
+        for part in ln.split(b"\n"):
+            if part.lower().startswith(b"subject:"):
+                show("message 1", part.strip())
+    imap_cmd(b"z1", b"LOGOUT")
+    return 0
+
+
+def pop3_cmd(cmd):
+    send(cmd + b"\r\n")
+    return line()
+
+
+def pop3():
+    global sock, rfile
+    show("greeting", line())
+    if mode == "starttls":
+        show("stls", pop3_cmd(b"STLS"))
+        sock = tls(sock)
+        rfile = sock.makefile("rb")
+    for i in range(1, attempts + 1):
+        t = time.monotonic()
+        try:
+            ln = pop3_cmd(b"USER " + user)
+            if ln.startswith(b"+OK"):
+                ln = pop3_cmd(b"PASS " + pw)
+        except Closed:
+            print(f"attempt {i}: connection closed ({time.monotonic() - t:.1f}s)")
+            return 3
+        show(f"attempt {i} ({time.monotonic() - t:.1f}s)", ln)
+        ok = ln.startswith(b"+OK")
+        if ok or refused(i):
+            break
+    if not ok:
+        return 1
+    show("stat", pop3_cmd(b"STAT"))
+    send(b"TOP 1 0\r\n")
+    while True:
+        ln = line()
+        if ln == b"." or ln.startswith(b"-ERR"):
+            break
+        if ln.lower().startswith(b"subject:"):
+            show("message 1", ln)
+    pop3_cmd(b"QUIT")
+    return 0
+
+
+try:
+    sys.exit(imap() if proto == "imap" else pop3())
+except socket.timeout:
+    print("timeout: no answer within 10 s")
+    sys.exit(2)
+except Closed:
+    print("connection closed")
+    sys.exit(3)
+PY
+mc() { timeout 60 "$py" "$tmp/mc.py" "$1" "$2" 127.0.0.1 "$3" "${@:4}"; }
+
+# curl with a bound, trusting the throwaway certificate.
+c() { curl -sS --max-time 10 -k "$@"; }
+
+# lookup PORT HEADER...: a bare auth_http request to route-lookup; prints the reply head.
+lookup() {
+  local p=$1
+  shift
+  local args=() h
+  for h in "$@"; do args+=(-H "$h"); done
+  curl -sS --max-time 10 -o /dev/null -D - "${args[@]}" "http://127.0.0.1:$p/service/extension/nginx-lookup" | tr -d '\r'
+}
+
+# ---- the world --------------------------------------------------------------------------
+
+admin_token="e2e-admin-$$-$RANDOM"
+lookup_secret="e2e-lookup-secret-$RANDOM$RANDOM"
+auth_wait=1
+auth_wait_max=2
+alice_pw='alice-secret-1'
+carol_pw='p+ss w%41rd-ü€' # '+', a space, a %XX that must not be decoded twice, UTF-8
+alice_subject='Hello Alice from the nginx interop test'
+carol_subject='A note for Carol'
+
+echo "--- starting route-lookup (database $db)"
+psql "$pg_base/postgres" -qXc "CREATE DATABASE \"$db\"" >/dev/null || die "create database $db"
+db_created=1
+start_route_lookup main
+rl_main_http=$rl_http
+rl_main_grpc=$rl_grpc
+expect_ok "route-lookup /healthz answers" "ok" curl -sS --max-time 5 "http://127.0.0.1:$rl_main_http/healthz"
+
+echo "--- starting Dovecot"
+port dv_imap
+port dv_pop3
+if ((EUID == 0)); then
+  mail_user=mail # exists on every Debian system; Dovecot refuses to run mail as root
+  login_user=dovenull
+  internal_user=dovecot
+  internal_group=dovecot
+else
+  mail_user=$(id -un)
+  login_user=$mail_user
+  internal_user=$mail_user
+  internal_group=$(id -gn)
+  # without root, Dovecot cannot chroot its login and anvil processes
+  nonroot_conf=$'service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\nservice pop3-login {\n  chroot =\n}'
+fi
+mail_uid=$(id -u "$mail_user")
+mail_gid=$(id -g "$mail_user")
+mkdir -p "$tmp/dovecot-run" "$tmp/dovecot-state"
+printf '%s:{PLAIN}%s::::::\n' "alice@example.com" "$alice_pw" "carol@example.com" "$carol_pw" >"$tmp/passwd"
+chmod 644 "$tmp/passwd"
+cat >"$tmp/dovecot.conf" <<EOF
+# A private Dovecot for e2e/nginx_interop.sh: IMAP and POP3 on 127.0.0.1, no TLS.
+protocols = imap pop3
+listen = 127.0.0.1
+base_dir = $tmp/dovecot-run
+state_dir = $tmp/dovecot-state
+instance_name = e2e-nginx-interop-$$
+log_path = $tmp/dovecot.log
+auth_verbose = yes
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+pop3_uidl_format = %08Xu%08Xv
+# Every login reaches Dovecot from nginx's address, so its per-IP auth penalty (2 s, 4 s,
+# ... up to 15 s before *any* login from that IP after failures) would slow every user
+# behind the proxy; without this socket the auth process runs with the penalty off.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+default_login_user = $login_user
+default_internal_user = $internal_user
+default_internal_group = $internal_group
+first_valid_uid = $mail_uid
+first_valid_gid = $mail_gid
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $tmp/passwd
+}
+userdb {
+  driver = static
+  args = uid=$mail_uid gid=$mail_gid home=$tmp/mail/%u
+}
+mail_location = maildir:~/Maildir
+${nonroot_conf:-}
+service imap-login {
+  inet_listener imap {
+    port = $dv_imap
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $dv_pop3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+# put_message USER SUBJECT: one message in USER's INBOX (Maildir new/).
+put_message() {
+  local md="$tmp/mail/$1/Maildir"
+  mkdir -p "$md/new" "$md/cur" "$md/tmp"
+  printf 'From: Postmaster <postmaster@example.com>\nTo: %s\nSubject: %s\nDate: Sun, 29 Nov 2026 09:00:00 +0000\nMessage-ID: <%s@e2e.example.com>\n\nThis message was put in the Maildir by e2e/nginx_interop.sh.\n' \
+    "$1" "$2" "${1%@*}" >"$md/new/1700000000.M1P1.e2e"
+}
+put_message alice@example.com "$alice_subject"
+put_message carol@example.com "$carol_subject"
+chown -R "$mail_uid:$mail_gid" "$tmp/mail"
+spawn dovecot -F -c "$tmp/dovecot.conf" 2>>"$tmp/dovecot.log"
+dv_pid=${E2E_PIDS[-1]}
+wait_up dovecot "$dv_pid" 127.0.0.1 "$dv_imap"
+wait_up dovecot "$dv_pid" 127.0.0.1 "$dv_pop3"
+
+echo "--- seeding with zmprov"
+cat >"$tmp/seed.zmp" <<EOF
+# e2e/nginx_interop.sh
+cd example.com
+mcf zimbraDefaultDomainName example.com
+# the Dovecot instance, as a Zimbra mailbox server
+cs dovecot1.example.com zimbraServiceEnabled mailbox serviceAddress 127.0.0.1 zimbraImapBindPort $dv_imap zimbraPop3BindPort $dv_pop3
+# route-lookup itself, as the lookup target garpu lists for nginx
+cs 127.0.0.1 zimbraExtensionBindPort $rl_main_http zimbraReverseProxyLookupTarget TRUE
+ca alice@example.com '$alice_pw' zimbraMailHost dovecot1.example.com
+ca carol@example.com '$carol_pw' zimbraMailHost dovecot1.example.com
+aaa alice@example.com ally@example.com
+EOF
+zmp() { timeout 30 "$zmprov_bin" -s "http://127.0.0.1:$rl_main_grpc" --admin-token "$admin_token" "$@"; }
+capture zmp -f "$tmp/seed.zmp"
+((rc == 0)) || die "zmprov seeds the directory" "$out"
+ok "zmprov seeds the directory (domain, 2 servers, 2 accounts, alias, default domain)"
+
+capture zmp garpu
+garpu=$out
+read -r first_url _ <<<"$garpu" || true
+want_url="127.0.0.1:$rl_main_http/service/extension/nginx-lookup"
+if ((rc == 0)) && [[ $first_url == "$want_url" && $garpu == *"$want_url " ]]; then
+  ok "zmprov garpu lists route-lookup's URL ($first_url)"
+else
+  die "zmprov garpu lists route-lookup's URL" "exit $rc, wanted '$want_url ', got '$garpu'"
+fi
+auth_url="http://$first_url"
+
+echo "--- route-lookup's auth_http endpoint, directly"
+capture lookup "$rl_main_http"
+if grep -qi '^auth-status: Authentication failed$' <<<"$out"; then
+  ok "a bare GET of the lookup URL (no headers, no secret) gets Auth-Status: Authentication failed"
+else
+  not_ok "a bare GET of the lookup URL (no headers, no secret) gets Auth-Status: Authentication failed" "$out"
+fi
+common=("Auth-Method: plain" "Auth-User: alice@example.com" "Auth-Pass: x" "Auth-Protocol: imap" "Auth-Login-Attempt: 1" "Client-IP: 127.0.0.1")
+capture lookup "$rl_main_http" "${common[@]}"
+if grep -qi '^auth-status: Authentication failed$' <<<"$out" && ! grep -qi '^auth-server:' <<<"$out"; then
+  ok "a lookup without X-Lookup-Secret gets Auth-Status: Authentication failed"
+else
+  not_ok "a lookup without X-Lookup-Secret gets Auth-Status: Authentication failed" "$out"
+fi
+capture lookup "$rl_main_http" "${common[@]}" "X-Lookup-Secret: not-$lookup_secret"
+if grep -qi '^auth-status: Authentication failed$' <<<"$out" && grep -qi "^auth-wait: $auth_wait$" <<<"$out"; then
+  ok "a lookup with a wrong X-Lookup-Secret is refused, with Auth-Wait: $auth_wait"
+else
+  not_ok "a lookup with a wrong X-Lookup-Secret is refused, with Auth-Wait: $auth_wait" "$out"
+fi
+capture lookup "$rl_main_http" "${common[@]}" "X-Lookup-Secret: $lookup_secret"
+if grep -qi '^auth-status: OK$' <<<"$out" && grep -qi '^auth-server: 127.0.0.1$' <<<"$out" &&
+  grep -qi "^auth-port: $dv_imap$" <<<"$out" && grep -qi '^auth-user: alice@example.com$' <<<"$out"; then
+  ok "with the secret, imap for alice routes to Dovecot 127.0.0.1:$dv_imap"
+else
+  not_ok "with the secret, imap for alice routes to Dovecot 127.0.0.1:$dv_imap" "$out"
+fi
+capture lookup "$rl_main_http" "Auth-Method: plain" "Auth-User: ally@example.com" "Auth-Pass: x" \
+  "Auth-Protocol: pop3" "Auth-Login-Attempt: 1" "Client-IP: 127.0.0.1" "X-Lookup-Secret: $lookup_secret"
+if grep -qi '^auth-status: OK$' <<<"$out" && grep -qi "^auth-port: $dv_pop3$" <<<"$out" &&
+  grep -qi '^auth-user: alice@example.com$' <<<"$out"; then
+  ok "pop3 for the alias ally@ routes to Dovecot :$dv_pop3 as Auth-User alice@example.com"
+else
+  not_ok "pop3 for the alias ally@ routes to Dovecot :$dv_pop3 as Auth-User alice@example.com" "$out"
+fi
+capture lookup "$rl_main_http" "Auth-Method: apop" "Auth-User: alice@example.com" "Auth-Salt: <1.2@x>" \
+  "Auth-Pass: 0123456789abcdef0123456789abcdef" "Auth-Protocol: pop3" "Auth-Login-Attempt: 1" \
+  "Client-IP: 127.0.0.1" "X-Lookup-Secret: $lookup_secret"
+if grep -qi '^auth-status: Authentication failed$' <<<"$out"; then
+  ok "Auth-Method apop is refused (no cleartext password to replay)"
+else
+  not_ok "Auth-Method apop is refused (no cleartext password to replay)" "$out"
+fi
+capture lookup "$rl_main_http" "Auth-Method: plain" "Auth-User: nobody@example.com" "Auth-Pass: x" \
+  "Auth-Protocol: imap" "Auth-Login-Attempt: $((auth_wait_max + 1))" "Client-IP: 127.0.0.1" "X-Lookup-Secret: $lookup_secret"
+if grep -qi '^auth-status: Authentication failed$' <<<"$out" && ! grep -qi '^auth-wait:' <<<"$out"; then
+  ok "past --auth-wait-max-attempts ($auth_wait_max) a failure carries no Auth-Wait"
+else
+  not_ok "past --auth-wait-max-attempts ($auth_wait_max) a failure carries no Auth-Wait" "$out"
+fi
+
+echo "--- nginx from deploy/nginx/nginx-mail.conf"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=mail.example.com -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 ||
+  die "generate a throwaway certificate"
+render_nginx a "$auth_url"
+capture nginx -t -c "$tmp/nginx-a.conf" -p "$tmp/" -e "$tmp/nginx-a-error.log"
+if ((rc == 0)); then
+  ok "nginx -t accepts the shipped nginx-mail.conf (ports, paths, URL, secret, cert substituted)"
+else
+  die "nginx -t accepts the shipped nginx-mail.conf" "$out"
+fi
+start_nginx a
+imap=$ng_imap imaps=$ng_imaps pop3=$ng_pop3 pop3s=$ng_pop3s
+echo "(nginx: imap $imap, imaps $imaps, pop3 $pop3, pop3s $pop3s; Dovecot: imap $dv_imap, pop3 $dv_pop3)"
+
+echo "--- IMAP through nginx"
+alice=(-u "alice@example.com:$alice_pw")
+expect_ok "IMAP STARTTLS: alice logs in and lists her mailboxes" 'LIST .*INBOX' \
+  c --ssl-reqd "${alice[@]}" "imap://127.0.0.1:$imap/"
+expect_ok "IMAP STARTTLS: fetch INBOX;UID=1 has alice's Subject" "^Subject: $alice_subject" \
+  c --ssl-reqd "${alice[@]}" "imap://127.0.0.1:$imap/INBOX;UID=1"
+expect_ok "IMAPS (implicit TLS): fetch INBOX;UID=1 has alice's Subject" "^Subject: $alice_subject" \
+  c "${alice[@]}" "imaps://127.0.0.1:$imaps/INBOX;UID=1"
+expect_ok "IMAP: the odd password ('+', ' ', '%41', UTF-8) works with AUTHENTICATE PLAIN" "^Subject: $carol_subject" \
+  c --ssl-reqd -u "carol@example.com:$carol_pw" "imap://127.0.0.1:$imap/INBOX;UID=1"
+expect_ok "IMAP: the odd password works with AUTHENTICATE LOGIN" "^Subject: $carol_subject" \
+  c --ssl-reqd --login-options 'AUTH=LOGIN' -u "carol@example.com:$carol_pw" "imap://127.0.0.1:$imap/INBOX;UID=1"
+expect_ok "IMAP raw: the odd password as a LOGIN literal reaches carol's INBOX" "message 1: Subject: $carol_subject" \
+  mc imap starttls "$imap" carol@example.com "$carol_pw"
+expect_ok "IMAP: the alias ally@example.com reaches alice's mailbox" "^Subject: $alice_subject" \
+  c --ssl-reqd -u "ally@example.com:$alice_pw" "imap://127.0.0.1:$imap/INBOX;UID=1"
+expect_ok "IMAP: the unqualified login 'alice' reaches alice's mailbox (default domain)" "^Subject: $alice_subject" \
+  c --ssl-reqd -u "alice:$alice_pw" "imap://127.0.0.1:$imap/INBOX;UID=1"
+expect_ok "IMAP: a login in capitals (ALICE@Example.COM) reaches alice's mailbox" "^Subject: $alice_subject" \
+  c --ssl-reqd -u "ALICE@Example.COM:$alice_pw" "imap://127.0.0.1:$imap/INBOX;UID=1"
+expect_fail "IMAP: a wrong password is refused (curl fails)" "Login denied|denied|failed" \
+  c --ssl-reqd -u "alice@example.com:wrong-$alice_pw" "imap://127.0.0.1:$imap/"
+capture mc imap starttls "$imap" alice@example.com "wrong-$alice_pw"
+if ((rc == 1)) && grep -qE '^attempt 1 \([01]\.[0-9]s\): a1 NO \[AUTHENTICATIONFAILED\]' <<<"$out" &&
+  grep -qx 'connection closed by the server after attempt 1' <<<"$out"; then
+  ok "IMAP raw: a wrong password gets Dovecot's 'NO [AUTHENTICATIONFAILED]', then nginx closes (proxy_pass_error_message)"
+else
+  not_ok "IMAP raw: a wrong password gets Dovecot's 'NO [AUTHENTICATIONFAILED]', then nginx closes (proxy_pass_error_message)" "exit $rc: $out"
+fi
+capture mc imap starttls "$imap" nobody@example.com "whatever"
+if ((rc == 1)) && grep -qE '^attempt 1 \([1-9][0-9.]*s\): a1 NO Authentication failed' <<<"$out"; then
+  ok "IMAP raw: an unknown user gets 'NO Authentication failed' after Auth-Wait (${auth_wait}s)"
+else
+  not_ok "IMAP raw: an unknown user gets 'NO Authentication failed' after Auth-Wait (${auth_wait}s)" "exit $rc: $out"
+fi
+expect_fail "IMAP: an unknown user is refused (curl fails)" "denied|failed" \
+  c --ssl-reqd -u "nobody@example.com:whatever" "imap://127.0.0.1:$imap/"
+capture mc imap starttls "$imap" nobody@example.com "whatever" $((auth_wait_max + 2))
+if ((rc == 1)) && [[ $(grep -cE '^attempt [0-9]+ \([1-9][0-9.]*s\): a[0-9]+ NO Authentication failed' <<<"$out") == "$auth_wait_max" ]] &&
+  grep -qE "^attempt $((auth_wait_max + 1)) \([0-9.]+s\): a$((auth_wait_max + 1)) NO Authentication failed" <<<"$out" &&
+  grep -qx "connection closed by the server after attempt $((auth_wait_max + 1))" <<<"$out"; then
+  ok "IMAP raw: after $auth_wait_max delayed retries on one connection the next failure closes it"
+else
+  not_ok "IMAP raw: after $auth_wait_max delayed retries on one connection the next failure closes it" "exit $rc: $out"
+fi
+capture mc imap plain "$imap" alice@example.com "$alice_pw"
+if ((rc != 0)) && grep -q 'LOGINDISABLED' <<<"$out" && ! grep -q '^message 1' <<<"$out"; then
+  ok "IMAP: cleartext LOGIN before STARTTLS is refused (starttls only, LOGINDISABLED)"
+else
+  not_ok "IMAP: cleartext LOGIN before STARTTLS is refused (starttls only, LOGINDISABLED)" "exit $rc: $out"
+fi
+
+echo "--- POP3 through nginx"
+expect_ok "POP3 STLS: alice logs in, LIST shows one message" '^1 [0-9]+' \
+  c --ssl-reqd "${alice[@]}" "pop3://127.0.0.1:$pop3/"
+expect_ok "POP3 STLS: RETR 1 has alice's Subject" "^Subject: $alice_subject" \
+  c --ssl-reqd "${alice[@]}" "pop3://127.0.0.1:$pop3/1"
+expect_ok "POP3S (implicit TLS): RETR 1 has alice's Subject" "^Subject: $alice_subject" \
+  c "${alice[@]}" "pop3s://127.0.0.1:$pop3s/1"
+expect_ok "POP3: the odd password works with AUTH PLAIN" "^Subject: $carol_subject" \
+  c --ssl-reqd -u "carol@example.com:$carol_pw" "pop3://127.0.0.1:$pop3/1"
+expect_ok "POP3 raw: the odd password works with USER/PASS" "message 1: Subject: $carol_subject" \
+  mc pop3 starttls "$pop3" carol@example.com "$carol_pw"
+expect_ok "POP3: the alias ally@example.com reaches alice's mailbox" "^Subject: $alice_subject" \
+  c --ssl-reqd -u "ally@example.com:$alice_pw" "pop3://127.0.0.1:$pop3/1"
+expect_fail "POP3: a wrong password is refused (curl fails)" "denied|failed" \
+  c --ssl-reqd -u "alice@example.com:wrong-$alice_pw" "pop3://127.0.0.1:$pop3/1"
+capture mc pop3 starttls "$pop3" alice@example.com "wrong-$alice_pw"
+if ((rc == 1)) && grep -qE '^attempt 1 \([01]\.[0-9]s\): -ERR \[AUTH\]' <<<"$out" &&
+  grep -qx 'connection closed by the server after attempt 1' <<<"$out"; then
+  ok "POP3 raw: a wrong password gets Dovecot's '-ERR [AUTH] ...', then nginx closes"
+else
+  not_ok "POP3 raw: a wrong password gets Dovecot's '-ERR [AUTH] ...', then nginx closes" "exit $rc: $out"
+fi
+capture mc pop3 ssl "$pop3s" nobody@example.com "whatever"
+if ((rc == 1)) && grep -qE '^attempt 1 \([1-9][0-9.]*s\): -ERR Authentication failed' <<<"$out"; then
+  ok "POP3 raw: an unknown user gets '-ERR Authentication failed' after Auth-Wait"
+else
+  not_ok "POP3 raw: an unknown user gets '-ERR Authentication failed' after Auth-Wait" "exit $rc: $out"
+fi
+
+echo "--- a second route-lookup with --verify-passwords, and a second nginx on it"
+start_route_lookup verify --verify-passwords
+rl_verify_http=$rl_http
+render_nginx b "http://127.0.0.1:$rl_verify_http/service/extension/nginx-lookup"
+start_nginx b
+expect_ok "verified IMAP: the odd password survives nginx's Auth-Pass escaping and matches the argon2 hash" \
+  "^Subject: $carol_subject" c --ssl-reqd -u "carol@example.com:$carol_pw" "imap://127.0.0.1:$ng_imap/INBOX;UID=1"
+expect_ok "verified POP3 USER/PASS: the odd password matches too" "message 1: Subject: $carol_subject" \
+  mc pop3 ssl "$ng_pop3s" carol@example.com "$carol_pw"
+expect_ok "verified IMAP: the alias logs in with alice's password" "message 1: Subject: $alice_subject" \
+  mc imap ssl "$ng_imaps" ally@example.com "$alice_pw"
+mismatches_before=$(grep -c 'Password mismatch' "$tmp/dovecot.log" || true)
+capture mc imap starttls "$ng_imap" carol@example.com "${carol_pw/ /}"
+sleep 0.2 # let Dovecot's log process write anything it was going to
+mismatches_after=$(grep -c 'Password mismatch' "$tmp/dovecot.log" || true)
+if ((rc == 1)) && grep -qE '^attempt 1 \([1-9][0-9.]*s\): a1 NO Authentication failed' <<<"$out" &&
+  log_has "$tmp/route-lookup-verify.log" 'lookup failed reason="bad_password"' &&
+  ((mismatches_after == mismatches_before)); then
+  ok "verified IMAP: a wrong password is refused by route-lookup (bad_password), Dovecot never asked"
+else
+  not_ok "verified IMAP: a wrong password is refused by route-lookup (bad_password), Dovecot never asked" \
+    "exit $rc: $out
+Dovecot password mismatches before $mismatches_before, after $mismatches_after"
+fi
+# A wrong password differing only in how it would be decoded: %41 read as "A".
+capture mc imap ssl "$ng_imaps" carol@example.com "${carol_pw/\%41/A}"
+if ((rc == 1)) && grep -q 'NO Authentication failed' <<<"$out"; then
+  ok "verified IMAP: the password with '%41' replaced by 'A' is refused (no double decoding)"
+else
+  not_ok "verified IMAP: the password with '%41' replaced by 'A' is refused (no double decoding)" "exit $rc: $out"
+fi
+
+echo "--- the logs"
+if log_has "$tmp/route-lookup-main.log" 'lookup failed reason="bad_secret"'; then
+  ok "route-lookup logged the secret-less lookups as bad_secret"
+else
+  not_ok "route-lookup logged the secret-less lookups as bad_secret"
+fi
+# (nginx 1.22 logs a client writing after nginx closed the TLS session as crit
+# "SSL_shutdown() failed"; that is the client's doing, not a fault.)
+if grep -hE '\[(alert|emerg|crit)\]' "$tmp"/nginx-*-error.log | grep -v 'SSL_shutdown() failed' >/dev/null; then
+  not_ok "nginx logged no alert/crit/emerg" "$(grep -E '\[(alert|emerg|crit)\]' "$tmp"/nginx-*-error.log)"
+else
+  ok "nginx logged no alert/crit/emerg"
+fi
+
+echo
+if ((failures == 0)); then
+  echo "PASS: nginx interop, all $passes checks passed"
+else
+  echo "FAIL: nginx interop, $failures of $((passes + failures)) checks failed:"
+  printf '  - %s\n' "${failed_names[@]}"
+  exit 1
+fi
