@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "LOOKUP_DB_POOL_SIZE", default_value_t = 32)]
     pub db_pool_size: usize,
 
+    /// Long-lived database connections shared by all lookups (their queries are pipelined),
+    /// on top of the pool. Two keep a 2-core database busy; raise it with the database's
+    /// cores.
+    #[arg(long, env = "LOOKUP_DB_LOOKUP_CONNECTIONS", default_value_t = 2)]
+    pub db_lookup_connections: usize,
+
     /// Milliseconds a database operation (waiting for a connection, connecting, one query)
     /// may take before the request fails with a temporary error.
     #[arg(
@@ -150,6 +156,8 @@ pub struct RuntimeConfig {
     pub lookup: LookupPolicy,
     /// Database pool size.
     pub db_pool_size: usize,
+    /// Shared lookup connections.
+    pub db_lookup_connections: usize,
     /// Bound on every database operation.
     pub db_timeout: Duration,
     /// Most HTTP connections at once.
@@ -195,6 +203,9 @@ impl Config {
         if self.db_pool_size == 0 {
             return Err("--db-pool-size must be at least 1".into());
         }
+        if self.db_lookup_connections == 0 {
+            return Err("--db-lookup-connections must be at least 1".into());
+        }
         if self.db_timeout_ms == 0 {
             return Err("--db-timeout-ms must be at least 1".into());
         }
@@ -225,6 +236,7 @@ impl Config {
                 secret: self.lookup_secret,
             },
             db_pool_size: self.db_pool_size,
+            db_lookup_connections: self.db_lookup_connections,
             db_timeout: Duration::from_millis(self.db_timeout_ms),
             max_connections: self.max_connections,
             http_timeout: Duration::from_secs(self.http_timeout.max(1)),

@@ -35,6 +35,7 @@ impl RouteLookup {
             url: config.database_url.clone(),
             pool_size: config.db_pool_size,
             timeout: config.db_timeout,
+            lookup_connections: config.db_lookup_connections,
         })
         .map_err(anyhow::Error::msg)?;
         let deadline = tokio::time::Instant::now() + db_wait;

@@ -43,11 +43,21 @@ fn assert_failed(r: &Reply, text: &str, wait: Option<&str>, what: &str) {
     assert_eq!(r.get("Auth-Port"), None, "{what}");
 }
 
+/// (login, protocol, X-Proxy-IP, server, port, Auth-User)
+type OkRow = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    u16,
+    &'static str,
+);
+
 #[tokio::test]
 async fn resolution_table() {
     let h = Harness::start(&[]).await;
     seed(&h.grpc_url()).await;
-    let ok: &[(&str, &str, Option<&str>, &str, u16, &str)] = &[
+    let ok: &[OkRow] = &[
         // (login, protocol, X-Proxy-IP, server, port, Auth-User)
         (
             "ann@example.com",

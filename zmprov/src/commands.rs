@@ -195,7 +195,7 @@ impl From<tonic::Status> for CommandError {
 
 /// `attr value` pairs, with zmprov's `+attr` / `-attr` forms.
 fn pairs(args: &[String], verb: &'static Verb) -> Result<Vec<AttrChange>, CommandError> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(usage(verb));
     }
     Ok(args

@@ -84,7 +84,7 @@ pub async fn poll_membership(
             }
         }
         tick += 1;
-        if tick % 30 == 0 {
+        if tick.is_multiple_of(30) {
             if let Err(e) = store.reap_leases().await {
                 tracing::debug!(error = %e, "lease reaping failed");
             }

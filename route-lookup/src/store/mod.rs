@@ -9,8 +9,10 @@ mod migrate;
 mod provision;
 mod registry;
 mod route;
+mod shared;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -86,12 +88,15 @@ pub struct StoreConfig {
     pub pool_size: usize,
     /// Bound on waiting for a connection, on connecting, and on each operation.
     pub timeout: Duration,
+    /// Long-lived connections shared (pipelined) by all lookups.
+    pub lookup_connections: usize,
 }
 
 /// The database handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    shared: Arc<shared::SharedClients>,
     timeout: Duration,
 }
 
@@ -124,9 +129,16 @@ impl Store {
             .parse()
             .map_err(|e| format!("bad database URL: {e}"))?;
         pg.connect_timeout(config.timeout);
+        // Notice a silently dead database host instead of waiting on it forever.
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(30));
         if pg.get_application_name().is_none() {
             pg.application_name("route-lookup");
         }
+        let shared = Arc::new(shared::SharedClients::new(
+            pg.clone(),
+            config.lookup_connections,
+        ));
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -144,6 +156,7 @@ impl Store {
             .map_err(|e| format!("cannot build the database pool: {e}"))?;
         Ok(Self {
             pool,
+            shared,
             timeout: config.timeout,
         })
     }

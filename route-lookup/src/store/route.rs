@@ -122,14 +122,15 @@ fn server_route(row: &tokio_postgres::Row, first: usize) -> ServerRoute {
     }
 }
 
-const ACCOUNT_BY_ADDRESS: &str =
+/// Two candidates (a login through an alias domain): one probe each.
+pub(super) const ACCOUNT_BY_TWO_ADDRESSES: &str =
     "SELECT acc.id, acc.name, acc.status, acc.password_hash, acc.mail_host, ad.address
        FROM addresses ad JOIN accounts acc ON acc.id = ad.account_id
-      WHERE ad.address";
+      WHERE ad.address IN ($1, $2)";
 
 /// Most logins are primary names: try the accounts table alone first (one index probe),
 /// and only then the alias path (PostgreSQL stops the `UNION ALL` at the first row).
-const ACCOUNT_BY_NAME_THEN_ALIAS: &str =
+pub(super) const ACCOUNT_BY_NAME_THEN_ALIAS: &str =
     "(SELECT id, name, status, password_hash, mail_host, name FROM accounts WHERE name = $1)
      UNION ALL
      (SELECT acc.id, acc.name, acc.status, acc.password_hash, acc.mail_host, ad.address
@@ -138,6 +139,10 @@ const ACCOUNT_BY_NAME_THEN_ALIAS: &str =
      LIMIT 1";
 
 const SERVER_COLUMNS: &str = "service_address, imap_port, imaps_port, pop3_port, pop3s_port";
+
+/// One server's routing data.
+pub(super) const SERVER_BY_NAME: &str =
+    "SELECT service_address, imap_port, imaps_port, pop3_port, pop3s_port FROM servers WHERE name = $1";
 
 impl Store {
     /// Reads the [`Directory`] snapshot.
@@ -194,63 +199,62 @@ impl Store {
             return Ok(None);
         }
         let candidates = dir.candidates(login, proxy_ip);
-        let found = self
-            .bounded(async {
-                let client = self.client().await?;
-                // One candidate is the common case: a plain primary-key probe.
-                let rows = if let Some(second) = candidates.get(1) {
-                    let stmt = client
-                        .prepare_cached(&format!("{ACCOUNT_BY_ADDRESS} IN ($1, $2)"))
-                        .await?;
-                    client.query(&stmt, &[&candidates[0], second]).await?
-                } else {
-                    let stmt = client.prepare_cached(ACCOUNT_BY_NAME_THEN_ALIAS).await?;
-                    client.query(&stmt, &[&candidates[0]]).await?
-                };
-                // Prefer the more specific candidate if both exist.
-                let row = rows
-                    .iter()
-                    .find(|r| r.get::<_, &str>(5) == candidates[0])
-                    .or(rows.first());
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let mail_host: String = row.get(4);
-                let server = match dir.servers.get(&mail_host) {
-                    Some(s) => s.clone(),
-                    None if mail_host.is_empty() => ServerRoute::default(),
-                    // A server created since the snapshot was read (maybe by another
-                    // instance): ask the database rather than fall back to defaults.
-                    None => {
-                        let stmt = client
-                            .prepare_cached(&format!(
-                                "SELECT {SERVER_COLUMNS} FROM servers WHERE name = $1"
-                            ))
-                            .await?;
-                        client
-                            .query_opt(&stmt, &[&mail_host])
-                            .await?
-                            .map(|r| server_route(&r, 0))
-                            .unwrap_or_default()
-                    }
-                };
-                let name: String = row.get(1);
-                let in_default_domain = dir
-                    .default_domain
-                    .as_deref()
-                    .is_some_and(|d| name.rsplit_once('@').is_some_and(|(_, nd)| nd == d));
-                Ok(Some(AccountRoute {
-                    id: row.get(0),
-                    name,
-                    status: row.get(2),
-                    password_hash: row.get(3),
-                    mail_host,
-                    server,
-                    in_default_domain,
-                }))
-            })
-            .await?;
-        Ok(found)
+        let (slot, hot) = self.bounded(self.shared.get()).await?;
+        let query = async {
+            let rows = match candidates.get(1) {
+                Some(second) => {
+                    hot.client
+                        .query(&hot.by_two, &[&candidates[0], second])
+                        .await?
+                }
+                None => hot.client.query(&hot.by_name, &[&candidates[0]]).await?,
+            };
+            // Prefer the more specific candidate if both exist.
+            let row = rows
+                .iter()
+                .find(|r| r.get::<_, &str>(5) == candidates[0])
+                .or(rows.first());
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let mail_host: String = row.get(4);
+            let server = match dir.servers.get(&mail_host) {
+                Some(s) => s.clone(),
+                None if mail_host.is_empty() => ServerRoute::default(),
+                // A server created since the snapshot was read (maybe by another
+                // instance): ask the database rather than fall back to defaults.
+                None => hot
+                    .client
+                    .query_opt(&hot.server_by_name, &[&mail_host])
+                    .await?
+                    .map(|r| server_route(&r, 0))
+                    .unwrap_or_default(),
+            };
+            let name: String = row.get(1);
+            let in_default_domain = dir
+                .default_domain
+                .as_deref()
+                .is_some_and(|d| name.rsplit_once('@').is_some_and(|(_, nd)| nd == d));
+            Ok(Some(AccountRoute {
+                id: row.get(0),
+                name,
+                status: row.get(2),
+                password_hash: row.get(3),
+                mail_host,
+                server,
+                in_default_domain,
+            }))
+        };
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(found) => found,
+            Err(_) => {
+                self.shared.reset(slot);
+                Err(StoreError::Unavailable(format!(
+                    "no answer within {} ms",
+                    self.timeout.as_millis()
+                )))
+            }
+        }
     }
 }
 
