@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::directory::DirectoryCache;
 use crate::password;
 use crate::purge::purge_routes;
-use crate::store::{self, Change, ChangeOp, Store};
+use crate::store::{self, Change, ChangeOp, EntryKind, Store};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ impl Provisioning for ProvisioningService {
         let r = r.into_inner();
         let e = self
             .store
-            .create_domain(&r.name, &changes(r.attrs))
+            .create(EntryKind::Domain, &r.name, &changes(r.attrs))
             .await
             .map_err(status)?;
         tracing::info!(domain = %e.name, "created domain");
@@ -136,7 +136,7 @@ impl Provisioning for ProvisioningService {
         }];
         let e = self
             .store
-            .create_domain(&r.alias, &c)
+            .create(EntryKind::Domain, &r.alias, &c)
             .await
             .map_err(status)?;
         tracing::info!(domain = %e.name, "created alias domain");
@@ -148,7 +148,7 @@ impl Provisioning for ProvisioningService {
         let r = r.into_inner();
         let e = self
             .store
-            .create_server(&r.name, &changes(r.attrs))
+            .create(EntryKind::Server, &r.name, &changes(r.attrs))
             .await
             .map_err(status)?;
         tracing::info!(server = %e.name, "created server");
@@ -210,7 +210,7 @@ impl Provisioning for ProvisioningService {
         };
         let (before, after) = self
             .store
-            .modify_account(&r.name, &c, password)
+            .modify(EntryKind::Account, &r.name, &c, password)
             .await
             .map_err(status)?;
         let moved = before.attrs.get("zimbraMailHost") != after.attrs.get("zimbraMailHost");
@@ -226,9 +226,9 @@ impl Provisioning for ProvisioningService {
 
     async fn modify_server(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
         let r = r.into_inner();
-        let e = self
+        let (_, e) = self
             .store
-            .modify_server(&r.name, &changes(r.attrs))
+            .modify(EntryKind::Server, &r.name, &changes(r.attrs), None)
             .await
             .map_err(status)?;
         tracing::info!(server = %e.name, "modified server");
@@ -238,9 +238,9 @@ impl Provisioning for ProvisioningService {
 
     async fn modify_domain(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
         let r = r.into_inner();
-        let e = self
+        let (_, e) = self
             .store
-            .modify_domain(&r.name, &changes(r.attrs))
+            .modify(EntryKind::Domain, &r.name, &changes(r.attrs), None)
             .await
             .map_err(status)?;
         tracing::info!(domain = %e.name, "modified domain");
@@ -255,7 +255,7 @@ impl Provisioning for ProvisioningService {
         let r = r.into_inner();
         let hash = hash(Some(r.password)).await?;
         self.store
-            .modify_account(&r.account, &[], Some(hash))
+            .modify(EntryKind::Account, &r.account, &[], Some(hash))
             .await
             .map_err(status)?;
         tracing::info!(account = %r.account, "password set");
@@ -265,7 +265,7 @@ impl Provisioning for ProvisioningService {
     async fn get_account(&self, r: Request<NameRequest>) -> Result<Response<Entry>, Status> {
         Ok(entry(
             self.store
-                .get_account(&r.into_inner().name)
+                .get(EntryKind::Account, &r.into_inner().name)
                 .await
                 .map_err(status)?,
         ))
@@ -274,7 +274,7 @@ impl Provisioning for ProvisioningService {
     async fn get_server(&self, r: Request<NameRequest>) -> Result<Response<Entry>, Status> {
         Ok(entry(
             self.store
-                .get_server(&r.into_inner().name)
+                .get(EntryKind::Server, &r.into_inner().name)
                 .await
                 .map_err(status)?,
         ))
@@ -283,7 +283,7 @@ impl Provisioning for ProvisioningService {
     async fn get_domain(&self, r: Request<NameRequest>) -> Result<Response<Entry>, Status> {
         Ok(entry(
             self.store
-                .get_domain(&r.into_inner().name)
+                .get(EntryKind::Domain, &r.into_inner().name)
                 .await
                 .map_err(status)?,
         ))
@@ -346,9 +346,9 @@ impl Provisioning for ProvisioningService {
 
     async fn modify_config(&self, r: Request<ModifyRequest>) -> Result<Response<Entry>, Status> {
         let r = r.into_inner();
-        let e = self
+        let (_, e) = self
             .store
-            .modify_config(&changes(r.attrs))
+            .modify(EntryKind::Config, "", &changes(r.attrs), None)
             .await
             .map_err(status)?;
         tracing::info!("modified global config");
