@@ -2,7 +2,7 @@
 
 use cache_node::config::Config;
 use cache_node::server::CacheNode;
-use common::shutdown::{signal, Shutdown};
+use common::shutdown::{Shutdown, Signals};
 
 fn main() {
     let config: Config = common::exit::parse_or_exit("cache-node");
@@ -19,6 +19,7 @@ fn main() {
             std::process::exit(1)
         });
     let code = runtime.block_on(async move {
+        let signals = Signals::install();
         let node = match CacheNode::bind(runtime_config).await {
             Ok(node) => node,
             Err(e) => {
@@ -28,7 +29,7 @@ fn main() {
         };
         let (shutdown, watch) = Shutdown::new();
         let server = tokio::spawn(node.run(watch));
-        let name = signal().await;
+        let name = signals.recv().await;
         tracing::info!(signal = name, "shutting down");
         shutdown.trigger();
         match server.await {

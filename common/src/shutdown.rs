@@ -1,6 +1,7 @@
 //! The one shutdown contract of every binary.
 //!
-//! 1. SIGTERM or SIGINT ([`signal`]) makes `main` call [`Shutdown::trigger`].
+//! 1. SIGTERM or SIGINT ([`Signals`], installed before any listener is bound) makes
+//!    `main` call [`Shutdown::trigger`].
 //! 2. Every listener holding a [`ShutdownWatch`] stops accepting; every session selects on
 //!    [`ShutdownWatch::triggered`] and winds down at its next safe point.
 //! 3. Each session holds a [`DrainGuard`]; `main` waits on [`Drain::wait`] until all guards
@@ -56,27 +57,43 @@ impl ShutdownWatch {
     }
 }
 
-/// Waits for SIGTERM or SIGINT and returns the signal's name.
-pub async fn signal() -> &'static str {
+/// SIGTERM and SIGINT handlers, installed when this is created. Create it before binding
+/// any listener: a signal that arrives before the handlers exist kills the process with
+/// the default action instead of starting a drain.
+#[derive(Debug)]
+pub struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Installs the handlers (inside a Tokio runtime).
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let handlers = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(term), Ok(int)) => Some((term, int)),
+                _ => None,
+            };
+            Self { handlers }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Waits for SIGTERM or SIGINT and returns the signal's name.
+    pub async fn recv(mut self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((term, int)) = self.handlers.as_mut() {
+            return tokio::select! {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
+            };
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use common::shutdown::{signal, Shutdown};
+use common::shutdown::{Shutdown, Signals};
 use route_lookup::config::Config;
 use route_lookup::server::RouteLookup;
 
@@ -14,6 +14,7 @@ async fn main() {
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("route-lookup", reason));
     common::telemetry::init("info");
+    let signals = Signals::install();
     let service = match RouteLookup::bind(config, db_wait).await {
         Ok(s) => s,
         Err(e) => {
@@ -23,7 +24,7 @@ async fn main() {
     };
     let (shutdown, watch) = Shutdown::new();
     let server = tokio::spawn(service.run(watch));
-    let name = signal().await;
+    let name = signals.recv().await;
     tracing::info!(signal = name, "shutting down");
     shutdown.trigger();
     let code = match server.await {
