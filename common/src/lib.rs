@@ -10,6 +10,7 @@
 //! - [`admin`]: the admin HTTP server with `/healthz` and Prometheus `/metrics`.
 //! - [`metrics`]: a tiny Prometheus text-format writer.
 //! - [`telemetry`]: tracing setup with `RUST_LOG` filtering.
+//! - [`tls`]: rustls server/client configurations from PEM, self-signed certificates.
 //! - [`timeout`]: `with_timeout`, whose error names the phase that ran out.
 //! - [`exit`]: process exit codes (64 for a bad configuration).
 
@@ -21,3 +22,4 @@ pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timeout;
+pub mod tls;

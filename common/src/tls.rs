@@ -1,0 +1,89 @@
+//! TLS with rustls only (ring provider): server configurations from PEM files, TLS 1.2
+//! and 1.3 with rustls' modern cipher suites, and self-signed certificates for tests and
+//! demo setups.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::ServerConfig;
+
+/// The crypto provider every configuration uses.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A server configuration from a PEM certificate chain and a PEM private key, offering
+/// `alpn` protocols (empty: no ALPN).
+pub fn server_config_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the PEM".into());
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("bad private key PEM: {e}"))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key do not match: {e}"))?;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// [`server_config_from_pem`] from files.
+pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
+    let cert_pem =
+        std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+    let key_pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    server_config_from_pem(&cert_pem, &key_pem, alpn)
+}
+
+/// A client configuration trusting the PEM certificates in `ca_pem` (for tests and for
+/// connecting to mailbox servers with a private CA).
+pub fn client_config_from_pem(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        let cert = cert.map_err(|e| format!("bad CA PEM: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("bad CA certificate: {e}"))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// A self-signed certificate for `names`: (certificate PEM, private key PEM).
+pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+    let cert = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    Ok((cert.cert.pem(), cert.signing_key.serialize_pem()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_loads_and_mismatches_are_refused() {
+        let (cert, key) = self_signed(&["localhost"]).unwrap();
+        assert!(server_config_from_pem(cert.as_bytes(), key.as_bytes(), &[b"imap"]).is_ok());
+        let (_, other_key) = self_signed(&["localhost"]).unwrap();
+        assert!(server_config_from_pem(cert.as_bytes(), other_key.as_bytes(), &[]).is_err());
+        assert!(server_config_from_pem(b"junk", key.as_bytes(), &[]).is_err());
+        assert!(client_config_from_pem(cert.as_bytes()).is_ok());
+    }
+}

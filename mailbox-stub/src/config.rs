@@ -1,0 +1,179 @@
+//! The command line of `mailbox-stub`. Every flag has a `MAILBOX_*` environment twin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use common::listen::ListenAddr;
+
+use crate::trusted::TrustedProxies;
+
+/// A small but real IMAP4rev1 and POP3 mailbox server with in-memory mail.
+///
+/// Every account gets a generated INBOX naming the account and this host; passwords are
+/// checked with route-lookup (--directory). Logins of accounts whose zimbraMailHost is not
+/// --hostname are refused, so a wrong route is visible.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mailbox-stub", version, about, long_about = None)]
+pub struct Config {
+    /// This server's name, as zimbraMailHost names it (also in the greetings and mail).
+    #[arg(long, env = "MAILBOX_HOSTNAME")]
+    pub hostname: String,
+
+    /// IMAP listener (STARTTLS when a certificate is given), or `off`.
+    #[arg(long, env = "MAILBOX_IMAP_LISTEN", default_value = "0.0.0.0:7143")]
+    pub imap_listen: ListenAddr,
+
+    /// POP3 listener (STLS when a certificate is given), or `off`.
+    #[arg(long, env = "MAILBOX_POP3_LISTEN", default_value = "0.0.0.0:7110")]
+    pub pop3_listen: ListenAddr,
+
+    /// IMAPS (implicit TLS) listener, or `off`; needs --tls-cert.
+    #[arg(long, env = "MAILBOX_IMAPS_LISTEN", default_value = "0.0.0.0:7993")]
+    pub imaps_listen: ListenAddr,
+
+    /// POP3S (implicit TLS) listener, or `off`; needs --tls-cert.
+    #[arg(long, env = "MAILBOX_POP3S_LISTEN", default_value = "0.0.0.0:7995")]
+    pub pop3s_listen: ListenAddr,
+
+    /// PEM certificate chain for TLS.
+    #[arg(
+        long,
+        env = "MAILBOX_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TLS.
+    #[arg(
+        long,
+        env = "MAILBOX_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// route-lookup's gRPC URL, for password checks.
+    #[arg(long, env = "MAILBOX_DIRECTORY", value_name = "GRPC_URL")]
+    pub directory: String,
+
+    /// Bearer token for route-lookup.
+    #[arg(
+        long,
+        env = "MAILBOX_ADMIN_TOKEN",
+        value_name = "T",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Seconds a successful password check is remembered (0: never).
+    #[arg(
+        long,
+        env = "MAILBOX_AUTH_CACHE_TTL",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub auth_cache_ttl: u64,
+
+    /// Proxies allowed to forward the client address (ID x-originating-ip, XCLIENT,
+    /// XOIP, PROXY header), as CIDR,…
+    #[arg(
+        long,
+        env = "MAILBOX_TRUSTED_PROXIES",
+        default_value = "",
+        value_name = "CIDR,…"
+    )]
+    pub trusted_proxies: String,
+
+    /// Connections from trusted proxies start with a PROXY protocol (v1 or v2) header.
+    #[arg(long, env = "MAILBOX_PROXY_PROTOCOL")]
+    pub proxy_protocol: bool,
+
+    /// Generated messages per account.
+    #[arg(long, env = "MAILBOX_MESSAGES", default_value_t = 3)]
+    pub messages: usize,
+
+    /// Seconds a connection may stay silent before login.
+    #[arg(
+        long,
+        env = "MAILBOX_PREAUTH_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    pub preauth_timeout: u64,
+
+    /// Seconds a logged-in connection may stay silent (IDLE included).
+    #[arg(
+        long,
+        env = "MAILBOX_IDLE_TIMEOUT",
+        default_value_t = 1800,
+        value_name = "SECONDS"
+    )]
+    pub idle_timeout: u64,
+
+    /// Invalid commands (and failed logins) per connection before it is closed.
+    #[arg(long, env = "MAILBOX_MAX_BAD_COMMANDS", default_value_t = 10)]
+    pub max_bad_commands: u32,
+
+    /// Connections per listener.
+    #[arg(long, env = "MAILBOX_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Seconds to let sessions finish after SIGTERM.
+    #[arg(
+        long,
+        env = "MAILBOX_GRACE_PERIOD",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub grace_period: u64,
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Trusted proxies.
+    pub trusted: TrustedProxies,
+    /// TLS, if configured.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// Timeouts.
+    pub preauth: Duration,
+    /// Idle timeout.
+    pub idle: Duration,
+}
+
+impl Config {
+    /// Checks the flags that clap cannot.
+    pub fn validate(&self) -> Result<Checked, String> {
+        if self.hostname.trim().is_empty()
+            || self
+                .hostname
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err("--hostname must be a host name".into());
+        }
+        if !self.directory.starts_with("http://") && !self.directory.starts_with("https://") {
+            return Err("--directory must be route-lookup's gRPC URL (http://HOST:PORT)".into());
+        }
+        let trusted = TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| format!("--trusted-proxies: {e}"))?;
+        if self.proxy_protocol && trusted.0.is_empty() {
+            return Err("--proxy-protocol needs --trusted-proxies".into());
+        }
+        if self.max_bad_commands == 0 || self.max_connections == 0 {
+            return Err("--max-bad-commands and --max-connections must be at least 1".into());
+        }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some(common::tls::server_config(c, k, &[b"imap", b"pop3"])?),
+            _ => None,
+        };
+        Ok(Checked {
+            trusted,
+            tls,
+            preauth: Duration::from_secs(self.preauth_timeout.max(1)),
+            idle: Duration::from_secs(self.idle_timeout.max(1)),
+        })
+    }
+}

@@ -1,0 +1,582 @@
+//! The POP3 server session (RFC 1939, 2449 CAPA, 2595 STLS, 5034 AUTH PLAIN) as an explicit
+//! state machine: Authorization (with the USER name given so far), Transaction (a snapshot
+//! of INBOX and the deletion marks), and the Update state at QUIT, which removes the marked
+//! messages from the shared store. STLS is a return value, as STARTTLS is for IMAP.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::Arc;
+
+use base64::Engine;
+use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, ParseError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::auth::AuthResult;
+use crate::env::{ClientAddr, Env};
+use crate::imap::Outcome;
+use crate::store::{Account, Message};
+
+enum State {
+    Authorization {
+        user: Option<String>,
+    },
+    Transaction {
+        account: Arc<Account>,
+        name: String,
+        messages: Vec<Message>,
+        deleted: BTreeSet<usize>,
+    },
+}
+
+/// One POP3 connection.
+pub struct Session {
+    env: Arc<Env>,
+    state: State,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    bad: u32,
+    tls: bool,
+    peer: std::net::IpAddr,
+    client: ClientAddr,
+    discarding: bool,
+}
+
+enum Next {
+    Continue,
+    Close,
+    StartTls,
+}
+
+impl Session {
+    /// A new session; `tls` says whether the connection is already encrypted.
+    pub fn new(env: Arc<Env>, tls: bool, peer: std::net::IpAddr, client: ClientAddr) -> Self {
+        Self {
+            env,
+            state: State::Authorization { user: None },
+            buf: Vec::new(),
+            out: Vec::new(),
+            bad: 0,
+            tls,
+            peer,
+            client,
+            discarding: false,
+        }
+    }
+
+    /// Bytes that arrived before the session started (after a PROXY header).
+    pub fn prefill(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Marks the stream as encrypted (after STLS).
+    pub fn set_tls(&mut self) {
+        self.tls = true;
+    }
+
+    fn capa(&mut self) {
+        pop3::multiline_start(&mut self.out, "Capability list follows");
+        for line in [
+            "TOP",
+            "USER",
+            "UIDL",
+            "RESP-CODES",
+            "PIPELINING",
+            "AUTH-RESP-CODE",
+            "SASL PLAIN",
+        ] {
+            pop3::multiline_line(&mut self.out, line);
+        }
+        if self.env.tls.is_some() && !self.tls && matches!(self.state, State::Authorization { .. })
+        {
+            pop3::multiline_line(&mut self.out, "STLS");
+        }
+        pop3::multiline_line(
+            &mut self.out,
+            format!("IMPLEMENTATION mailbox-stub {}", env!("CARGO_PKG_VERSION")),
+        );
+        pop3::multiline_end(&mut self.out);
+    }
+
+    /// Serves the connection until QUIT, EOF, or STLS.
+    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if greet {
+            let faults = self.env.faults();
+            if faults.stall {
+                self.env.shutdown.triggered().await;
+                return Ok(Outcome::Close);
+            }
+            if let Some(d) = faults.greeting_delay {
+                tokio::time::sleep(d).await;
+            }
+            pop3::ok(&mut self.out, format!("{} POP3 ready", self.env.hostname));
+            self.flush(stream).await?;
+        }
+        let limits = Limits::default();
+        loop {
+            if self.discarding {
+                match skip_line(&self.buf) {
+                    Some(n) => {
+                        self.buf.drain(..n);
+                        self.discarding = false;
+                    }
+                    None => {
+                        self.buf.clear();
+                        if !self.fill(stream).await? {
+                            return Ok(Outcome::Close);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let next = match parse_command(&self.buf, &limits) {
+                Ok(parsed) => {
+                    let consumed = parsed.consumed;
+                    let owned = Owned::from(&parsed.command);
+                    self.buf.drain(..consumed);
+                    tracing::debug!(command = owned.keyword, "pop3 command");
+                    self.dispatch(owned, stream).await?
+                }
+                Err(ParseError::Incomplete) => {
+                    if !self.fill(stream).await? {
+                        return Ok(Outcome::Close);
+                    }
+                    Next::Continue
+                }
+                Err(ParseError::LineTooLong) => {
+                    self.discarding = true;
+                    self.bad_command("line too long")
+                }
+                Err(ParseError::Invalid { consumed, reason }) => {
+                    self.buf.drain(..consumed.min(self.buf.len()));
+                    self.bad_command(reason)
+                }
+            };
+            self.flush(stream).await?;
+            match next {
+                Next::Continue => {}
+                Next::Close => return Ok(Outcome::Close),
+                Next::StartTls => {
+                    // Plaintext pipelined after STLS is never executed.
+                    self.buf.clear();
+                    return Ok(Outcome::StartTls);
+                }
+            }
+        }
+    }
+
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
+        if !self.out.is_empty() {
+            common::timeout::with_timeout(
+                "pop3 write",
+                self.env.timeouts.idle,
+                stream.write_all(&self.out),
+            )
+            .await?;
+            stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> io::Result<bool> {
+        let mut chunk = vec![0u8; 8192];
+        let timeout = match self.state {
+            State::Authorization { .. } => self.env.timeouts.preauth,
+            State::Transaction { .. } => self.env.timeouts.idle,
+        };
+        let shutdown = self.env.shutdown.clone();
+        let n = tokio::select! {
+            r = tokio::time::timeout(timeout, stream.read(&mut chunk)) => match r {
+                Ok(r) => r?,
+                Err(_) => {
+                    pop3::err(&mut self.out, "Timeout, closing connection");
+                    self.flush(stream).await?;
+                    return Ok(false);
+                }
+            },
+            _ = shutdown.triggered() => {
+                pop3::err(&mut self.out, "Server shutting down");
+                self.flush(stream).await?;
+                return Ok(false);
+            }
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    fn bad_command(&mut self, reason: &str) -> Next {
+        self.bad += 1;
+        pop3::err(&mut self.out, reason);
+        if self.bad >= self.env.max_bad_commands {
+            pop3::err(
+                &mut self.out,
+                "Too many invalid commands, closing connection",
+            );
+            return Next::Close;
+        }
+        Next::Continue
+    }
+
+    async fn dispatch<S>(&mut self, cmd: Owned, stream: &mut S) -> io::Result<Next>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let authorized = matches!(self.state, State::Transaction { .. });
+        let next = match (cmd.keyword, authorized) {
+            ("CAPA", _) => {
+                self.capa();
+                Next::Continue
+            }
+            ("NOOP", _) => {
+                pop3::ok(&mut self.out, "");
+                Next::Continue
+            }
+            ("QUIT", _) => return Ok(self.quit()),
+            ("STLS", false) => {
+                if self.tls || self.env.tls.is_none() {
+                    self.bad_command("STLS not available")
+                } else {
+                    pop3::ok(&mut self.out, "Begin TLS negotiation");
+                    Next::StartTls
+                }
+            }
+            ("USER", false) => {
+                self.state = State::Authorization {
+                    user: Some(String::from_utf8_lossy(&cmd.a).into_owned()),
+                };
+                pop3::ok(&mut self.out, "Send your password");
+                Next::Continue
+            }
+            ("PASS", false) => {
+                let State::Authorization { user: Some(user) } = &self.state else {
+                    return Ok(self.bad_command("USER first"));
+                };
+                let user = user.clone();
+                let pass = String::from_utf8_lossy(&cmd.a).into_owned();
+                self.login(&user, &pass).await
+            }
+            ("AUTH", false) => self.auth(&cmd, stream).await?,
+            ("XCLIENT", false) => {
+                let mut addr = None;
+                for (name, value) in pop3::xclient_params(&cmd.a) {
+                    if name.eq_ignore_ascii_case(b"ADDR") {
+                        addr = std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|v| v.trim_start_matches("IPV6:").parse().ok());
+                    }
+                }
+                self.forward(addr, "XCLIENT")
+            }
+            ("XOIP", false) => {
+                let addr = std::str::from_utf8(&cmd.a)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+                self.forward(addr, "XOIP")
+            }
+            ("STAT" | "LIST" | "UIDL" | "RETR" | "TOP" | "DELE" | "RSET", true) => {
+                self.transaction(&cmd)
+            }
+            (_, false) => self.bad_command("Not allowed before login"),
+            (_, true) => self.bad_command("Not allowed after login"),
+        };
+        Ok(next)
+    }
+
+    fn forward(&mut self, addr: Option<std::net::IpAddr>, how: &str) -> Next {
+        if !self.env.trusted.contains(self.peer) {
+            tracing::warn!(peer = %self.peer, how, "client address forwarding refused from an untrusted peer");
+            pop3::err(&mut self.out, "[AUTH] Not allowed from this address");
+            return Next::Continue;
+        }
+        match addr {
+            Some(ip) => {
+                tracing::info!(client = %ip, proxy = %self.peer, how, "client address forwarded");
+                self.client = ClientAddr {
+                    ip,
+                    forwarded: true,
+                };
+                pop3::ok(&mut self.out, "");
+                Next::Continue
+            }
+            None => self.bad_command("invalid address"),
+        }
+    }
+
+    async fn login(&mut self, user: &str, pass: &str) -> Next {
+        if self.env.faults().refuse_logins {
+            self.state = State::Authorization { user: None };
+            pop3::err(&mut self.out, "[SYS/TEMP] Logins are refused right now");
+            return Next::Continue;
+        }
+        match self.env.auth.authenticate(user, pass).await {
+            AuthResult::Ok { account, mail_host } => {
+                if !self.env.serves(&mail_host) {
+                    self.state = State::Authorization { user: None };
+                    pop3::err(
+                        &mut self.out,
+                        format!("[SYS/PERM] Account {account} is not on {} (its mail host is {mail_host})", self.env.hostname),
+                    );
+                    return Next::Continue;
+                }
+                let mailbox = self.env.store.open(&account);
+                let messages = mailbox
+                    .lock()
+                    .folders
+                    .get("INBOX")
+                    .map(|f| f.messages.clone())
+                    .unwrap_or_default();
+                tracing::info!(%account, client = %self.client.ip, forwarded = self.client.forwarded, "logged in");
+                pop3::ok(
+                    &mut self.out,
+                    format!("Logged in, {} messages", messages.len()),
+                );
+                self.state = State::Transaction {
+                    account: mailbox,
+                    name: account,
+                    messages,
+                    deleted: BTreeSet::new(),
+                };
+                if self.env.faults().drop_after_login {
+                    return Next::Close;
+                }
+                Next::Continue
+            }
+            AuthResult::Denied => {
+                tracing::info!(user, client = %self.client.ip, "login failed");
+                self.state = State::Authorization { user: None };
+                self.bad += 1;
+                pop3::err(&mut self.out, "[AUTH] Authentication failed");
+                if self.bad >= self.env.max_bad_commands {
+                    return Next::Close;
+                }
+                Next::Continue
+            }
+            AuthResult::Unavailable => {
+                self.state = State::Authorization { user: None };
+                pop3::err(
+                    &mut self.out,
+                    "[SYS/TEMP] Authentication service unavailable, try again later",
+                );
+                Next::Continue
+            }
+        }
+    }
+
+    async fn auth<S>(&mut self, cmd: &Owned, stream: &mut S) -> io::Result<Next>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match cmd
+            .mechanism
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None => {
+                pop3::multiline_start(&mut self.out, "Mechanisms follow");
+                pop3::multiline_line(&mut self.out, "PLAIN");
+                pop3::multiline_end(&mut self.out);
+                return Ok(Next::Continue);
+            }
+            Some("PLAIN") => {}
+            Some(_) => return Ok(self.bad_command("Unsupported mechanism")),
+        }
+        let response = match &cmd.initial {
+            Some(i) => i.clone(),
+            None => {
+                pop3::continuation(&mut self.out, "");
+                self.flush(stream).await?;
+                loop {
+                    match parse_line(&self.buf, &Limits { max_line: 8192 }) {
+                        Ok(p) => {
+                            let line = p.command.to_vec();
+                            self.buf.drain(..p.consumed);
+                            break line;
+                        }
+                        Err(ParseError::Incomplete) => {
+                            if !self.fill(stream).await? {
+                                return Ok(Next::Close);
+                            }
+                        }
+                        Err(_) => {
+                            self.buf.clear();
+                            return Ok(self.bad_command("Response too long"));
+                        }
+                    }
+                }
+            }
+        };
+        if response == b"*" {
+            return Ok(self.bad_command("Authentication cancelled"));
+        }
+        let decoded = if response == b"=" {
+            Vec::new()
+        } else {
+            match base64::engine::general_purpose::STANDARD.decode(&response) {
+                Ok(d) => d,
+                Err(_) => return Ok(self.bad_command("Invalid base64")),
+            }
+        };
+        let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+        let [authzid, authcid, password] = fields[..] else {
+            return Ok(self.bad_command("Invalid PLAIN response"));
+        };
+        if !authzid.is_empty() && authzid != authcid {
+            pop3::err(&mut self.out, "[AUTH] Authorization identity not allowed");
+            return Ok(Next::Continue);
+        }
+        let user = String::from_utf8_lossy(authcid).into_owned();
+        let password = String::from_utf8_lossy(password).into_owned();
+        Ok(self.login(&user, &password).await)
+    }
+
+    fn transaction(&mut self, cmd: &Owned) -> Next {
+        let State::Transaction {
+            messages, deleted, ..
+        } = &mut self.state
+        else {
+            return Next::Continue;
+        };
+        let live = |i: usize, deleted: &BTreeSet<usize>| !deleted.contains(&i);
+        let get = |n: Option<u32>, deleted: &BTreeSet<usize>| -> Option<usize> {
+            let i = usize::try_from(n?).ok()?.checked_sub(1)?;
+            (i < messages.len() && live(i, deleted)).then_some(i)
+        };
+        match cmd.keyword {
+            "STAT" => {
+                let (count, size) = messages
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| live(*i, deleted))
+                    .fold((0, 0), |(c, s), (_, m)| (c + 1, s + m.data.len()));
+                pop3::ok(&mut self.out, format!("{count} {size}"));
+            }
+            "LIST" | "UIDL" => {
+                let render = |i: usize, m: &Message| {
+                    if cmd.keyword == "LIST" {
+                        format!("{} {}", i + 1, m.data.len())
+                    } else {
+                        format!("{} {}", i + 1, m.uid)
+                    }
+                };
+                match cmd.n {
+                    Some(_) => match get(cmd.n, deleted) {
+                        Some(i) => pop3::ok(&mut self.out, render(i, &messages[i])),
+                        None => pop3::err(&mut self.out, "No such message"),
+                    },
+                    None => {
+                        pop3::multiline_start(&mut self.out, "");
+                        for (i, m) in messages
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| live(*i, deleted))
+                        {
+                            pop3::multiline_line(&mut self.out, render(i, m));
+                        }
+                        pop3::multiline_end(&mut self.out);
+                    }
+                }
+            }
+            "RETR" | "TOP" => match get(cmd.n, deleted) {
+                Some(i) => {
+                    let data = Arc::clone(&messages[i].data);
+                    pop3::multiline_start(&mut self.out, format!("{} octets", data.len()));
+                    if cmd.keyword == "RETR" {
+                        pop3::dot_stuff(&mut self.out, &data);
+                    } else {
+                        pop3::dot_stuff_top(&mut self.out, &data, cmd.lines);
+                    }
+                    pop3::multiline_end(&mut self.out);
+                }
+                None => pop3::err(&mut self.out, "No such message"),
+            },
+            "DELE" => match get(cmd.n, deleted) {
+                Some(i) => {
+                    deleted.insert(i);
+                    pop3::ok(&mut self.out, format!("Message {} deleted", i + 1));
+                }
+                None => pop3::err(&mut self.out, "No such message"),
+            },
+            "RSET" => {
+                deleted.clear();
+                pop3::ok(&mut self.out, "");
+            }
+            _ => {}
+        }
+        Next::Continue
+    }
+
+    /// QUIT: in the Transaction state, the Update state removes the marked messages.
+    fn quit(&mut self) -> Next {
+        if let State::Transaction {
+            account,
+            name,
+            messages,
+            deleted,
+        } = &self.state
+        {
+            let uids: BTreeSet<u32> = deleted.iter().map(|&i| messages[i].uid).collect();
+            if !uids.is_empty() {
+                let mut mailbox = account.lock();
+                if let Some(inbox) = mailbox.folders.get_mut("INBOX") {
+                    inbox.messages.retain(|m| !uids.contains(&m.uid));
+                }
+                drop(mailbox);
+                account.notify();
+                tracing::info!(account = %name, removed = uids.len(), "POP3 update state");
+            }
+        }
+        pop3::ok(
+            &mut self.out,
+            format!("{} POP3 signing off", self.env.hostname),
+        );
+        Next::Close
+    }
+}
+
+/// An owned copy of a command, so the handler can read more lines (AUTH).
+struct Owned {
+    keyword: &'static str,
+    a: Vec<u8>,
+    n: Option<u32>,
+    lines: u32,
+    mechanism: Option<String>,
+    initial: Option<Vec<u8>>,
+}
+
+impl Owned {
+    fn from(c: &Command<'_>) -> Self {
+        let mut o = Self {
+            keyword: c.keyword(),
+            a: Vec::new(),
+            n: None,
+            lines: 0,
+            mechanism: None,
+            initial: None,
+        };
+        match *c {
+            Command::User(a) | Command::Pass(a) | Command::Xclient(a) | Command::Xoip(a) => {
+                o.a = a.to_vec()
+            }
+            Command::Apop { name, .. } => o.a = name.to_vec(),
+            Command::Auth { mechanism, initial } => {
+                o.mechanism = mechanism.map(|m| String::from_utf8_lossy(m).into_owned());
+                o.initial = initial.map(<[u8]>::to_vec);
+            }
+            Command::List(n) | Command::Uidl(n) => o.n = n,
+            Command::Retr(n) | Command::Dele(n) => o.n = Some(n),
+            Command::Top { msg, lines } => {
+                o.n = Some(msg);
+                o.lines = lines;
+            }
+            _ => {}
+        }
+        o
+    }
+}
