@@ -60,6 +60,19 @@ pub struct Env {
     pub faults: Arc<Mutex<Faults>>,
     /// Shutdown.
     pub shutdown: ShutdownWatch,
+    /// The most recent logins, for tests and the demo: who, from where.
+    pub logins: Mutex<std::collections::VecDeque<Login>>,
+}
+
+/// One successful login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The canonical account.
+    pub account: String,
+    /// The client address logged for the session.
+    pub client: ClientAddr,
+    /// `imap` or `pop3`.
+    pub protocol: &'static str,
 }
 
 impl std::fmt::Debug for Env {
@@ -77,6 +90,18 @@ impl Env {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Records a login (the last 1000 are kept).
+    pub fn record_login(&self, login: Login) {
+        let mut logins = self
+            .logins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logins.len() >= 1000 {
+            logins.pop_front();
+        }
+        logins.push_back(login);
     }
 
     /// Whether an account whose mail host is `mail_host` lives here.

@@ -332,6 +332,11 @@ impl Session {
                     .map(|f| f.messages.clone())
                     .unwrap_or_default();
                 tracing::info!(%account, client = %self.client.ip, forwarded = self.client.forwarded, "logged in");
+                self.env.record_login(crate::env::Login {
+                    account: account.clone(),
+                    client: self.client,
+                    protocol: "pop3",
+                });
                 pop3::ok(
                     &mut self.out,
                     format!("Logged in, {} messages", messages.len()),

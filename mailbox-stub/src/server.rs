@@ -94,6 +94,7 @@ pub struct Handle {
     /// Bound addresses by kind.
     pub addrs: Vec<(Kind, SocketAddr)>,
     faults: Arc<Mutex<Faults>>,
+    env: Arc<Env>,
     shutdown: Shutdown,
     task: tokio::task::JoinHandle<()>,
 }
@@ -114,6 +115,17 @@ impl Handle {
             .faults
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = faults;
+    }
+
+    /// The logins so far, oldest first.
+    pub fn logins(&self) -> Vec<crate::env::Login> {
+        self.env
+            .logins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Stops the server and waits for it.
@@ -285,6 +297,7 @@ impl Builder {
             imap_limits: codec::imap::Limits::default(),
             faults: Arc::new(Mutex::new(self.faults)),
             shutdown,
+            logins: Mutex::new(std::collections::VecDeque::new()),
         });
         let mut listeners = Vec::new();
         for (kind, addr) in self.listen {
@@ -313,10 +326,12 @@ impl Builder {
         let stub = self.bind(watch.clone()).await?;
         let addrs = stub.addrs();
         let faults = stub.env.faults.clone();
+        let env = stub.env.clone();
         let task = tokio::spawn(stub.run(watch));
         Ok(Handle {
             addrs,
             faults,
+            env,
             shutdown,
             task,
         })

@@ -405,6 +405,11 @@ impl Session {
                     );
                 }
                 tracing::info!(%account, client = %self.client.ip, forwarded = self.client.forwarded, "logged in");
+                self.env.record_login(crate::env::Login {
+                    account: account.clone(),
+                    client: self.client,
+                    protocol: "imap",
+                });
                 let mailbox = self.env.store.open(&account);
                 self.state = State::Authenticated {
                     account: mailbox,
