@@ -20,9 +20,28 @@ pub fn parse_or_exit<C: clap::Parser>(binary: &str) -> C {
                 e.exit()
             }
             _ => {
+                // clap spreads some reasons over several lines ("the following required
+                // arguments were not provided:" + the names); keep them on one line, and
+                // drop the usage and help hints.
                 let text = e.to_string();
-                let line = text.lines().next().unwrap_or("invalid arguments");
-                config_error(binary, line.trim_start_matches("error: "))
+                let reason: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| {
+                        !l.starts_with("Usage:") && !l.starts_with("For more information")
+                    })
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let reason = reason.join(" ");
+                let reason = reason.trim_start_matches("error: ");
+                config_error(
+                    binary,
+                    if reason.is_empty() {
+                        "invalid arguments"
+                    } else {
+                        reason
+                    },
+                )
             }
         },
     }
