@@ -9,10 +9,19 @@
 //! - [`auth_http`]: nginx's `auth_http` value escaping and the route-lookup header names
 //!   and status texts.
 //! - [`route_key`]: the route cache's key shapes, escaped so no login can inject a command.
+//! - [`imap`]: IMAP4rev1 commands (resumable parser with literals and limits) and
+//!   response encoding.
+//! - [`proxy_protocol`]: the HAProxy PROXY header, v1 and v2 (parse) and v2 (encode).
 //! - [`memcache`]: the memcached 1.6 text protocol (classic and meta commands), both sides:
 //!   the server parses [`memcache::Request`]s and encodes [`memcache::Response`]s, a client
 //!   encodes requests and parses responses.
+//! - [`pop3`]: POP3 with CAPA, STLS, AUTH, XCLIENT and XOIP, both sides: the server parses
+//!   [`pop3::Command`]s and writes dot-stuffed responses, a client encodes commands and
+//!   parses status lines and multi-line blocks.
 
 pub mod auth_http;
+pub mod imap;
 pub mod memcache;
+pub mod pop3;
+pub mod proxy_protocol;
 pub mod route_key;
