@@ -59,14 +59,23 @@ fn parse_v1(buf: &[u8]) -> Result<Header, ProxyError> {
             Err(ProxyError::Incomplete)
         };
     };
-    let line = std::str::from_utf8(&buf[6..end]).map_err(|_| ProxyError::Invalid("v1 not ASCII"))?;
+    let line =
+        std::str::from_utf8(&buf[6..end]).map_err(|_| ProxyError::Invalid("v1 not ASCII"))?;
     let parts: Vec<&str> = line.split(' ').collect();
     let consumed = end + 2;
     match parts.as_slice() {
-        ["UNKNOWN", ..] => Ok(Header { source: None, destination: None, consumed }),
+        ["UNKNOWN", ..] => Ok(Header {
+            source: None,
+            destination: None,
+            consumed,
+        }),
         [proto @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
-            let src: IpAddr = src.parse().map_err(|_| ProxyError::Invalid("v1 bad source"))?;
-            let dst: IpAddr = dst.parse().map_err(|_| ProxyError::Invalid("v1 bad destination"))?;
+            let src: IpAddr = src
+                .parse()
+                .map_err(|_| ProxyError::Invalid("v1 bad source"))?;
+            let dst: IpAddr = dst
+                .parse()
+                .map_err(|_| ProxyError::Invalid("v1 bad destination"))?;
             if src.is_ipv4() != (*proto == "TCP4") || dst.is_ipv4() != (*proto == "TCP4") {
                 return Err(ProxyError::Invalid("v1 address family mismatch"));
             }
@@ -101,7 +110,13 @@ fn parse_v2(buf: &[u8]) -> Result<Header, ProxyError> {
     }
     let body = &buf[16..consumed];
     match ver_cmd & 0x0f {
-        0 => return Ok(Header { source: None, destination: None, consumed }), // LOCAL
+        0 => {
+            return Ok(Header {
+                source: None,
+                destination: None,
+                consumed,
+            })
+        } // LOCAL
         1 => {}
         _ => return Err(ProxyError::Invalid("v2 bad command")),
     }
@@ -110,9 +125,19 @@ fn parse_v2(buf: &[u8]) -> Result<Header, ProxyError> {
             if body.len() < 12 {
                 return Err(ProxyError::Invalid("v2 short IPv4 block"));
             }
-            let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(body[o], body[o + 1], body[o + 2], body[o + 3]));
+            let ip = |o: usize| {
+                IpAddr::V4(Ipv4Addr::new(
+                    body[o],
+                    body[o + 1],
+                    body[o + 2],
+                    body[o + 3],
+                ))
+            };
             let port = |o: usize| u16::from_be_bytes([body[o], body[o + 1]]);
-            (SocketAddr::new(ip(0), port(8)), SocketAddr::new(ip(4), port(10)))
+            (
+                SocketAddr::new(ip(0), port(8)),
+                SocketAddr::new(ip(4), port(10)),
+            )
         }
         0x21 | 0x22 => {
             if body.len() < 36 {
@@ -124,9 +149,18 @@ fn parse_v2(buf: &[u8]) -> Result<Header, ProxyError> {
                 IpAddr::V6(Ipv6Addr::from(a))
             };
             let port = |o: usize| u16::from_be_bytes([body[o], body[o + 1]]);
-            (SocketAddr::new(ip(0), port(32)), SocketAddr::new(ip(16), port(34)))
+            (
+                SocketAddr::new(ip(0), port(32)),
+                SocketAddr::new(ip(16), port(34)),
+            )
         }
-        0x00 => return Ok(Header { source: None, destination: None, consumed }),
+        0x00 => {
+            return Ok(Header {
+                source: None,
+                destination: None,
+                consumed,
+            })
+        }
         _ => return Err(ProxyError::Invalid("v2 unsupported address family")),
     };
     Ok(Header {
@@ -192,7 +226,11 @@ mod tests {
 
     #[test]
     fn v2_round_trip_and_chunks() {
-        for (s, d) in [("192.0.2.7:51000", "10.0.0.1:143"), ("[2001:db8::7]:5", "[::1]:993"), ("192.0.2.7:1", "[::1]:2")] {
+        for (s, d) in [
+            ("192.0.2.7:51000", "10.0.0.1:143"),
+            ("[2001:db8::7]:5", "[::1]:993"),
+            ("192.0.2.7:1", "[::1]:2"),
+        ] {
             let (s, d): (SocketAddr, SocketAddr) = (s.parse().unwrap(), d.parse().unwrap());
             let mut out = Vec::new();
             encode_v2(&mut out, s, d);

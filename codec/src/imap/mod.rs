@@ -15,6 +15,4 @@ mod response;
 
 pub use command::{Arg, Command, SeqRange, SequenceSet};
 pub use parser::{parse_line, Limits, ParseError, Parser};
-pub use response::{
-    astring, continuation, nstring, quoted, string, tagged, untagged, Status,
-};
+pub use response::{astring, continuation, nstring, quoted, string, tagged, untagged, Status};

@@ -99,6 +99,10 @@ pub struct Parser {
     announced: bool,
     /// Dropping an over-long line: skip input until the next LF.
     discarding: bool,
+    /// An over-long line announced a LITERAL+: after its BAD, the stream is lost.
+    fatal_next: bool,
+    /// The last bytes of the line being discarded.
+    tail: Vec<u8>,
 }
 
 fn is_atom_byte(b: u8) -> bool {
@@ -107,10 +111,23 @@ fn is_atom_byte(b: u8) -> bool {
 
 /// The tag at the start of `buf`, if it has a plausible one (for error replies).
 fn tag_of(buf: &[u8], limits: &Limits) -> Option<Vec<u8>> {
-    let end = buf.iter().position(|&b| !is_atom_byte(b) || b == b'[')?;
+    let end = buf.iter().position(|&b| !is_tag_byte(b))?;
     let tag = &buf[..end];
-    (!tag.is_empty() && tag.len() <= limits.max_tag && !tag.contains(&b'+') && buf[end] == b' ')
-        .then(|| tag.to_vec())
+    (!tag.is_empty() && tag.len() <= limits.max_tag && buf[end] == b' ').then(|| tag.to_vec())
+}
+
+/// RFC 3501 `tag`: ASTRING-CHARs (atom characters or `]`) except `+`; list wildcards,
+/// quotes and backslashes are not atom characters.
+fn is_tag_byte(b: u8) -> bool {
+    is_atom_byte(b) && !matches!(b, b'+' | b'%' | b'*' | b'\\' | b'[')
+}
+
+/// Whether a line ends in a non-synchronizing literal marker, whose bytes the client is
+/// sending whatever we answer.
+fn ends_in_nonsync_literal(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let tail = &line[line.len().saturating_sub(32)..];
+    matches!(literal_marker(tail), Some(Ok((_, false))))
 }
 
 /// A literal marker `{n}` or `{n+}` at the end of `line` (line end already stripped).
@@ -122,7 +139,11 @@ fn literal_marker(line: &[u8]) -> Option<Result<(usize, bool), ()>> {
         Some(d) => (d, false),
         None => (inner, true),
     };
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        // Not a marker: `}` is an atom byte (`"{" x}`); the command parser judges the line.
+        return None;
+    }
+    if digits.len() > 19 {
         return Some(Err(()));
     }
     let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
@@ -143,6 +164,14 @@ impl Parser {
         &self.limits
     }
 
+    fn remember_tail(&mut self, bytes: &[u8]) {
+        const KEEP: usize = 32;
+        self.tail
+            .extend_from_slice(&bytes[bytes.len().saturating_sub(KEEP)..]);
+        let excess = self.tail.len().saturating_sub(KEEP);
+        self.tail.drain(..excess);
+    }
+
     fn reset(&mut self) {
         self.scanned = 0;
         self.literal_end = None;
@@ -153,18 +182,39 @@ impl Parser {
     /// yet consumed). Returns it with the number of bytes it used. After an error other
     /// than `Incomplete`/`NeedsLiteral`, the caller drops `consumed` bytes (for `Bad`).
     pub fn parse<'a>(&mut self, buf: &'a [u8]) -> Result<(Command<'a>, usize), ParseError> {
+        if self.fatal_next {
+            return Err(ParseError::Fatal {
+                tag: None,
+                message: "line too long",
+            });
+        }
         if self.discarding {
-            // The rest of a line already answered with BAD: drop it silently.
+            // The rest of a line already answered with BAD: drop it silently, keeping its
+            // last bytes to see whether it announced a LITERAL+.
             return match memchr(b'\n', buf) {
                 Some(lf) => {
+                    self.remember_tail(&buf[..lf]);
+                    let nonsync = ends_in_nonsync_literal(&self.tail);
                     self.discarding = false;
+                    self.tail.clear();
                     self.reset();
+                    if nonsync {
+                        // The literal's bytes are on their way and would be read as
+                        // commands: the stream cannot be resynchronised.
+                        return Err(ParseError::Fatal {
+                            tag: None,
+                            message: "line too long",
+                        });
+                    }
                     Err(ParseError::Discard { consumed: lf + 1 })
                 }
                 None if buf.is_empty() => Err(ParseError::Incomplete),
-                None => Err(ParseError::Discard {
-                    consumed: buf.len(),
-                }),
+                None => {
+                    self.remember_tail(buf);
+                    Err(ParseError::Discard {
+                        consumed: buf.len(),
+                    })
+                }
             };
         }
         loop {
@@ -179,11 +229,14 @@ impl Parser {
             let start = self.scanned;
             let Some(rel) = memchr(b'\n', &buf[start..]) else {
                 if buf.len() - start > self.limits.max_line {
-                    // Drop what we have and the rest of this line when it comes; keep
-                    // the tag for the reply only if the line began the command.
-                    let tag = if start == 0 { tag_of(buf, &self.limits) } else { None };
+                    // Drop what we have and the rest of this line when it comes. The
+                    // buffer starts with the command, so the tag is there even when the
+                    // line follows a literal (the client waits for that tag).
+                    let tag = tag_of(buf, &self.limits);
                     self.reset();
                     self.discarding = true;
+                    self.tail.clear();
+                    self.remember_tail(buf);
                     return Err(ParseError::Bad {
                         tag,
                         message: "line too long",
@@ -196,6 +249,9 @@ impl Parser {
             if lf + 1 - start > self.limits.max_line {
                 let tag = tag_of(buf, &self.limits);
                 self.reset();
+                // Answer BAD in any case; when the line announced a LITERAL+ the stream is
+                // lost, and the next call says so (as it does when the line came in pieces).
+                self.fatal_next = ends_in_nonsync_literal(&buf[start..lf]);
                 return Err(ParseError::Bad {
                     tag,
                     message: "line too long",
@@ -238,7 +294,9 @@ impl Parser {
                         });
                     }
                     self.literal_end = Some(end);
-                    if buf.len() < end {
+                    // An empty synchronizing literal still needs its `+`: the client
+                    // waits for it before sending the rest of the command.
+                    if buf.len() < end || (size == 0 && buf.len() == end) {
                         if sync && !self.announced {
                             self.announced = true;
                             return Err(ParseError::NeedsLiteral { size });
@@ -285,11 +343,21 @@ fn parse_frame<'a>(frame: &'a [u8], limits: &Limits) -> Result<Command<'a>, Pars
         message,
         consumed: frame.len(),
     };
-    let tag = c.atom_plain();
+    let tag = c.tag();
+    // A tag that runs into a byte tags may not hold (`+`, `*`, `%`, …) is invalid; one
+    // that simply ends (space, tab, line end) is judged by what follows.
+    let runs_on = c.peek().is_some_and(is_atom_byte);
     if tag.is_empty() {
-        return Err(bad(None, "missing tag"));
+        return Err(bad(
+            None,
+            if runs_on {
+                "invalid tag"
+            } else {
+                "missing tag"
+            },
+        ));
     }
-    if tag.len() > limits.max_tag || tag.contains(&b'+') || tag.contains(&b'[') {
+    if tag.len() > limits.max_tag || runs_on {
         return Err(bad(None, "invalid tag"));
     }
     if !c.eat(b' ') {
@@ -337,7 +405,16 @@ impl<'a> Cursor<'a, '_> {
         matches!(&self.buf[self.pos..], b"\r\n" | b"\n")
     }
 
-    /// An atom without brackets (tags and command names).
+    /// A tag.
+    fn tag(&mut self) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(is_tag_byte) {
+            self.pos += 1;
+        }
+        &self.buf[start..self.pos]
+    }
+
+    /// An atom without brackets (command names).
     fn atom_plain(&mut self) -> &'a [u8] {
         let start = self.pos;
         while self
@@ -411,6 +488,7 @@ impl<'a> Cursor<'a, '_> {
         loop {
             match self.peek() {
                 None | Some(b'\r' | b'\n') => return Err("unterminated quoted string"),
+                Some(0) => return Err("NUL in quoted string"),
                 Some(b'"') => {
                     let value = match owned {
                         Some(v) => Cow::Owned(v),
@@ -489,7 +567,10 @@ mod tests {
         assert_eq!(c.args[1], Arg::Literal(b"p w"));
         let c = one(b"t FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]<0.100>)\r\n");
         let items = c.args[1].as_list().unwrap();
-        assert_eq!(items[1], Arg::Atom(b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]<0.100>"));
+        assert_eq!(
+            items[1],
+            Arg::Atom(b"BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]<0.100>")
+        );
         let c = one(b"t STORE 1 +FLAGS.SILENT (\\Seen \\Deleted)\n");
         assert_eq!(c.args[2].as_list().unwrap().len(), 2);
         let c = one(b"x LIST \"\" *\r\n");
@@ -500,7 +581,10 @@ mod tests {
     fn synchronizing_literals_ask_once() {
         let mut p = Parser::default();
         let input = b"a LOGIN {4}\r\njohn {6+}\r\nsecret\r\n";
-        assert_eq!(p.parse(&input[..13]), Err(ParseError::NeedsLiteral { size: 4 }));
+        assert_eq!(
+            p.parse(&input[..13]),
+            Err(ParseError::NeedsLiteral { size: 4 })
+        );
         assert_eq!(p.parse(&input[..15]), Err(ParseError::Incomplete));
         assert_eq!(p.parse(&input[..24]), Err(ParseError::Incomplete));
         let (c, used) = p.parse(input).unwrap();
@@ -516,7 +600,11 @@ mod tests {
         });
         let input = b"a7 APPEND INBOX {11}\r\nb1 NOOP\r\n";
         match p.parse(input) {
-            Err(ParseError::Bad { tag, message, consumed }) => {
+            Err(ParseError::Bad {
+                tag,
+                message,
+                consumed,
+            }) => {
                 assert_eq!(tag.as_deref(), Some(&b"a7"[..]));
                 assert_eq!(message, "literal too big");
                 assert_eq!(consumed, 22);
@@ -529,8 +617,13 @@ mod tests {
             p.parse(b"a8 APPEND INBOX {11+}\r\n"),
             Err(ParseError::Fatal { .. })
         ));
-        assert!(matches!(p.parse(b"a9 LOGIN \"x\r\n"), Err(ParseError::Bad { tag: Some(t), .. }) if t == b"a9"));
-        assert!(matches!(p.parse(b"+ NOOP\r\n"), Err(ParseError::Bad { tag: None, .. })));
+        assert!(
+            matches!(p.parse(b"a9 LOGIN \"x\r\n"), Err(ParseError::Bad { tag: Some(t), .. }) if t == b"a9")
+        );
+        assert!(matches!(
+            p.parse(b"+ NOOP\r\n"),
+            Err(ParseError::Bad { tag: None, .. })
+        ));
     }
 
     #[test]

@@ -53,10 +53,13 @@ pub fn continuation(out: &mut Vec<u8>, text: &str) {
 }
 
 fn push_text(out: &mut Vec<u8>, text: &str) {
-    out.extend(
-        text.bytes()
-            .map(|b| if b == b'\r' || b == b'\n' || b == 0 { b' ' } else { b }),
-    );
+    out.extend(text.bytes().map(|b| {
+        if b == b'\r' || b == b'\n' || b == 0 {
+            b' '
+        } else {
+            b
+        }
+    }));
 }
 
 /// A quoted string (`"` and `\` escaped); the bytes must hold no CR, LF or NUL.
@@ -96,7 +99,12 @@ pub fn astring(out: &mut Vec<u8>, value: &[u8]) {
     let atom = !value.is_empty()
         && !value.eq_ignore_ascii_case(b"NIL")
         && value.iter().all(|&b| {
-            b > b' ' && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'"' | b'\\' | b'%' | b'*' | b']')
+            b > b' '
+                && b < 0x7f
+                && !matches!(
+                    b,
+                    b'(' | b')' | b'{' | b'"' | b'\\' | b'%' | b'*' | b'[' | b']'
+                )
         });
     if atom {
         out.extend_from_slice(value);
@@ -112,7 +120,13 @@ mod tests {
     #[test]
     fn encodes() {
         let mut out = Vec::new();
-        tagged(&mut out, b"a1", Status::No, Some("AUTHENTICATIONFAILED"), "bad\r\nx");
+        tagged(
+            &mut out,
+            b"a1",
+            Status::No,
+            Some("AUTHENTICATIONFAILED"),
+            "bad\r\nx",
+        );
         assert_eq!(out, b"a1 NO [AUTHENTICATIONFAILED] bad  x\r\n");
         out.clear();
         astring(&mut out, b"INBOX");
@@ -122,7 +136,10 @@ mod tests {
         astring(&mut out, "Entw\u{fc}rfe".as_bytes());
         out.push(b' ');
         nstring(&mut out, None);
-        assert_eq!(out, "INBOX \"My Folder\" {9}\r\nEntw\u{fc}rfe NIL".as_bytes());
+        assert_eq!(
+            out,
+            "INBOX \"My Folder\" {9}\r\nEntw\u{fc}rfe NIL".as_bytes()
+        );
         out.clear();
         quoted(&mut out, b"a\"b\\c");
         assert_eq!(out, b"\"a\\\"b\\\\c\"");

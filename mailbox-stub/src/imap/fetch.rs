@@ -1,7 +1,6 @@
 //! FETCH, STORE and COPY (and their UID forms): resolving sequence sets against the
 //! session's view, rendering fetch attributes, setting `\Seen` on non-PEEK body fetches.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use codec::imap::{nstring, untagged, SequenceSet};
@@ -11,7 +10,7 @@ use super::folders::{fetch_flags, flags_of};
 use super::{Next, Session, State};
 use crate::mail::imap_date;
 use crate::mime;
-use crate::store::Mailbox;
+use crate::store::{Mailbox, Message};
 
 /// One requested fetch attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -423,23 +422,23 @@ impl Session {
             drop(mailbox);
             return self.no(tag, Some("TRYCREATE"), "No such folder");
         }
-        let copies: Vec<(u32, Arc<[u8]>, BTreeSet<String>, i64)> = mailbox
+        let copies: Vec<Message> = mailbox
             .folders
             .get(&source)
             .map(|f| {
                 targets
                     .iter()
                     .filter_map(|&(_, u)| f.messages.iter().find(|m| m.uid == u))
-                    .map(|m| (m.uid, Arc::clone(&m.data), m.flags.clone(), m.internal_date))
+                    .cloned()
                     .collect()
             })
             .unwrap_or_default();
         let folder = mailbox.folders.get_mut(&dest).expect("checked above");
         let mut src = Vec::new();
         let mut dst = Vec::new();
-        for (u, data, flags, date) in copies {
-            src.push(u.to_string());
-            dst.push(folder.append(data, flags, date).to_string());
+        for m in copies {
+            src.push(m.uid.to_string());
+            dst.push(folder.append(m.data, m.flags, m.internal_date).to_string());
         }
         let validity = folder.uid_validity;
         drop(mailbox);
