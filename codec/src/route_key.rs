@@ -29,6 +29,11 @@ impl CacheKey {
         Self { logical, wire }
     }
 
+    /// A key of another shape (throttle counters, …), built by the caller.
+    pub fn from_logical(logical: impl Into<String>) -> Self {
+        Self::new(escape(&logical.into()))
+    }
+
     /// The key as built; consistent hashing uses this.
     pub fn logical(&self) -> &str {
         &self.logical

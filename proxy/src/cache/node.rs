@@ -1,0 +1,234 @@
+//! One cache node: a few persistent connections, requests bounded by the fetch timeout,
+//! ejection after a failure.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use codec::memcache::{parse_response, Request, Response, StoreCommand};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::CacheConfig;
+
+/// Counters of one node, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Gets that found a value.
+    pub hits: AtomicU64,
+    /// Gets that did not (ejected nodes and errors included).
+    pub misses: AtomicU64,
+    /// Requests that failed or timed out (each ejects the node).
+    pub errors: AtomicU64,
+}
+
+/// One node.
+#[derive(Debug)]
+pub struct Node {
+    addr: String,
+    config: CacheConfig,
+    conns: Vec<tokio::sync::Mutex<Option<TcpStream>>>,
+    next: AtomicUsize,
+    ejected_until: Mutex<Option<Instant>>,
+    /// Counters.
+    pub stats: NodeStats,
+}
+
+/// What a request produced, owned.
+enum Reply {
+    Value(Option<Vec<u8>>),
+    Stored,
+    NotStored,
+    Deleted,
+    NotFound,
+    Number(u64),
+}
+
+impl Node {
+    pub(super) fn new(addr: &str, config: CacheConfig) -> Self {
+        Self {
+            addr: addr.to_string(),
+            config,
+            conns: (0..config.connections_per_node.max(1))
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            ejected_until: Mutex::new(None),
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Whether the node is being skipped after a failure.
+    pub fn is_ejected(&self) -> bool {
+        let mut until = self
+            .ejected_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *until {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn eject(&self, why: &str) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let mut until = self
+            .ejected_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if until.is_none() {
+            tracing::warn!(node = %self.addr, why, retry_in = ?self.config.retry_interval, "cache node ejected");
+        }
+        *until = Some(Instant::now() + self.config.retry_interval);
+    }
+
+    /// Sends one request and reads its reply on one of the node's connections.
+    async fn call(&self, request: Request<'_>) -> Option<Reply> {
+        if self.is_ejected() {
+            return None;
+        }
+        let mut wire = Vec::with_capacity(128);
+        request.encode(&mut wire);
+        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        let mut conn = self.conns[slot].lock().await;
+        let result = tokio::time::timeout(self.config.fetch_timeout, async {
+            if conn.is_none() {
+                let s = TcpStream::connect(&self.addr).await?;
+                s.set_nodelay(true)?;
+                *conn = Some(s);
+            }
+            let stream = conn.as_mut().expect("connected above");
+            stream.write_all(&wire).await?;
+            read_reply(stream).await
+        })
+        .await;
+        match result {
+            Ok(Ok(reply)) => Some(reply),
+            Ok(Err(e)) => {
+                *conn = None;
+                self.eject(&e.to_string());
+                None
+            }
+            Err(_) => {
+                // A late reply would be read as the answer to the next request: drop
+                // the connection.
+                *conn = None;
+                self.eject("fetch timeout");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let keys = codec::memcache::Keys::new(key.as_bytes());
+        let value = match self
+            .call(Request::Get {
+                keys,
+                with_cas: false,
+            })
+            .await
+        {
+            Some(Reply::Value(v)) => v,
+            _ => None,
+        };
+        let counter = if value.is_some() {
+            &self.stats.hits
+        } else {
+            &self.stats.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        value
+    }
+
+    pub(super) async fn add(&self, key: &str, value: &[u8], ttl: u32) -> bool {
+        let request = Request::Store {
+            command: StoreCommand::Add,
+            key: key.as_bytes(),
+            flags: 0,
+            exptime: i64::from(ttl),
+            data: value,
+            cas_unique: 0,
+            noreply: false,
+        };
+        matches!(self.call(request).await, Some(Reply::Stored))
+    }
+
+    pub(super) async fn delete(&self, key: &str) -> bool {
+        let request = Request::Delete {
+            key: key.as_bytes(),
+            noreply: false,
+        };
+        matches!(self.call(request).await, Some(Reply::Deleted))
+    }
+
+    pub(super) async fn incr_or_add(&self, key: &str, ttl: u32) -> Option<u64> {
+        let incr = || Request::Arithmetic {
+            key: key.as_bytes(),
+            delta: 1,
+            decrement: false,
+            noreply: false,
+        };
+        match self.call(incr()).await? {
+            Reply::Number(n) => return Some(n),
+            Reply::NotFound => {}
+            _ => return None,
+        }
+        if self.add(key, b"1", ttl).await {
+            return Some(1);
+        }
+        // Someone else created it between our incr and add.
+        match self.call(incr()).await? {
+            Reply::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// Reads one reply (a `VALUE … END` block counts as one), bounded in size.
+async fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
+    let mut buf = Vec::with_capacity(256);
+    let mut value: Option<Vec<u8>> = None;
+    loop {
+        match parse_response(&buf) {
+            Ok((response, used)) => {
+                let reply = match response {
+                    Response::Value { data, .. } => {
+                        value = Some(data.to_vec());
+                        None
+                    }
+                    Response::End => Some(Reply::Value(value.take())),
+                    Response::Stored => Some(Reply::Stored),
+                    Response::NotStored | Response::Exists => Some(Reply::NotStored),
+                    Response::Deleted => Some(Reply::Deleted),
+                    Response::NotFound => Some(Reply::NotFound),
+                    Response::Number(n) => Some(Reply::Number(n)),
+                    other => {
+                        return Err(std::io::Error::other(format!("unexpected reply {other:?}")));
+                    }
+                };
+                buf.drain(..used);
+                if let Some(r) = reply {
+                    return Ok(r);
+                }
+            }
+            Err(codec::memcache::ResponseError::Incomplete) => {
+                if buf.len() > 64 * 1024 {
+                    return Err(std::io::Error::other("reply too large"));
+                }
+                if stream.read_buf(&mut buf).await? == 0 {
+                    return Err(std::io::Error::other("connection closed"));
+                }
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The route-cache cluster client against real cache-nodes (in-process): placement as
+//! libmemcached's ketama, add/get/delete/incr, escaped keys reaching the node as sent,
+//! a dead or stalled node ejected (its keys are misses, nothing blocks past the fetch
+//! timeout), and membership changes that keep the other nodes' connections.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use codec::route_key::{route_key, CacheKey};
+use common::shutdown::Shutdown;
+use proxy::cache::{CacheCluster, CacheConfig};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn node() -> (SocketAddr, Shutdown) {
+    let config = cache_node::config::Config::try_parse_from([
+        "cache-node",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "off",
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    let n = cache_node::server::CacheNode::bind(config).await.unwrap();
+    let addr = n.local_addr();
+    let (shutdown, watch) = Shutdown::new();
+    tokio::spawn(n.run(watch));
+    (addr, shutdown)
+}
+
+/// Reads `key` straight from a node with the text protocol.
+async fn raw_get(addr: SocketAddr, key: &str) -> Option<String> {
+    let mut s = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    s.get_mut()
+        .write_all(format!("get {key}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut line = String::new();
+    s.read_line(&mut line).await.unwrap();
+    if line == "END\r\n" {
+        return None;
+    }
+    let mut value = String::new();
+    s.read_line(&mut value).await.unwrap();
+    Some(value.trim_end().to_string())
+}
+
+fn config() -> CacheConfig {
+    CacheConfig {
+        fetch_timeout: Duration::from_millis(300),
+        retry_interval: Duration::from_secs(60),
+        connections_per_node: 2,
+    }
+}
+
+#[tokio::test]
+async fn routes_are_stored_where_ketama_says() {
+    let (a, _sa) = node().await;
+    let (b, _sb) = node().await;
+    let (c, _sc) = node().await;
+    let nodes = vec![a.to_string(), b.to_string(), c.to_string()];
+    let cluster = CacheCluster::new(&nodes, config());
+    let mut per_node = std::collections::HashMap::new();
+    for i in 0..60 {
+        let key = route_key("imap", &format!("user{i}@example.com"));
+        assert!(
+            cluster
+                .add(&key, format!("10.0.0.{i}:7143").as_bytes(), 3600)
+                .await
+        );
+        assert!(
+            !cluster.add(&key, b"10.9.9.9:7143", 3600).await,
+            "add never overwrites"
+        );
+        let owner = cluster.node_for(&key).unwrap();
+        *per_node.entry(owner.addr().to_string()).or_insert(0) += 1;
+        // The value is on that node and only there.
+        for n in [a, b, c] {
+            let here = raw_get(n, key.wire()).await;
+            assert_eq!(
+                here.is_some(),
+                n.to_string() == owner.addr(),
+                "{} on {n}",
+                key.wire()
+            );
+        }
+        assert_eq!(
+            cluster.get(&key).await.unwrap(),
+            format!("10.0.0.{i}:7143").into_bytes()
+        );
+    }
+    assert_eq!(
+        per_node.len(),
+        3,
+        "keys spread over every node: {per_node:?}"
+    );
+    let key = route_key("imap", "user1@example.com");
+    assert!(cluster.delete(&key).await);
+    assert_eq!(cluster.get(&key).await, None);
+    assert!(!cluster.delete(&key).await);
+    // Counters (throttling): created at 1 with a TTL, then incremented.
+    let counter = CacheKey::from_logical("throttle:ip=192.0.2.7");
+    assert_eq!(cluster.incr(&counter, 60).await, Some(1));
+    assert_eq!(cluster.incr(&counter, 60).await, Some(2));
+}
+
+#[tokio::test]
+async fn hostile_names_stay_one_key() {
+    let (a, _sa) = node().await;
+    let cluster = CacheCluster::new(&[a.to_string()], config());
+    let evil = "x 0 0 1\r\nset route:proto=imap;user=victim 0 0 14\r\n10.6.6.6:7143\r\nget";
+    let key = route_key("imap", evil);
+    assert!(cluster.add(&key, b"10.0.0.1:7143", 60).await);
+    assert_eq!(
+        raw_get(a, "route:proto=imap;user=victim").await,
+        None,
+        "no second command reached the node"
+    );
+    assert_eq!(
+        raw_get(a, key.wire()).await.as_deref(),
+        Some("10.0.0.1:7143")
+    );
+    let long = route_key("pop3", &"a".repeat(400));
+    assert!(cluster.add(&long, b"10.0.0.2:7110", 60).await);
+    assert_eq!(
+        raw_get(a, long.wire()).await.as_deref(),
+        Some("10.0.0.2:7110")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_node_is_ejected_and_never_blocks() {
+    let (a, _sa) = node().await;
+    // A "node" that accepts and never answers.
+    let stall = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = stall.accept().await {
+            held.push(s);
+        }
+    });
+    let dead = "127.0.0.1:1".to_string();
+    let cluster = CacheCluster::new(
+        &[a.to_string(), stall_addr.to_string(), dead.clone()],
+        config(),
+    );
+    let keys: Vec<CacheKey> = (0..40)
+        .map(|i| route_key("imap", &format!("u{i}@example.com")))
+        .collect();
+    let started = Instant::now();
+    let mut stored = 0;
+    for k in &keys {
+        if cluster.add(k, b"10.0.0.1:7143", 60).await {
+            stored += 1;
+        }
+    }
+    // Only the first request to each bad node waits (at most the fetch timeout); then it
+    // is ejected and skipped.
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    let live = keys
+        .iter()
+        .filter(|k| cluster.node_for(k).unwrap().addr() == a.to_string())
+        .count();
+    assert_eq!(
+        stored, live,
+        "writes to bad nodes are dropped, the rest stored"
+    );
+    for n in cluster.nodes() {
+        assert_eq!(n.is_ejected(), n.addr() != a.to_string(), "{}", n.addr());
+    }
+    for k in &keys {
+        let on_live = cluster.node_for(k).unwrap().addr() == a.to_string();
+        assert_eq!(cluster.get(k).await.is_some(), on_live);
+    }
+}
+
+#[tokio::test]
+async fn membership_changes_move_few_keys() {
+    let (a, _sa) = node().await;
+    let (b, _sb) = node().await;
+    let (c, _sc) = node().await;
+    let cluster = CacheCluster::new(&[a.to_string(), b.to_string()], config());
+    let keys: Vec<CacheKey> = (0..300)
+        .map(|i| route_key("imap", &format!("u{i}@example.com")))
+        .collect();
+    let before: Vec<String> = keys
+        .iter()
+        .map(|k| cluster.node_for(k).unwrap().addr().to_string())
+        .collect();
+    let kept = cluster.nodes()[0].clone();
+    cluster.set_nodes(&[a.to_string(), b.to_string(), c.to_string()]);
+    assert!(
+        std::sync::Arc::ptr_eq(&kept, &cluster.nodes()[0]),
+        "nodes that stay are the same objects"
+    );
+    let after: Vec<String> = keys
+        .iter()
+        .map(|k| cluster.node_for(k).unwrap().addr().to_string())
+        .collect();
+    let moved: Vec<usize> = (0..keys.len()).filter(|&i| before[i] != after[i]).collect();
+    assert!(
+        moved.iter().all(|&i| after[i] == c.to_string()),
+        "keys only move to the new node"
+    );
+    assert!(
+        (60..=140).contains(&moved.len()),
+        "about a third move: {}",
+        moved.len()
+    );
+}
