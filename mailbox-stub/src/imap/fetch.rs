@@ -217,7 +217,7 @@ impl Session {
             _ => self.bad_command(Some(&tag), "Unknown command"),
         };
         // UID commands may report expunges; sequence-number commands may not.
-        self.sync(uid);
+        self.sync_before_tagged(uid);
         next
     }
 

@@ -219,10 +219,27 @@ impl Session {
                     return self.bad_command(Some(&tag), "CREATE needs a folder");
                 };
                 let name = name.trim_end_matches('/').to_string();
-                if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+                if name.is_empty()
+                    || name.len() > 255
+                    || name.chars().any(char::is_control)
+                    || name.contains("//")
+                {
                     return self.no(&tag, Some("CANNOT"), "Invalid folder name");
                 }
-                let created = account.lock().create(&name);
+                let created = {
+                    let mut mailbox = account.lock();
+                    // Superior names are created too (RFC 3501 6.3.3), so LIST with `%`
+                    // can walk down to the new folder.
+                    let mut parent = String::new();
+                    for part in name.split('/').take(name.split('/').count() - 1) {
+                        if !parent.is_empty() {
+                            parent.push('/');
+                        }
+                        parent.push_str(part);
+                        mailbox.create(&parent);
+                    }
+                    mailbox.create(&name)
+                };
                 if created {
                     account.notify();
                     self.ok(&tag, None, "CREATE completed")
@@ -260,11 +277,28 @@ impl Session {
                     drop(mailbox);
                     return self.no(&tag, Some("ALREADYEXISTS"), "Target folder exists");
                 }
-                let Some(folder) = mailbox.folders.remove(&from) else {
+                if !mailbox.folders.contains_key(&from) {
                     drop(mailbox);
                     return self.no(&tag, Some("NONEXISTENT"), "No such folder");
-                };
-                mailbox.folders.insert(to, folder);
+                }
+                if to.starts_with(&format!("{from}/")) {
+                    drop(mailbox);
+                    return self.no(&tag, Some("CANNOT"), "Cannot move a folder into itself");
+                }
+                // Inferior names move with it (RFC 3501 6.3.5).
+                let prefix = format!("{from}/");
+                let moving: Vec<String> = mailbox
+                    .folders
+                    .keys()
+                    .filter(|k| **k == from || k.starts_with(&prefix))
+                    .cloned()
+                    .collect();
+                for old in moving {
+                    let new = format!("{to}{}", &old[from.len()..]);
+                    if let Some(folder) = mailbox.folders.remove(&old) {
+                        mailbox.folders.insert(new, folder);
+                    }
+                }
                 drop(mailbox);
                 account.notify();
                 self.ok(&tag, None, "RENAME completed")
@@ -290,7 +324,7 @@ impl Session {
             _ => self.bad_command(Some(&tag), "Unknown command"),
         };
         if !matches!(cmd.name.as_str(), "LIST" | "LSUB" | "STATUS") {
-            self.sync(true);
+            self.sync_before_tagged(true);
         }
         next
     }

@@ -41,6 +41,23 @@ pub(crate) fn flag_list(flags: &BTreeSet<String>) -> String {
 }
 
 impl Session {
+    /// [`Session::sync`], with the updates placed before the tagged response the command
+    /// just wrote (the last line of the pending output), where clients expect them.
+    pub(crate) fn sync_before_tagged(&mut self, expunges: bool) {
+        let end = self.out.len();
+        let tagged_start = if end >= 2 {
+            self.out[..end - 2]
+                .windows(2)
+                .rposition(|w| w == b"\r\n")
+                .map_or(0, |i| i + 2)
+        } else {
+            0
+        };
+        let tagged = self.out.split_off(tagged_start);
+        self.sync(expunges);
+        self.out.extend_from_slice(&tagged);
+    }
+
     /// Reports changes made by other sessions to the selected folder. EXPUNGE may only
     /// be sent when `expunges` (never during FETCH, STORE or SEARCH by sequence number,
     /// whose numbers the client is relying on).
