@@ -1,6 +1,6 @@
 //! proxy: the IMAP/POP3 front door. This crate owns finding a user's mailbox server
-//! (the memcached route cache, then route-lookup over nginx's auth_http protocol) and,
-//! in later work, the client-facing sessions, the login replay and the relay.
+//! (the memcached route cache, then route-lookup over nginx's auth_http protocol), the
+//! client-facing sessions, the login replay and the relay.
 //!
 //! # Layout
 //! - [`cache`]: the route-cache cluster client: libmemcached-compatible ketama placement,
@@ -8,6 +8,19 @@
 //!   retry interval; every failure is a miss, so the cache can never fail a login.
 //! - [`lookup`]: the auth_http client: HTTP/1.1 keep-alive to route-lookup, several
 //!   lookup URLs with failover and a retry interval for a failed one.
+//! - [`route`]: alias key, route key, lookup, `add` with the TTL; forgetting refused routes.
+//! - [`session`]: the client-facing IMAP and POP3 dialogues before login, and the login
+//!   step they share (route, connect, forward the client address, replay).
+//! - [`backend`]: connecting to the mailbox server, checking its greeting, replaying the
+//!   login.
+//! - [`relay`]: copying bytes both ways with an idle timeout.
+//! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 
+pub mod backend;
 pub mod cache;
+pub mod config;
 pub mod lookup;
+pub mod relay;
+pub mod route;
+pub mod server;
+pub mod session;

@@ -1,0 +1,188 @@
+//! The command line of `proxy`. Every flag has a `PROXY_*` environment twin.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use common::listen::ListenAddr;
+
+use crate::lookup::LookupUrl;
+use crate::session::{Forward, StartTls};
+
+/// `--starttls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StartTlsArg {
+    /// Not offered.
+    Off,
+    /// Offered, login allowed without.
+    On,
+    /// Offered, login refused before it.
+    Only,
+}
+
+/// `--forward-client-ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForwardArg {
+    /// IMAP ID x-originating-ip, POP3 XCLIENT.
+    Id,
+    /// PROXY protocol v2 header.
+    ProxyV2,
+    /// Not forwarded.
+    Off,
+}
+
+/// The IMAP/POP3 front door of the mail platform.
+///
+/// Finds each user's mailbox server through the memcached route cache and route-lookup
+/// (nginx's auth_http protocol), replays the login there and relays the session.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "proxy", version, about, long_about = None)]
+pub struct Config {
+    /// IMAP listener (STARTTLS as --starttls says), or `off`.
+    #[arg(long, env = "PROXY_IMAP_LISTEN", default_value = "0.0.0.0:143")]
+    pub imap_listen: ListenAddr,
+    /// IMAPS listener (implicit TLS; needs --tls-cert), or `off`.
+    #[arg(long, env = "PROXY_IMAPS_LISTEN", default_value = "0.0.0.0:993")]
+    pub imaps_listen: ListenAddr,
+    /// POP3 listener, or `off`.
+    #[arg(long, env = "PROXY_POP3_LISTEN", default_value = "0.0.0.0:110")]
+    pub pop3_listen: ListenAddr,
+    /// POP3S listener (implicit TLS; needs --tls-cert), or `off`.
+    #[arg(long, env = "PROXY_POP3S_LISTEN", default_value = "0.0.0.0:995")]
+    pub pop3s_listen: ListenAddr,
+    /// PEM certificate chain.
+    #[arg(long, env = "PROXY_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, env = "PROXY_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// STARTTLS/STLS: off, on, or only (no login before TLS). Default: only with a
+    /// certificate; without one, plaintext listeners need an explicit `off`.
+    #[arg(long, env = "PROXY_STARTTLS", value_enum)]
+    pub starttls: Option<StartTlsArg>,
+    /// route-lookup's nginx-lookup URL; repeat for failover.
+    #[arg(
+        long = "lookup-url",
+        env = "PROXY_LOOKUP_URL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub lookup_urls: Vec<String>,
+    /// Shared secret sent as X-Lookup-Secret.
+    #[arg(long, env = "PROXY_LOOKUP_SECRET", hide_env_values = true)]
+    pub lookup_secret: Option<String>,
+    /// Cache nodes, HOST:PORT,…
+    #[arg(long, env = "PROXY_MEMCACHED", value_delimiter = ',')]
+    pub memcached: Vec<String>,
+    /// Seconds a route stays cached.
+    #[arg(long, env = "PROXY_ROUTE_TTL", default_value_t = 3600)]
+    pub route_ttl: u32,
+    /// Admin HTTP listener (/healthz, /metrics), or `off`.
+    #[arg(long, env = "PROXY_ADMIN_LISTEN", default_value = "127.0.0.1:9143")]
+    pub admin_listen: ListenAddr,
+    /// How the client's address reaches the mailbox server.
+    #[arg(
+        long,
+        env = "PROXY_FORWARD_CLIENT_IP",
+        value_enum,
+        default_value = "id"
+    )]
+    pub forward_client_ip: ForwardArg,
+    /// Seconds a client may stay silent before login.
+    #[arg(long, env = "PROXY_PREAUTH_TIMEOUT", default_value_t = 60)]
+    pub preauth_timeout: u64,
+    /// Seconds a relayed session may stay silent both ways (IMAP IDLE included).
+    #[arg(long, env = "PROXY_IDLE_TIMEOUT", default_value_t = 1800)]
+    pub idle_timeout: u64,
+    /// Milliseconds for a cache request before the node is ejected.
+    #[arg(long, env = "PROXY_CACHE_TIMEOUT_MS", default_value_t = 500)]
+    pub cache_timeout_ms: u64,
+    /// Seconds an ejected cache node or failed lookup URL is skipped.
+    #[arg(long, env = "PROXY_RETRY_INTERVAL", default_value_t = 30)]
+    pub retry_interval: u64,
+    /// Invalid commands and failed logins per connection before it is closed.
+    #[arg(long, env = "PROXY_MAX_BAD_COMMANDS", default_value_t = 5)]
+    pub max_bad_commands: u32,
+    /// Connections per listener.
+    #[arg(long, env = "PROXY_MAX_CONNECTIONS", default_value_t = 20000)]
+    pub max_connections: usize,
+    /// Seconds to let relayed sessions finish after SIGTERM.
+    #[arg(long, env = "PROXY_GRACE_PERIOD", default_value_t = 30)]
+    pub grace_period: u64,
+    /// The name in greetings.
+    #[arg(long, env = "PROXY_NAME", default_value = "zproxy")]
+    pub name: String,
+}
+
+/// Checked settings.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Lookup URLs.
+    pub urls: Vec<LookupUrl>,
+    /// TLS.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// STARTTLS mode.
+    pub starttls: StartTls,
+    /// Forwarding.
+    pub forward: Forward,
+    /// Timeouts.
+    pub preauth: Duration,
+    /// Relay idle.
+    pub idle: Duration,
+}
+
+impl Config {
+    /// Checks what clap cannot.
+    pub fn validate(&self) -> Result<Checked, String> {
+        let urls = self
+            .lookup_urls
+            .iter()
+            .map(|u| u.parse::<LookupUrl>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(c), Some(k)) => Some(common::tls::server_config(c, k, &[b"imap", b"pop3"])?),
+            _ => None,
+        };
+        let starttls = match (self.starttls, tls.is_some()) {
+            (Some(StartTlsArg::Off), _) => StartTls::Off,
+            (Some(StartTlsArg::On), true) => StartTls::On,
+            (Some(StartTlsArg::Only), true) | (None, true) => StartTls::Only,
+            (Some(_), false) => {
+                return Err("--starttls on|only needs --tls-cert and --tls-key".into())
+            }
+            (None, false) => {
+                let plaintext =
+                    self.imap_listen.addr().is_some() || self.pop3_listen.addr().is_some();
+                if plaintext {
+                    return Err("no certificate: plaintext logins need an explicit --starttls off (or give --tls-cert/--tls-key)".into());
+                }
+                StartTls::Off
+            }
+        };
+        if tls.is_none()
+            && (self.imaps_listen.addr().is_some() || self.pop3s_listen.addr().is_some())
+        {
+            return Err(
+                "--imaps-listen/--pop3s-listen need --tls-cert and --tls-key (or set them to off)"
+                    .into(),
+            );
+        }
+        if self.max_bad_commands == 0 || self.max_connections == 0 || self.route_ttl == 0 {
+            return Err(
+                "--max-bad-commands, --max-connections and --route-ttl must be at least 1".into(),
+            );
+        }
+        Ok(Checked {
+            urls,
+            tls,
+            starttls,
+            forward: match self.forward_client_ip {
+                ForwardArg::Id => Forward::Id,
+                ForwardArg::ProxyV2 => Forward::ProxyV2,
+                ForwardArg::Off => Forward::Off,
+            },
+            preauth: Duration::from_secs(self.preauth_timeout.max(1)),
+            idle: Duration::from_secs(self.idle_timeout.max(1)),
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! `proxy`: parse flags, set up logging, serve until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::shutdown::{Shutdown, Signals};
+use proxy::cache::{CacheCluster, CacheConfig};
+use proxy::config::Config;
+use proxy::lookup::LookupClient;
+use proxy::route::Router;
+use proxy::server::{self, Kind};
+use proxy::session::{Env, Stats};
+
+#[tokio::main]
+async fn main() {
+    let config: Config = common::exit::parse_or_exit("proxy");
+    let checked = config
+        .validate()
+        .unwrap_or_else(|reason| common::exit::config_error("proxy", reason));
+    common::telemetry::init("info");
+    let signals = Signals::install();
+    let retry = Duration::from_secs(config.retry_interval);
+    let cache = (!config.memcached.is_empty()).then(|| {
+        Arc::new(CacheCluster::new(
+            &config.memcached,
+            CacheConfig {
+                fetch_timeout: Duration::from_millis(config.cache_timeout_ms.max(1)),
+                retry_interval: retry,
+                connections_per_node: 4,
+            },
+        ))
+    });
+    let lookup = Arc::new(LookupClient::new(
+        checked.urls,
+        config.lookup_secret.clone(),
+        Duration::from_secs(15),
+        retry,
+    ));
+    let (shutdown, watch) = Shutdown::new();
+    let env = Arc::new(Env {
+        router: Router::new(cache, lookup, config.route_ttl),
+        tls: checked.tls.map(tokio_rustls::TlsAcceptor::from),
+        starttls: checked.starttls,
+        forward: checked.forward,
+        preauth_timeout: checked.preauth,
+        idle_timeout: checked.idle,
+        backend_timeout: Duration::from_secs(10),
+        max_bad_commands: config.max_bad_commands,
+        stats: Stats::default(),
+        shutdown: watch.clone(),
+        name: config.name.clone(),
+    });
+    let mut listeners = Vec::new();
+    for (kind, addr) in [
+        (Kind::Imap, config.imap_listen),
+        (Kind::Imaps, config.imaps_listen),
+        (Kind::Pop3, config.pop3_listen),
+        (Kind::Pop3s, config.pop3s_listen),
+    ] {
+        let Some(addr) = addr.addr() else { continue };
+        match common::listener::bind(kind_name(kind), addr).await {
+            Ok(l) => listeners.push((kind, l)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                std::process::exit(1);
+            }
+        }
+    }
+    let admin = match config.admin_listen.addr() {
+        Some(a) => match common::listener::bind("admin", a).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                std::process::exit(1);
+            }
+        },
+        None => None,
+    };
+    let task = tokio::spawn(server::run(
+        env,
+        listeners,
+        admin,
+        config.max_connections,
+        Duration::from_secs(config.grace_period),
+        watch,
+    ));
+    let name = signals.recv().await;
+    tracing::info!(signal = name, "shutting down");
+    shutdown.trigger();
+    let _ = task.await;
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Imap => "imap",
+        Kind::Imaps => "imaps",
+        Kind::Pop3 => "pop3",
+        Kind::Pop3s => "pop3s",
+    }
+}

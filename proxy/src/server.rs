@@ -1,0 +1,214 @@
+//! Listeners and the connection path: implicit TLS, the session, the STARTTLS restart;
+//! the admin endpoint with the proxy's counters.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::admin::{AdminSource, HealthFuture};
+use common::listener::{ListenerConfig, ListenerStats};
+use common::metrics::PromWriter;
+use common::shutdown::{Drain, ShutdownWatch};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::session::{imap, pop3, Env, Outcome, Peer};
+
+/// Which listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// IMAP.
+    Imap,
+    /// IMAPS.
+    Imaps,
+    /// POP3.
+    Pop3,
+    /// POP3S.
+    Pop3s,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Imap => "imap",
+            Kind::Imaps => "imaps",
+            Kind::Pop3 => "pop3",
+            Kind::Pop3s => "pop3s",
+        }
+    }
+}
+
+struct Admin(Arc<Env>);
+
+impl AdminSource for Admin {
+    fn health(&self) -> HealthFuture {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn metrics(&self) -> String {
+        let s = &self.0.stats;
+        let mut w = PromWriter::new();
+        w.header("proxy_logins_total", "counter", "logins by outcome");
+        for (outcome, v) in [
+            ("ok", &s.logins_ok),
+            ("refused", &s.logins_refused),
+            ("unavailable", &s.logins_unavailable),
+        ] {
+            w.sample(
+                "proxy_logins_total",
+                &[("outcome", outcome)],
+                v.load(Ordering::Relaxed),
+            );
+        }
+        w.header("proxy_routes_total", "counter", "routes by source");
+        w.sample(
+            "proxy_routes_total",
+            &[("source", "cache")],
+            s.cache_hits.load(Ordering::Relaxed),
+        );
+        w.sample(
+            "proxy_routes_total",
+            &[("source", "lookup")],
+            s.cache_misses.load(Ordering::Relaxed),
+        );
+        w.header("proxy_relayed_bytes_total", "counter", "bytes relayed");
+        w.sample(
+            "proxy_relayed_bytes_total",
+            &[("direction", "up")],
+            s.bytes_up.load(Ordering::Relaxed),
+        );
+        w.sample(
+            "proxy_relayed_bytes_total",
+            &[("direction", "down")],
+            s.bytes_down.load(Ordering::Relaxed),
+        );
+        w.single(
+            "proxy_sessions_relaying",
+            "gauge",
+            "sessions relaying now",
+            s.relaying.load(Ordering::Relaxed),
+        );
+        if let Some(cache) = self.0.router.cache() {
+            w.header(
+                "proxy_cache_requests_total",
+                "counter",
+                "cache gets by node and result",
+            );
+            for n in cache.nodes() {
+                for (result, v) in [
+                    ("hit", &n.stats.hits),
+                    ("miss", &n.stats.misses),
+                    ("error", &n.stats.errors),
+                ] {
+                    w.sample(
+                        "proxy_cache_requests_total",
+                        &[("node", n.addr()), ("result", result)],
+                        v.load(Ordering::Relaxed),
+                    );
+                }
+            }
+        }
+        w.finish()
+    }
+}
+
+/// Serves `listeners` (and the admin listener) until `shutdown`, then drains.
+pub async fn run(
+    env: Arc<Env>,
+    listeners: Vec<(Kind, TcpListener)>,
+    admin: Option<TcpListener>,
+    max_connections: usize,
+    grace: Duration,
+    shutdown: ShutdownWatch,
+) {
+    let drain = Drain::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(l) = admin {
+        let source: Arc<dyn AdminSource> = Arc::new(Admin(env.clone()));
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            let _ = common::admin::serve(l, source, s).await;
+        });
+    }
+    for (kind, listener) in listeners {
+        let env = env.clone();
+        let config = ListenerConfig {
+            name: kind.name(),
+            max_connections,
+            reject_message: match kind {
+                Kind::Imap | Kind::Imaps => b"* BYE Too many connections\r\n",
+                Kind::Pop3 | Kind::Pop3s => b"-ERR [SYS/TEMP] Too many connections\r\n",
+            },
+        };
+        tasks.spawn(common::listener::serve(
+            listener,
+            config,
+            Arc::new(ListenerStats::default()),
+            shutdown.clone(),
+            drain.guard(),
+            move |stream, peer| connection(env.clone(), kind, stream, peer),
+        ));
+    }
+    shutdown.triggered().await;
+    if drain.wait(grace).await {
+        tracing::info!("drained");
+    } else {
+        tracing::warn!(?grace, "grace period over; closing relayed sessions");
+    }
+    tasks.abort_all();
+}
+
+async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: SocketAddr) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let implicit = matches!(kind, Kind::Imaps | Kind::Pop3s);
+    let peer = Peer {
+        client,
+        local,
+        tls: implicit,
+    };
+    let result: std::io::Result<()> = async {
+        let acceptor = env.tls.clone();
+        let handshake = |s: TcpStream| async {
+            let acceptor = acceptor
+                .clone()
+                .ok_or_else(|| std::io::Error::other("no TLS"))?;
+            common::timeout::with_timeout(
+                "tls handshake",
+                Duration::from_secs(10),
+                acceptor.accept(s),
+            )
+            .await
+        };
+        match kind {
+            Kind::Imap | Kind::Imaps => {
+                let mut session = imap::Session::new(env.clone(), peer);
+                if implicit {
+                    let mut tls = handshake(stream).await?;
+                    session.run(&mut tls, true).await?;
+                } else if session.run(&mut stream, true).await? == Outcome::StartTls {
+                    let mut tls = handshake(stream).await?;
+                    session.set_tls();
+                    session.run(&mut tls, false).await?;
+                }
+            }
+            Kind::Pop3 | Kind::Pop3s => {
+                let mut session = pop3::Session::new(env.clone(), peer);
+                if implicit {
+                    let mut tls = handshake(stream).await?;
+                    session.run(&mut tls, true).await?;
+                } else if session.run(&mut stream, true).await? == Outcome::StartTls {
+                    let mut tls = handshake(stream).await?;
+                    session.set_tls();
+                    session.run(&mut tls, false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,368 @@
+//! The client-facing POP3 session before login: CAPA, USER, PASS, AUTH PLAIN, STLS (as a
+//! return value; the plaintext buffer is discarded), NOOP, QUIT. A successful login hands
+//! the connection to the relay.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use base64::Engine;
+use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, ParseError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::{Env, LoggedIn, Outcome, Peer, Replay, StartTls};
+use crate::relay::relay;
+
+/// One client connection.
+pub struct Session {
+    env: Arc<Env>,
+    peer: Peer,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    bad: u32,
+    attempt: u32,
+    user: Option<Vec<u8>>,
+    discarding: bool,
+}
+
+enum Next {
+    Continue,
+    Close,
+    StartTls,
+    Relay(Box<(tokio::net::TcpStream, crate::route::Route)>),
+}
+
+/// An owned copy of the parts of a command the session needs.
+enum Cmd {
+    Capa,
+    Noop,
+    Quit,
+    Stls,
+    User(Vec<u8>),
+    Pass(Vec<u8>),
+    Auth(Option<Vec<u8>>, Option<Vec<u8>>),
+    Other,
+}
+
+impl Session {
+    /// A new session.
+    pub fn new(env: Arc<Env>, peer: Peer) -> Self {
+        Self {
+            env,
+            peer,
+            buf: Vec::new(),
+            out: Vec::new(),
+            bad: 0,
+            attempt: 0,
+            user: None,
+            discarding: false,
+        }
+    }
+
+    /// Marks the client connection as encrypted (after STLS).
+    pub fn set_tls(&mut self) {
+        self.peer.tls = true;
+    }
+
+    fn login_allowed(&self) -> bool {
+        self.peer.tls || self.env.starttls != StartTls::Only
+    }
+
+    /// Serves the pre-auth dialogue, then the relay.
+    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if greet {
+            pop3::ok(&mut self.out, format!("{} POP3 proxy ready", self.env.name));
+            self.flush(stream).await?;
+        }
+        let limits = Limits::default();
+        loop {
+            if self.discarding {
+                match skip_line(&self.buf) {
+                    Some(n) => {
+                        self.buf.drain(..n);
+                        self.discarding = false;
+                    }
+                    None => {
+                        self.buf.clear();
+                        if !self.fill(stream).await? {
+                            return Ok(Outcome::Close);
+                        }
+                        continue;
+                    }
+                }
+            }
+            let next = match parse_command(&self.buf, &limits) {
+                Ok(p) => {
+                    let cmd = match p.command {
+                        Command::Capa => Cmd::Capa,
+                        Command::Noop => Cmd::Noop,
+                        Command::Quit => Cmd::Quit,
+                        Command::Stls => Cmd::Stls,
+                        Command::User(u) => Cmd::User(u.to_vec()),
+                        Command::Pass(x) => Cmd::Pass(x.to_vec()),
+                        Command::Auth { mechanism, initial } => {
+                            Cmd::Auth(mechanism.map(<[u8]>::to_vec), initial.map(<[u8]>::to_vec))
+                        }
+                        _ => Cmd::Other,
+                    };
+                    self.buf.drain(..p.consumed);
+                    self.dispatch(cmd, stream).await?
+                }
+                Err(ParseError::Incomplete) => {
+                    if !self.fill(stream).await? {
+                        return Ok(Outcome::Close);
+                    }
+                    Next::Continue
+                }
+                Err(ParseError::LineTooLong) => {
+                    self.discarding = true;
+                    self.bad_command("line too long")
+                }
+                Err(ParseError::Invalid { consumed, reason }) => {
+                    self.buf.drain(..consumed.min(self.buf.len()));
+                    self.bad_command(reason)
+                }
+            };
+            self.flush(stream).await?;
+            match next {
+                Next::Continue => {}
+                Next::Close => return Ok(Outcome::Close),
+                Next::StartTls => {
+                    self.buf.clear();
+                    return Ok(Outcome::StartTls);
+                }
+                Next::Relay(b) => {
+                    let (mut backend, route) = *b;
+                    if !self.buf.is_empty() {
+                        backend.write_all(&self.buf).await?;
+                        self.buf.clear();
+                    }
+                    tracing::info!(backend = %route.backend, user = %route.user, cached = route.cached, "relaying");
+                    self.env.stats.relaying.fetch_add(1, Ordering::Relaxed);
+                    let moved = relay(&mut *stream, backend, self.env.idle_timeout).await;
+                    self.env.stats.relaying.fetch_sub(1, Ordering::Relaxed);
+                    self.env
+                        .stats
+                        .bytes_up
+                        .fetch_add(moved.up, Ordering::Relaxed);
+                    self.env
+                        .stats
+                        .bytes_down
+                        .fetch_add(moved.down, Ordering::Relaxed);
+                    return Ok(Outcome::Close);
+                }
+            }
+        }
+    }
+
+    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
+        if !self.out.is_empty() {
+            stream.write_all(&self.out).await?;
+            stream.flush().await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+    ) -> io::Result<bool> {
+        let mut chunk = [0u8; 4096];
+        let shutdown = self.env.shutdown.clone();
+        let n = tokio::select! {
+            r = tokio::time::timeout(self.env.preauth_timeout, stream.read(&mut chunk)) => match r {
+                Ok(r) => r?,
+                Err(_) => {
+                    pop3::err(&mut self.out, "Timeout, closing connection");
+                    self.flush(stream).await?;
+                    return Ok(false);
+                }
+            },
+            _ = shutdown.triggered() => {
+                pop3::err(&mut self.out, "Server shutting down");
+                self.flush(stream).await?;
+                return Ok(false);
+            }
+        };
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
+    }
+
+    fn bad_command(&mut self, reason: &str) -> Next {
+        self.bad += 1;
+        pop3::err(&mut self.out, reason);
+        if self.bad >= self.env.max_bad_commands {
+            pop3::err(
+                &mut self.out,
+                "Too many invalid commands, closing connection",
+            );
+            return Next::Close;
+        }
+        Next::Continue
+    }
+
+    async fn dispatch<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        cmd: Cmd,
+        stream: &mut S,
+    ) -> io::Result<Next> {
+        Ok(match cmd {
+            Cmd::Capa => {
+                pop3::multiline_start(&mut self.out, "Capability list follows");
+                for line in ["TOP", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"] {
+                    pop3::multiline_line(&mut self.out, line);
+                }
+                if self.login_allowed() {
+                    pop3::multiline_line(&mut self.out, "USER");
+                    pop3::multiline_line(&mut self.out, "SASL PLAIN");
+                }
+                if self.env.tls.is_some() && !self.peer.tls && self.env.starttls != StartTls::Off {
+                    pop3::multiline_line(&mut self.out, "STLS");
+                }
+                pop3::multiline_end(&mut self.out);
+                Next::Continue
+            }
+            Cmd::Noop => {
+                pop3::ok(&mut self.out, "");
+                Next::Continue
+            }
+            Cmd::Quit => {
+                pop3::ok(&mut self.out, "Bye");
+                Next::Close
+            }
+            Cmd::Stls
+                if self.env.tls.is_some()
+                    && !self.peer.tls
+                    && self.env.starttls != StartTls::Off =>
+            {
+                pop3::ok(&mut self.out, "Begin TLS negotiation");
+                Next::StartTls
+            }
+            Cmd::User(_) | Cmd::Pass(_) | Cmd::Auth(..) if !self.login_allowed() => {
+                self.bad += 1;
+                pop3::err(&mut self.out, "[AUTH] Use STLS first");
+                Next::Continue
+            }
+            Cmd::User(u) => {
+                self.user = Some(u);
+                pop3::ok(&mut self.out, "");
+                Next::Continue
+            }
+            Cmd::Pass(p) => match self.user.take() {
+                Some(u) => self.login(&u, &p).await,
+                None => self.bad_command("USER first"),
+            },
+            Cmd::Auth(mechanism, initial) => {
+                let is_plain = mechanism
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(b"PLAIN"));
+                if !is_plain {
+                    return Ok(self.bad_command("Unsupported mechanism"));
+                }
+                let response = match initial {
+                    Some(i) => i,
+                    None => {
+                        pop3::continuation(&mut self.out, "");
+                        self.flush(stream).await?;
+                        loop {
+                            match parse_line(&self.buf, &Limits { max_line: 8192 }) {
+                                Ok(p) => {
+                                    let line = p.command.to_vec();
+                                    self.buf.drain(..p.consumed);
+                                    break line;
+                                }
+                                Err(ParseError::Incomplete) => {
+                                    if !self.fill(stream).await? {
+                                        return Ok(Next::Close);
+                                    }
+                                }
+                                Err(_) => return Ok(self.bad_command("Response too long")),
+                            }
+                        }
+                    }
+                };
+                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&response)
+                else {
+                    return Ok(self.bad_command("Invalid base64"));
+                };
+                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
+                let [authz, authc, pass] = parts[..] else {
+                    return Ok(self.bad_command("Invalid PLAIN response"));
+                };
+                if !authz.is_empty() && authz != authc {
+                    pop3::err(&mut self.out, "[AUTH] Authorization identity not allowed");
+                    return Ok(Next::Continue);
+                }
+                let (u, p) = (authc.to_vec(), pass.to_vec());
+                self.login(&u, &p).await
+            }
+            Cmd::Stls | Cmd::Other => self.bad_command("Command not allowed before login"),
+        })
+    }
+
+    async fn login(&mut self, user: &[u8], pass: &[u8]) -> Next {
+        let Ok(user) = std::str::from_utf8(user) else {
+            return self.bad_command("User name is not UTF-8");
+        };
+        if user.is_empty() || user.len() > 256 || pass.len() > 1024 {
+            return self.bad_command("Invalid credentials");
+        }
+        self.attempt += 1;
+        match self
+            .env
+            .login(&self.peer, user, pass, self.attempt, Replay::Pop3)
+            .await
+        {
+            LoggedIn::Ok {
+                backend,
+                reply,
+                route,
+            } => {
+                self.env.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
+                self.out.extend_from_slice(&reply.lines);
+                Next::Relay(Box::new((backend, route)))
+            }
+            LoggedIn::Refused(reply) => {
+                self.env
+                    .stats
+                    .logins_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                self.out.extend_from_slice(&reply.lines);
+                self.bad += 1;
+                Next::Continue
+            }
+            LoggedIn::LookupRefused(status) => {
+                self.env
+                    .stats
+                    .logins_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                let code = if status == codec::auth_http::STATUS_TEMPORARY {
+                    "[SYS/TEMP]"
+                } else {
+                    "[AUTH]"
+                };
+                pop3::err(&mut self.out, format!("{code} {status}"));
+                self.bad += 1;
+                if self.bad >= self.env.max_bad_commands {
+                    return Next::Close;
+                }
+                Next::Continue
+            }
+            LoggedIn::Unavailable => {
+                self.env
+                    .stats
+                    .logins_unavailable
+                    .fetch_add(1, Ordering::Relaxed);
+                pop3::err(
+                    &mut self.out,
+                    "[SYS/TEMP] Temporary failure, try again later",
+                );
+                Next::Continue
+            }
+        }
+    }
+}
