@@ -20,6 +20,15 @@ pub enum StartTlsArg {
     Only,
 }
 
+/// `--user-login-limit-counts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CountArg {
+    /// Successful logins.
+    Successful,
+    /// Failed logins.
+    Failed,
+}
+
 /// `--forward-client-ip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ForwardArg {
@@ -88,6 +97,27 @@ pub struct Config {
         default_value = "id"
     )]
     pub forward_client_ip: ForwardArg,
+    /// Connections per client IP per --ip-login-limit-time (0: unlimited).
+    #[arg(long, env = "PROXY_IP_LOGIN_LIMIT", default_value_t = 0)]
+    pub ip_login_limit: u64,
+    /// The IP window, seconds.
+    #[arg(long, env = "PROXY_IP_LOGIN_LIMIT_TIME", default_value_t = 3600)]
+    pub ip_login_limit_time: u32,
+    /// Logins per user per --user-login-limit-time (0: unlimited).
+    #[arg(long, env = "PROXY_USER_LOGIN_LIMIT", default_value_t = 0)]
+    pub user_login_limit: u64,
+    /// The user window, seconds.
+    #[arg(long, env = "PROXY_USER_LOGIN_LIMIT_TIME", default_value_t = 3600)]
+    pub user_login_limit_time: u32,
+    /// What the user limit counts: successful logins (Zimbra) or only failed ones.
+    #[arg(
+        long,
+        env = "PROXY_USER_LOGIN_LIMIT_COUNTS",
+        value_enum,
+        default_value = "successful"
+    )]
+    pub user_login_limit_counts: CountArg,
+
     /// Seconds a client may stay silent before login.
     #[arg(long, env = "PROXY_PREAUTH_TIMEOUT", default_value_t = 60)]
     pub preauth_timeout: u64,

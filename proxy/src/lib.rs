@@ -14,6 +14,7 @@
 //! - [`backend`]: connecting to the mailbox server, checking its greeting, replaying the
 //!   login.
 //! - [`relay`]: copying bytes both ways with an idle timeout.
+//! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 
 pub mod backend;
@@ -24,3 +25,4 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod throttle;

@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use common::shutdown::{Shutdown, Signals};
 use proxy::cache::{CacheCluster, CacheConfig};
-use proxy::config::Config;
+use proxy::config::{Config, CountArg};
 use proxy::lookup::LookupClient;
 use proxy::route::Router;
 use proxy::server::{self, Kind};
 use proxy::session::{Env, Stats};
+use proxy::throttle::{Count, Limits, Throttle};
 
 #[tokio::main]
 async fn main() {
@@ -37,7 +38,27 @@ async fn main() {
         retry,
     ));
     let (shutdown, watch) = Shutdown::new();
+    let throttle = Throttle::new(
+        cache.clone(),
+        Limits {
+            ip_max: config.ip_login_limit,
+            ip_window: config.ip_login_limit_time.max(1),
+            user_max: config.user_login_limit,
+            user_window: config.user_login_limit_time.max(1),
+            count: match config.user_login_limit_counts {
+                CountArg::Successful => Count::Successful,
+                CountArg::Failed => Count::Failed,
+            },
+        },
+    );
+    if cache.is_none() && (config.ip_login_limit > 0 || config.user_login_limit > 0) {
+        common::exit::config_error(
+            "proxy",
+            "login limits are counted in the cache: give --memcached",
+        );
+    }
     let env = Arc::new(Env {
+        throttle,
         router: Router::new(cache, lookup, config.route_ttl),
         tls: checked.tls.map(tokio_rustls::TlsAcceptor::from),
         starttls: checked.starttls,

@@ -163,6 +163,18 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
         return;
     };
     let implicit = matches!(kind, Kind::Imaps | Kind::Pop3s);
+    if !env.throttle.allow_ip(client.ip()).await {
+        tracing::warn!(client = %client.ip(), "connection rejected: IP over its login limit");
+        let line: &[u8] = match kind {
+            Kind::Imap | Kind::Imaps => b"* BYE Login rejected from this IP\r\n",
+            Kind::Pop3 | Kind::Pop3s => b"-ERR [LOGIN-DELAY] Login rejected from this IP\r\n",
+        };
+        if !implicit {
+            use tokio::io::AsyncWriteExt;
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(line)).await;
+        }
+        return;
+    }
     let peer = Peer {
         client,
         local,

@@ -440,6 +440,15 @@ impl Session {
                 );
                 Next::Continue
             }
+            LoggedIn::Throttled => {
+                self.env
+                    .stats
+                    .logins_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                untagged(&mut self.out, "BYE Login rejected for this user");
+                tagged(&mut self.out, tag, Status::No, None, "LOGIN failed");
+                Next::Close
+            }
         }
     }
 

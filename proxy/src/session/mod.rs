@@ -92,6 +92,8 @@ pub struct Env {
     pub shutdown: ShutdownWatch,
     /// The name in greetings.
     pub name: String,
+    /// Login limits.
+    pub throttle: crate::throttle::Throttle,
 }
 
 impl std::fmt::Debug for Env {
@@ -126,6 +128,8 @@ pub enum LoggedIn {
     Refused(LoginReply),
     /// route-lookup refused, after its Auth-Wait.
     LookupRefused(String),
+    /// The user is over its login limit.
+    Throttled,
     /// Nobody could serve the login.
     Unavailable,
 }
@@ -145,6 +149,31 @@ impl Env {
     /// Routes and logs in: cache or lookup, connect (a cached route whose backend cannot be
     /// reached is dropped and looked up again once), forward the client address, replay.
     pub async fn login(
+        &self,
+        peer: &Peer,
+        user: &str,
+        pass: &[u8],
+        attempt: u32,
+        replay: Replay<'_>,
+    ) -> LoggedIn {
+        if !self.throttle.allow_user(user).await {
+            tracing::warn!(user, client = %peer.client.ip(), "login rejected: user over its limit");
+            return LoggedIn::Throttled;
+        }
+        let result = self
+            .login_unthrottled(peer, user, pass, attempt, replay)
+            .await;
+        match &result {
+            LoggedIn::Ok { .. } => self.throttle.record(user, true).await,
+            LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) => {
+                self.throttle.record(user, false).await
+            }
+            LoggedIn::Throttled | LoggedIn::Unavailable => {}
+        }
+        result
+    }
+
+    async fn login_unthrottled(
         &self,
         peer: &Peer,
         user: &str,

@@ -363,6 +363,14 @@ impl Session {
                 );
                 Next::Continue
             }
+            LoggedIn::Throttled => {
+                self.env
+                    .stats
+                    .logins_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                pop3::err(&mut self.out, "[LOGIN-DELAY] Login rejected for this user");
+                Next::Close
+            }
         }
     }
 }
