@@ -83,6 +83,13 @@ pub struct Config {
     /// Cache nodes, HOST:PORT,…
     #[arg(long, env = "PROXY_MEMCACHED", value_delimiter = ',')]
     pub memcached: Vec<String>,
+    /// route-lookup's gRPC URL: follow the live cache-node membership and the registered
+    /// mailbox servers (a cached route elsewhere is not used).
+    #[arg(long, env = "PROXY_DIRECTORY", value_name = "GRPC_URL")]
+    pub directory: Option<String>,
+    /// Bearer token for --directory.
+    #[arg(long, env = "PROXY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Seconds a route stays cached.
     #[arg(long, env = "PROXY_ROUTE_TTL", default_value_t = 3600)]
     pub route_ttl: u32,

@@ -8,6 +8,7 @@
 //!   retry interval; every failure is a miss, so the cache can never fail a login.
 //! - [`lookup`]: the auth_http client: HTTP/1.1 keep-alive to route-lookup, several
 //!   lookup URLs with failover and a retry interval for a failed one.
+//! - [`membership`]: route-lookup's watch: cache nodes and registered mailbox servers.
 //! - [`route`]: alias key, route key, lookup, `add` with the TTL; forgetting refused routes.
 //! - [`session`]: the client-facing IMAP and POP3 dialogues before login, and the login
 //!   step they share (route, connect, forward the client address, replay).
@@ -21,6 +22,7 @@ pub mod backend;
 pub mod cache;
 pub mod config;
 pub mod lookup;
+pub mod membership;
 pub mod relay;
 pub mod route;
 pub mod server;

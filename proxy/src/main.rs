@@ -31,6 +31,20 @@ async fn main() {
             },
         ))
     });
+    let cache = match (&cache, &config.directory) {
+        // With a directory and no static nodes, the cluster starts empty and follows the
+        // watch.
+        (None, Some(_)) => Some(Arc::new(CacheCluster::new(
+            &[],
+            CacheConfig {
+                fetch_timeout: Duration::from_millis(config.cache_timeout_ms.max(1)),
+                retry_interval: retry,
+                connections_per_node: 4,
+            },
+        ))),
+        _ => cache,
+    };
+    let backends = Arc::new(proxy::membership::Backends::default());
     let lookup = Arc::new(LookupClient::new(
         checked.urls,
         config.lookup_secret.clone(),
@@ -59,7 +73,14 @@ async fn main() {
     }
     let env = Arc::new(Env {
         throttle,
-        router: Router::new(cache, lookup, config.route_ttl),
+        router: {
+            let router = Router::new(cache.clone(), lookup, config.route_ttl);
+            if config.directory.is_some() {
+                router.with_backends(backends.clone())
+            } else {
+                router
+            }
+        },
         tls: checked.tls.map(tokio_rustls::TlsAcceptor::from),
         starttls: checked.starttls,
         forward: checked.forward,
@@ -97,6 +118,16 @@ async fn main() {
         },
         None => None,
     };
+    if let Some(url) = config.directory.clone() {
+        tokio::spawn(proxy::membership::follow(
+            url,
+            config.admin_token.clone(),
+            cache.clone(),
+            config.memcached.clone(),
+            backends,
+            watch.clone(),
+        ));
+    }
     let task = tokio::spawn(server::run(
         env,
         listeners,

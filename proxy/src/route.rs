@@ -60,6 +60,7 @@ pub enum Decision {
 /// The router.
 #[derive(Debug)]
 pub struct Router {
+    backends: Option<Arc<crate::membership::Backends>>,
     cache: Option<Arc<CacheCluster>>,
     lookup: Arc<LookupClient>,
     ttl: u32,
@@ -81,7 +82,19 @@ fn parse_route(value: &[u8]) -> Option<SocketAddr> {
 impl Router {
     /// A router over an optional cache cluster and route-lookup.
     pub fn new(cache: Option<Arc<CacheCluster>>, lookup: Arc<LookupClient>, ttl: u32) -> Self {
-        Self { cache, lookup, ttl }
+        Self {
+            backends: None,
+            cache,
+            lookup,
+            ttl,
+        }
+    }
+
+    /// Only trusts cached routes that point at one of `backends` (the registered mailbox
+    /// servers); others are deleted and looked up.
+    pub fn with_backends(mut self, backends: Arc<crate::membership::Backends>) -> Self {
+        self.backends = Some(backends);
+        self
     }
 
     /// The cache cluster, if any.
@@ -104,7 +117,13 @@ impl Router {
                 .unwrap_or_else(|| route_user(&user, login.proxy_ip));
             let key = route_key(login.protocol, &name);
             if let Some(value) = cache.get(&key).await {
-                if let Some(backend) = parse_route(&value) {
+                let registered = |b: SocketAddr| self.backends.as_ref().is_none_or(|r| r.allows(b));
+                let route = parse_route(&value);
+                if let Some(b) = route.filter(|b| !registered(*b)) {
+                    tracing::warn!(key = key.wire(), backend = %b, "cached route points outside the registered mailbox servers; ignored");
+                    cache.delete(&key).await;
+                }
+                if let Some(backend) = route.filter(|b| registered(*b)) {
                     let mut keys = vec![key];
                     if account.is_some() {
                         keys.push(alias);

@@ -1,0 +1,143 @@
+//! The live membership from route-lookup's Registry watch: the cache nodes (registered
+//! cache-nodes and servers with the memcached service) and the registered mailbox servers.
+//! The cache cluster follows the node list; the router uses the mailbox servers to refuse
+//! a cached route that points anywhere else (a stale or planted cache entry).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use common::shutdown::ShutdownWatch;
+use proto::v1::registry_client::RegistryClient;
+use proto::v1::{Membership, WatchRequest};
+use tonic::transport::Endpoint;
+
+use crate::cache::CacheCluster;
+
+/// The registered mailbox servers' backend addresses (every protocol's port).
+#[derive(Debug, Default)]
+pub struct Backends {
+    known: RwLock<Option<HashSet<SocketAddr>>>,
+}
+
+impl Backends {
+    /// Whether `addr` belongs to a registered mailbox server. Before the first snapshot
+    /// arrives nothing is known, and nothing is refused.
+    pub fn allows(&self, addr: SocketAddr) -> bool {
+        match &*self
+            .known
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(set) => set.contains(&addr),
+            None => true,
+        }
+    }
+
+    fn set(&self, m: &Membership) {
+        let mut set = HashSet::new();
+        for s in &m.mailbox_servers {
+            let Ok(ip) = s.address.parse() else { continue };
+            for port in [s.imap_port, s.imaps_port, s.pop3_port, s.pop3s_port] {
+                if let Ok(port) = u16::try_from(port) {
+                    set.insert(SocketAddr::new(ip, port));
+                }
+            }
+        }
+        *self
+            .known
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(set);
+    }
+}
+
+/// Follows route-lookup's watch until `shutdown`, reconnecting with backoff.
+pub async fn follow(
+    url: String,
+    token: Option<String>,
+    cache: Option<Arc<CacheCluster>>,
+    static_nodes: Vec<String>,
+    backends: Arc<Backends>,
+    shutdown: ShutdownWatch,
+) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let run = watch_once(
+            &url,
+            token.as_deref(),
+            cache.as_deref(),
+            &static_nodes,
+            &backends,
+        );
+        tokio::select! {
+            _ = shutdown.triggered() => return,
+            r = run => match r {
+                Ok(()) => tracing::warn!("membership watch ended; reconnecting"),
+                Err(e) => tracing::warn!(error = %e, ?backoff, "membership watch failed; retrying"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.triggered() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn watch_once(
+    url: &str,
+    token: Option<&str>,
+    cache: Option<&CacheCluster>,
+    static_nodes: &[String],
+    backends: &Backends,
+) -> Result<(), String> {
+    let channel = Endpoint::from_shared(url.to_string())
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = match token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| "bad token".to_string())?,
+        ),
+        None => None,
+    };
+    let mut client = RegistryClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+        if let Some(v) = &header {
+            r.metadata_mut().insert(proto::AUTHORIZATION, v.clone());
+        }
+        Ok(r)
+    });
+    let mut stream = client
+        .watch(WatchRequest {})
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    while let Some(m) = stream
+        .message()
+        .await
+        .map_err(|s| s.message().to_string())?
+    {
+        tracing::info!(
+            revision = m.revision,
+            cache_nodes = m.cache_nodes.len(),
+            mailbox_servers = m.mailbox_servers.len(),
+            "membership"
+        );
+        if let Some(cache) = cache {
+            let mut nodes: Vec<String> = static_nodes.to_vec();
+            for n in &m.cache_nodes {
+                if !nodes.contains(n) {
+                    nodes.push(n.clone());
+                }
+            }
+            cache.set_nodes(&nodes);
+        }
+        backends.set(&m);
+    }
+    Ok(())
+}
