@@ -90,6 +90,13 @@ pub struct Config {
     /// Bearer token for --directory.
     #[arg(long, env = "PROXY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Reach the mailbox servers over TLS (their imapssl/pop3ssl ports), verifying their
+    /// certificates against --upstream-ca.
+    #[arg(long, env = "PROXY_UPSTREAM_TLS", requires = "upstream_ca")]
+    pub upstream_tls: bool,
+    /// PEM CA certificates for --upstream-tls.
+    #[arg(long, env = "PROXY_UPSTREAM_CA", value_name = "PEM")]
+    pub upstream_ca: Option<PathBuf>,
     /// Seconds a route stays cached.
     #[arg(long, env = "PROXY_ROUTE_TTL", default_value_t = 3600)]
     pub route_ttl: u32,
@@ -166,6 +173,8 @@ pub struct Checked {
     pub preauth: Duration,
     /// Relay idle.
     pub idle: Duration,
+    /// TLS to the backends.
+    pub upstream: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -217,6 +226,14 @@ impl Config {
                 ForwardArg::Id => Forward::Id,
                 ForwardArg::ProxyV2 => Forward::ProxyV2,
                 ForwardArg::Off => Forward::Off,
+            },
+            upstream: match (&self.upstream_tls, &self.upstream_ca) {
+                (true, Some(ca)) => {
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+                    Some(common::tls::client_config_from_pem(&pem)?)
+                }
+                _ => None,
             },
             preauth: Duration::from_secs(self.preauth_timeout.max(1)),
             idle: Duration::from_secs(self.idle_timeout.max(1)),

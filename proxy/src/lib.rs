@@ -14,6 +14,7 @@
 //!   step they share (route, connect, forward the client address, replay).
 //! - [`backend`]: connecting to the mailbox server, checking its greeting, replaying the
 //!   login.
+//! - [`upstream`]: the backend connection, plain or TLS.
 //! - [`relay`]: copying bytes both ways with an idle timeout.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
@@ -28,3 +29,4 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod throttle;
+pub mod upstream;

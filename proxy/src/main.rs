@@ -91,6 +91,10 @@ async fn main() {
         stats: Stats::default(),
         shutdown: watch.clone(),
         name: config.name.clone(),
+        upstream_tls: checked
+            .upstream
+            .clone()
+            .map(tokio_rustls::TlsConnector::from),
     });
     let mut listeners = Vec::new();
     for (kind, addr) in [

@@ -30,7 +30,7 @@ enum Next {
     Close,
     StartTls,
     /// Logged in; relay this backend after writing the pending output.
-    Relay(Box<(tokio::net::TcpStream, crate::route::Route)>),
+    Relay(Box<(crate::upstream::Upstream, crate::route::Route)>),
 }
 
 impl Session {

@@ -9,8 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::upstream::Upstream;
 use common::shutdown::ShutdownWatch;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::backend::{self, BackendError, LoginReply};
@@ -92,6 +92,8 @@ pub struct Env {
     pub shutdown: ShutdownWatch,
     /// The name in greetings.
     pub name: String,
+    /// TLS to the mailbox servers (`--upstream-tls`), verified against `--upstream-ca`.
+    pub upstream_tls: Option<tokio_rustls::TlsConnector>,
     /// Login limits.
     pub throttle: crate::throttle::Throttle,
 }
@@ -118,7 +120,7 @@ pub enum LoggedIn {
     /// The backend accepted: relay with this stream; pass `reply` on first.
     Ok {
         /// The backend connection.
-        backend: TcpStream,
+        backend: Upstream,
         /// Its answer to the login.
         reply: LoginReply,
         /// Where.
@@ -181,19 +183,18 @@ impl Env {
         attempt: u32,
         replay: Replay<'_>,
     ) -> LoggedIn {
-        let protocol = match (&replay, peer.tls) {
+        // The backend port depends on how we reach the backend, not on how the client
+        // reached us.
+        let protocol = match (&replay, self.upstream_tls.is_some()) {
             (Replay::Imap { .. }, false) => "imap",
             (Replay::Imap { .. }, true) => "imapssl",
             (Replay::Pop3, false) => "pop3",
             (Replay::Pop3, true) => "pop3ssl",
         };
-        // Backends are reached in plaintext (upstream TLS is not implemented yet), so the
-        // plaintext ports are the ones to ask for.
-        let protocol = protocol.trim_end_matches("ssl");
         let login = Login {
             user,
             pass,
-            protocol: if protocol == "imap" { "imap" } else { "pop3" },
+            protocol,
             attempt,
             client_ip: peer.client.ip(),
             proxy_ip: peer.local.ip(),
@@ -215,7 +216,7 @@ impl Env {
                 &self.stats.cache_misses
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            let mut stream = match backend::connect(route.backend, self.backend_timeout).await {
+            let mut tcp = match backend::connect(route.backend, self.backend_timeout).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(backend = %route.backend, error = %e, cached = route.cached, "backend unreachable");
@@ -230,10 +231,31 @@ impl Env {
                 let mut header = Vec::new();
                 codec::proxy_protocol::encode_v2(&mut header, peer.client, peer.local);
                 use tokio::io::AsyncWriteExt;
-                if stream.write_all(&header).await.is_err() {
+                if tcp.write_all(&header).await.is_err() {
                     return LoggedIn::Unavailable;
                 }
             }
+            let mut stream = match &self.upstream_tls {
+                None => Upstream::Plain(tcp),
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(route.backend.ip().into());
+                    match tokio::time::timeout(self.backend_timeout, connector.connect(name, tcp))
+                        .await
+                    {
+                        Ok(Ok(tls)) => Upstream::Tls(Box::new(tls)),
+                        Ok(Err(e)) => {
+                            tracing::warn!(backend = %route.backend, error = %e, "backend TLS handshake failed");
+                            self.router.forget(&route).await;
+                            return LoggedIn::Unavailable;
+                        }
+                        Err(_) => {
+                            tracing::warn!(backend = %route.backend, "backend TLS handshake timed out");
+                            self.router.forget(&route).await;
+                            return LoggedIn::Unavailable;
+                        }
+                    }
+                }
+            };
             let result = match replay {
                 Replay::Imap { tag } => {
                     let id = (self.forward == Forward::Id).then(|| peer.client.ip());
@@ -286,7 +308,7 @@ impl Env {
 }
 
 async fn imap_with_id(
-    s: &mut TcpStream,
+    s: &mut Upstream,
     tag: &[u8],
     user: &[u8],
     pass: &[u8],
@@ -297,7 +319,7 @@ async fn imap_with_id(
 }
 
 async fn pop3_with_xclient(
-    s: &mut TcpStream,
+    s: &mut Upstream,
     user: &[u8],
     pass: &[u8],
     client: Option<IpAddr>,

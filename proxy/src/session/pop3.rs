@@ -29,7 +29,7 @@ enum Next {
     Continue,
     Close,
     StartTls,
-    Relay(Box<(tokio::net::TcpStream, crate::route::Route)>),
+    Relay(Box<(crate::upstream::Upstream, crate::route::Route)>),
 }
 
 /// An owned copy of the parts of a command the session needs.
