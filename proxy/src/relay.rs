@@ -73,3 +73,65 @@ where
     };
     Relayed { up, down }
 }
+
+/// Relays between two plain TCP streams without holding a copy buffer while the session
+/// is idle: each direction waits for readability, then borrows a buffer only for the
+/// bytes at hand. An idle relayed session costs its two sockets and this future's state.
+pub async fn relay_tcp(
+    client: tokio::net::TcpStream,
+    backend: tokio::net::TcpStream,
+    idle: Duration,
+) -> Relayed {
+    let (cr, cw) = client.into_split();
+    let (br, bw) = backend.into_split();
+    let last = AtomicU64::new(0);
+    let started = Instant::now();
+    let up = pump_tcp(cr, bw, &last, started, idle);
+    let down = pump_tcp(br, cw, &last, started, idle);
+    tokio::pin!(up, down);
+    let (up, down) = tokio::select! {
+        u = &mut up => (u, tokio::time::timeout(Duration::from_secs(5), &mut down).await.unwrap_or(0)),
+        d = &mut down => (tokio::time::timeout(Duration::from_secs(5), &mut up).await.unwrap_or(0), d),
+    };
+    Relayed { up, down }
+}
+
+async fn pump_tcp(
+    from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    last: &AtomicU64,
+    started: Instant,
+    idle: Duration,
+) -> u64 {
+    let mut total = 0u64;
+    let tick = idle.min(Duration::from_secs(30));
+    loop {
+        match tokio::time::timeout(tick, from.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
+                let quiet = started.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
+                if quiet >= idle.as_millis() as u64 {
+                    break;
+                }
+                continue;
+            }
+        }
+        // The buffer lives only while bytes move.
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = match from.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        total += n as u64;
+        last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    // Half-close, so the other side sees the end at once.
+    let _ = to.shutdown().await;
+    total
+}

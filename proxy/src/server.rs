@@ -12,7 +12,10 @@ use common::metrics::PromWriter;
 use common::shutdown::{Drain, ShutdownWatch};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::relay;
+use crate::route::Route;
 use crate::session::{imap, pop3, Env, Outcome, Peer};
+use crate::upstream::Upstream;
 
 /// Which listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,29 +196,35 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
             )
             .await
         };
-        match kind {
-            Kind::Imap | Kind::Imaps => {
-                let mut session = imap::Session::new(env.clone(), peer);
-                if implicit {
-                    let mut tls = handshake(stream).await?;
-                    session.run(&mut tls, true).await?;
-                } else if session.run(&mut stream, true).await? == Outcome::StartTls {
-                    let mut tls = handshake(stream).await?;
-                    session.set_tls();
-                    session.run(&mut tls, false).await?;
+        let imap = matches!(kind, Kind::Imap | Kind::Imaps);
+        let mut imap_session = imap::Session::new(env.clone(), peer);
+        let mut pop3_session = pop3::Session::new(env.clone(), peer);
+        if !implicit {
+            let outcome = if imap {
+                imap_session.run(&mut stream, true).await?
+            } else {
+                pop3_session.run(&mut stream, true).await?
+            };
+            match outcome {
+                Outcome::Close => return Ok(()),
+                Outcome::Relay(job) => {
+                    relay_job(&env, Client::Plain(stream), *job).await;
+                    return Ok(());
+                }
+                Outcome::StartTls => {
+                    imap_session.set_tls();
+                    pop3_session.set_tls();
                 }
             }
-            Kind::Pop3 | Kind::Pop3s => {
-                let mut session = pop3::Session::new(env.clone(), peer);
-                if implicit {
-                    let mut tls = handshake(stream).await?;
-                    session.run(&mut tls, true).await?;
-                } else if session.run(&mut stream, true).await? == Outcome::StartTls {
-                    let mut tls = handshake(stream).await?;
-                    session.set_tls();
-                    session.run(&mut tls, false).await?;
-                }
-            }
+        }
+        let mut tls = handshake(stream).await?;
+        let outcome = if imap {
+            imap_session.run(&mut tls, implicit).await?
+        } else {
+            pop3_session.run(&mut tls, implicit).await?
+        };
+        if let Outcome::Relay(job) = outcome {
+            relay_job(&env, Client::Tls(Box::new(tls)), *job).await;
         }
         Ok(())
     }
@@ -223,4 +232,26 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+enum Client {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Relays a logged-in session: plain to plain without idle buffers, else the generic way.
+async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route)) {
+    tracing::info!(backend = %route.backend, user = %route.user, cached = route.cached, "relaying");
+    env.stats.relaying.fetch_add(1, Ordering::Relaxed);
+    let moved = match (client, backend) {
+        (Client::Plain(c), Upstream::Plain(b)) => relay::relay_tcp(c, b, env.idle_timeout).await,
+        (Client::Plain(c), b) => relay::relay(c, b, env.idle_timeout).await,
+        (Client::Tls(c), b) => relay::relay(*c, b, env.idle_timeout).await,
+    };
+    env.stats.relaying.fetch_sub(1, Ordering::Relaxed);
+    env.stats.bytes_up.fetch_add(moved.up, Ordering::Relaxed);
+    env.stats
+        .bytes_down
+        .fetch_add(moved.down, Ordering::Relaxed);
+    tracing::info!(up = moved.up, down = moved.down, "session ended");
 }

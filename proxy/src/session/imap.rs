@@ -12,7 +12,6 @@ use codec::imap::{continuation, parse_line, tagged, untagged, Arg, ParseError, P
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Env, LoggedIn, Outcome, Peer, Replay, StartTls};
-use crate::relay::relay;
 
 /// One client connection.
 pub struct Session {
@@ -143,20 +142,7 @@ impl Session {
                         backend.write_all(&self.buf).await?;
                         self.buf.clear();
                     }
-                    tracing::info!(backend = %route.backend, user = %route.user, cached = route.cached, "relaying");
-                    self.env.stats.relaying.fetch_add(1, Ordering::Relaxed);
-                    let moved = relay(&mut *stream, backend, self.env.idle_timeout).await;
-                    self.env.stats.relaying.fetch_sub(1, Ordering::Relaxed);
-                    self.env
-                        .stats
-                        .bytes_up
-                        .fetch_add(moved.up, Ordering::Relaxed);
-                    self.env
-                        .stats
-                        .bytes_down
-                        .fetch_add(moved.down, Ordering::Relaxed);
-                    tracing::info!(up = moved.up, down = moved.down, "session ended");
-                    return Ok(Outcome::Close);
+                    return Ok(Outcome::Relay(Box::new((backend, route))));
                 }
             }
         }

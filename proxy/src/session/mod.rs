@@ -39,12 +39,15 @@ pub enum Forward {
 }
 
 /// Why `run` returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// Done.
     Close,
     /// Wrap the stream in TLS and run again.
     StartTls,
+    /// Logged in: relay the client to this backend (the backend's login answer has been
+    /// passed on, and any bytes the client pipelined after its login forwarded).
+    Relay(Box<(Upstream, Route)>),
 }
 
 /// Counters for /metrics.

@@ -11,7 +11,6 @@ use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, P
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Env, LoggedIn, Outcome, Peer, Replay, StartTls};
-use crate::relay::relay;
 
 /// One client connection.
 pub struct Session {
@@ -136,23 +135,12 @@ impl Session {
                 }
                 Next::Relay(b) => {
                     let (mut backend, route) = *b;
+                    // Anything the client pipelined after its login goes to the backend.
                     if !self.buf.is_empty() {
                         backend.write_all(&self.buf).await?;
                         self.buf.clear();
                     }
-                    tracing::info!(backend = %route.backend, user = %route.user, cached = route.cached, "relaying");
-                    self.env.stats.relaying.fetch_add(1, Ordering::Relaxed);
-                    let moved = relay(&mut *stream, backend, self.env.idle_timeout).await;
-                    self.env.stats.relaying.fetch_sub(1, Ordering::Relaxed);
-                    self.env
-                        .stats
-                        .bytes_up
-                        .fetch_add(moved.up, Ordering::Relaxed);
-                    self.env
-                        .stats
-                        .bytes_down
-                        .fetch_add(moved.down, Ordering::Relaxed);
-                    return Ok(Outcome::Close);
+                    return Ok(Outcome::Relay(Box::new((backend, route))));
                 }
             }
         }
