@@ -49,6 +49,22 @@ fn needs_escape(byte: u8) -> bool {
     byte <= 0x20 || byte == b'%'
 }
 
+/// Escapes a value as our proxy sends it: what nginx escapes, plus DEL (0x7f), which HTTP
+/// does not allow raw in a header value (route-lookup decodes `%7F` like any escape).
+pub fn escape_for_http(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    for chunk in value.split_inclusive(|&b| b == 0x7f) {
+        match chunk.split_last() {
+            Some((0x7f, head)) => {
+                out.extend_from_slice(&escape(head));
+                out.extend_from_slice(b"%7F");
+            }
+            _ => out.extend_from_slice(&escape(chunk)),
+        }
+    }
+    out
+}
+
 /// Escapes a value as nginx does: control bytes, space and `%` become `%XX` (uppercase hex).
 pub fn escape(value: &[u8]) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -126,6 +142,15 @@ mod tests {
         assert_eq!(unescape(b"50%"), Err(UnescapeError::BadEscape(2)));
         assert_eq!(unescape(b"%g0"), Err(UnescapeError::BadEscape(0)));
         assert_eq!(unescape(b"a\tb"), Err(UnescapeError::RawControl(1)));
+    }
+
+    #[test]
+    fn http_escaping_also_covers_del() {
+        assert_eq!(escape_for_http(b"a\x7fb c\x7f"), b"a%7Fb%20c%7F");
+        let all: Vec<u8> = (0..=255).collect();
+        let e = escape_for_http(&all);
+        assert!(!e.contains(&0x7f));
+        assert_eq!(unescape(&e).unwrap(), all);
     }
 
     #[test]

@@ -27,7 +27,7 @@ async fn main() {
             CacheConfig {
                 fetch_timeout: Duration::from_millis(config.cache_timeout_ms.max(1)),
                 retry_interval: retry,
-                connections_per_node: 4,
+                connections_per_node: 16,
             },
         ))
     });
@@ -39,7 +39,7 @@ async fn main() {
             CacheConfig {
                 fetch_timeout: Duration::from_millis(config.cache_timeout_ms.max(1)),
                 retry_interval: retry,
-                connections_per_node: 4,
+                connections_per_node: 16,
             },
         ))),
         _ => cache,

@@ -117,19 +117,28 @@ async fn pump_tcp(
                 continue;
             }
         }
-        // The buffer lives only while bytes move.
+        // The buffer lives only while bytes move: it is kept for a burst and dropped
+        // as soon as the socket has nothing more.
         let mut buf = vec![0u8; 64 * 1024];
-        let n = match from.try_read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => break,
-        };
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
+        loop {
+            let n = match from.try_read(&mut buf) {
+                Ok(0) => {
+                    let _ = to.shutdown().await;
+                    return total;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    let _ = to.shutdown().await;
+                    return total;
+                }
+            };
+            if to.write_all(&buf[..n]).await.is_err() {
+                return total;
+            }
+            total += n as u64;
+            last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
-        total += n as u64;
-        last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
     // Half-close, so the other side sees the end at once.
     let _ = to.shutdown().await;

@@ -107,16 +107,20 @@ impl Router {
         let user = login.user.to_lowercase();
         let alias = alias_key(&user, &login.proxy_ip.to_string());
         if let Some(cache) = &self.cache {
-            // The alias key maps a login to its account; without it the login is used.
-            let account = match cache.get(&alias).await {
-                Some(a) => String::from_utf8(a).ok(),
-                None => None,
+            // The alias key maps a login to its account. Both keys are asked for at once;
+            // only an alias hit costs a second round trip (for its account's route).
+            let direct_key = route_key(login.protocol, &route_user(&user, login.proxy_ip));
+            let (alias_hit, direct) = tokio::join!(cache.get(&alias), cache.get(&direct_key));
+            let account = alias_hit.and_then(|a| String::from_utf8(a).ok());
+            let (key, value) = match &account {
+                Some(a) => {
+                    let k = route_key(login.protocol, a);
+                    let v = cache.get(&k).await;
+                    (k, v)
+                }
+                None => (direct_key, direct),
             };
-            let name = account
-                .clone()
-                .unwrap_or_else(|| route_user(&user, login.proxy_ip));
-            let key = route_key(login.protocol, &name);
-            if let Some(value) = cache.get(&key).await {
+            if let Some(value) = value {
                 let registered = |b: SocketAddr| self.backends.as_ref().is_none_or(|r| r.allows(b));
                 let route = parse_route(&value);
                 if let Some(b) = route.filter(|b| !registered(*b)) {
@@ -181,7 +185,11 @@ impl Router {
                 })
             }
             Ok(LookupAnswer::Failed { status, wait }) => Decision::Refused { status, wait },
-            Err(LookupError::Unavailable) | Err(LookupError::Invalid(_)) => Decision::Unavailable,
+            Err(LookupError::Unavailable) => Decision::Unavailable,
+            Err(LookupError::Invalid(e)) => {
+                tracing::warn!(error = %e, "route-lookup gave an invalid answer");
+                Decision::Unavailable
+            }
         }
     }
 

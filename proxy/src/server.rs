@@ -197,17 +197,21 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
             .await
         };
         let imap = matches!(kind, Kind::Imap | Kind::Imaps);
-        let mut imap_session = imap::Session::new(env.clone(), peer);
-        let mut pop3_session = pop3::Session::new(env.clone(), peer);
+        // Sessions and their futures live on the heap and are gone before the relay
+        // starts, so an idle relayed connection keeps nothing of the login dialogue.
+        let mut imap_session = Box::new(imap::Session::new(env.clone(), peer));
+        let mut pop3_session = Box::new(pop3::Session::new(env.clone(), peer));
         if !implicit {
             let outcome = if imap {
-                imap_session.run(&mut stream, true).await?
+                Box::pin(imap_session.run(&mut stream, true)).await?
             } else {
-                pop3_session.run(&mut stream, true).await?
+                Box::pin(pop3_session.run(&mut stream, true)).await?
             };
             match outcome {
                 Outcome::Close => return Ok(()),
                 Outcome::Relay(job) => {
+                    drop(imap_session);
+                    drop(pop3_session);
                     relay_job(&env, Client::Plain(stream), *job).await;
                     return Ok(());
                 }
@@ -219,10 +223,12 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
         }
         let mut tls = handshake(stream).await?;
         let outcome = if imap {
-            imap_session.run(&mut tls, implicit).await?
+            Box::pin(imap_session.run(&mut tls, implicit)).await?
         } else {
-            pop3_session.run(&mut tls, implicit).await?
+            Box::pin(pop3_session.run(&mut tls, implicit)).await?
         };
+        drop(imap_session);
+        drop(pop3_session);
         if let Outcome::Relay(job) = outcome {
             relay_job(&env, Client::Tls(Box::new(tls)), *job).await;
         }
@@ -245,8 +251,8 @@ async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route
     env.stats.relaying.fetch_add(1, Ordering::Relaxed);
     let moved = match (client, backend) {
         (Client::Plain(c), Upstream::Plain(b)) => relay::relay_tcp(c, b, env.idle_timeout).await,
-        (Client::Plain(c), b) => relay::relay(c, b, env.idle_timeout).await,
-        (Client::Tls(c), b) => relay::relay(*c, b, env.idle_timeout).await,
+        (Client::Plain(c), b) => Box::pin(relay::relay(c, b, env.idle_timeout)).await,
+        (Client::Tls(c), b) => Box::pin(relay::relay(*c, b, env.idle_timeout)).await,
     };
     env.stats.relaying.fetch_sub(1, Ordering::Relaxed);
     env.stats.bytes_up.fetch_add(moved.up, Ordering::Relaxed);

@@ -216,3 +216,46 @@ async fn membership_changes_move_few_keys() {
         moved.len()
     );
 }
+
+#[tokio::test]
+async fn a_restarted_node_is_used_again_at_once() {
+    let (a, stop) = node().await;
+    let cluster = CacheCluster::new(&[a.to_string()], config());
+    let key = route_key("imap", "ann@example.com");
+    assert!(
+        cluster.add(&key, b"10.0.0.1:7143", 60).await,
+        "connections are open now"
+    );
+    // Restart the node on the same address: every kept-open connection is dead.
+    stop.trigger();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let config = cache_node::config::Config::try_parse_from([
+        "cache-node",
+        "--listen",
+        &a.to_string(),
+        "--admin-listen",
+        "off",
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    let n = cache_node::server::CacheNode::bind(config).await.unwrap();
+    let (_restarted, watch) = Shutdown::new();
+    tokio::spawn(n.run(watch));
+    // The first requests find dead connections, retry on fresh ones, and succeed.
+    for i in 0..4 {
+        let k = route_key("imap", &format!("u{i}@example.com"));
+        assert!(
+            cluster.add(&k, b"10.0.0.2:7143", 60).await,
+            "request {i} after the restart"
+        );
+    }
+    assert!(!cluster.nodes()[0].is_ejected());
+    assert_eq!(
+        cluster.nodes()[0]
+            .stats
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}

@@ -33,7 +33,7 @@ impl Default for CacheConfig {
         Self {
             fetch_timeout: Duration::from_millis(500),
             retry_interval: Duration::from_secs(30),
-            connections_per_node: 4,
+            connections_per_node: 16,
         }
     }
 }

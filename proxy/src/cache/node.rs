@@ -100,32 +100,41 @@ impl Node {
         request.encode(&mut wire);
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         let mut conn = self.conns[slot].lock().await;
-        let result = tokio::time::timeout(self.config.fetch_timeout, async {
-            if conn.is_none() {
-                let s = TcpStream::connect(&self.addr).await?;
-                s.set_nodelay(true)?;
-                *conn = Some(s);
-            }
-            let stream = conn.as_mut().expect("connected above");
-            stream.write_all(&wire).await?;
-            read_reply(stream).await
-        })
-        .await;
-        match result {
-            Ok(Ok(reply)) => Some(reply),
-            Ok(Err(e)) => {
-                *conn = None;
-                self.eject(&e.to_string());
-                None
-            }
-            Err(_) => {
-                // A late reply would be read as the answer to the next request: drop
-                // the connection.
-                *conn = None;
-                self.eject("fetch timeout");
-                None
+        // A kept-open connection may have died with a node restart: one more try on a
+        // fresh connection before the node counts as failed.
+        for attempt in 0..2 {
+            let reused = conn.is_some();
+            let result = tokio::time::timeout(self.config.fetch_timeout, async {
+                if conn.is_none() {
+                    let s = TcpStream::connect(&self.addr).await?;
+                    s.set_nodelay(true)?;
+                    *conn = Some(s);
+                }
+                let stream = conn.as_mut().expect("connected above");
+                stream.write_all(&wire).await?;
+                read_reply(stream).await
+            })
+            .await;
+            match result {
+                Ok(Ok(reply)) => return Some(reply),
+                Ok(Err(e)) => {
+                    *conn = None;
+                    if reused && attempt == 0 {
+                        continue;
+                    }
+                    self.eject(&e.to_string());
+                    return None;
+                }
+                Err(_) => {
+                    // A late reply would be read as the answer to the next request: drop
+                    // the connection.
+                    *conn = None;
+                    self.eject("fetch timeout");
+                    return None;
+                }
             }
         }
+        None
     }
 
     pub(super) async fn get(&self, key: &str) -> Option<Vec<u8>> {

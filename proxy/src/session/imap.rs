@@ -161,10 +161,10 @@ impl Session {
         &mut self,
         stream: &mut S,
     ) -> io::Result<bool> {
-        let mut chunk = [0u8; 4096];
         let shutdown = self.env.shutdown.clone();
+        self.buf.reserve(4096);
         let n = tokio::select! {
-            r = tokio::time::timeout(self.env.preauth_timeout, stream.read(&mut chunk)) => match r {
+            r = tokio::time::timeout(self.env.preauth_timeout, stream.read_buf(&mut self.buf)) => match r {
                 Ok(r) => r?,
                 Err(_) => {
                     untagged(&mut self.out, "BYE Autologout; idle for too long");
@@ -178,7 +178,6 @@ impl Session {
                 return Ok(false);
             }
         };
-        self.buf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
 
