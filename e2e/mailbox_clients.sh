@@ -52,104 +52,16 @@ host=mbx1.example.com
 for b in "$mbx_bin" "$rl_bin" "$zmprov_bin"; do
   [[ -x $b ]] || { echo "no binary at $b (cargo build -p mailbox-stub -p route-lookup -p zmprov)" >&2; exit 1; }
 done
-for c in curl openssl psql mbsync fetchmail timeout; do
-  command -v "$c" >/dev/null || { echo "missing command: $c (apt-get install -y curl openssl postgresql-client isync fetchmail)" >&2; exit 1; }
-done
+need_commands "apt-get install -y curl openssl postgresql-client isync fetchmail" curl openssl psql mbsync fetchmail timeout
 
 export PGCONNECT_TIMEOUT=10
-tmp=$(mktemp -d /tmp/mailbox-clients.XXXXXX)
+scratch_dir mailbox-clients # $tmp, removed at exit (lib.sh)
 db="e2e_mailbox_$(date +%s)_$$"
-db_created=0
 
-cleanup() {
-  local rc=$?
-  e2e_cleanup
-  if ((db_created)); then
-    timeout 30 psql "$pg_base/postgres" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      echo "warning: could not drop database $db" >&2
-  fi
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then
-    echo "kept $tmp" >&2
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted; cleaning up" >&2; exit 130' INT TERM
+# ---- reporting (ok, not_ok, die, capture, expect_ok, expect_fail, check: lib.sh) ---------
 
-# ---- reporting --------------------------------------------------------------------------
-
-passes=0
-failures=0
-failed_names=()
-out=""
-rc=0
-log_tails() {
-  local log
-  for log in "$tmp"/route-lookup.log "$tmp"/mailbox-stub.log; do
-    [[ -f $log ]] || continue
-    echo "#   --- tail of ${log##*/}"
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | tail -n 12 | sed 's/^/#   /'
-  done
-}
-ok() {
-  echo "ok - $1"
-  passes=$((passes + 1))
-}
-# not_ok DESCRIPTION [EVIDENCE]: the evidence, then the tails of the logs.
-not_ok() {
-  echo "not ok - $1"
-  failures=$((failures + 1))
-  failed_names+=("$1")
-  if [[ -n ${2:-} ]]; then
-    printf '%s\n' "$2" | tail -n 40 | sed 's/^/#   /'
-  fi
-  log_tails
-}
-die() {
-  not_ok "$@"
-  echo "FAIL: setup failed; $passes passed, $failures failed"
-  exit 1
-}
-# capture CMD...: runs CMD with stdout and stderr in $out and its status in $rc.
-capture() {
-  set +e
-  out=$("$@" 2>&1)
-  rc=$?
-  set -e
-}
-# expect_ok DESCRIPTION REGEX CMD...: passes when CMD succeeds and its output matches REGEX.
-expect_ok() {
-  local desc=$1 re=$2
-  shift 2
-  capture "$@"
-  if ((rc == 0)) && grep -qE -- "$re" <<<"$out"; then
-    ok "$desc"
-  else
-    not_ok "$desc" "exit $rc, wanted /$re/ in:
-$out"
-  fi
-}
-# expect_fail DESCRIPTION REGEX CMD...: passes when CMD fails and its output matches REGEX.
-expect_fail() {
-  local desc=$1 re=$2
-  shift 2
-  capture "$@"
-  if ((rc != 0)) && grep -qE -- "$re" <<<"$out"; then
-    ok "$desc"
-  else
-    not_ok "$desc" "exit $rc (wanted non-zero), wanted /$re/ in:
-$out"
-  fi
-}
-# check DESCRIPTION CMD...: passes when CMD succeeds (its output is the evidence otherwise).
-check() {
-  local desc=$1
-  shift
-  capture "$@"
-  if ((rc == 0)); then ok "$desc"; else not_ok "$desc" "$out"; fi
-}
+# log_tails (a hook of lib.sh's not_ok and run_checks): the tails of the logs.
+log_tails() { tail_logs 12 0 "$tmp"/route-lookup.log "$tmp"/mailbox-stub.log; }
 
 # py_clients ARGS: e2e/mailbox_clients.py against this run's servers, bounded.
 py_clients() {
@@ -157,55 +69,9 @@ py_clients() {
     --imap "$imap" --imaps "$imaps" --pop3 "$pop3" --pop3s "$pop3s" "$@"
 }
 # run_py GROUP [ARGS]: runs a group of checks of mailbox_clients.py, shows and counts them.
-run_py() {
-  local group=$1 line p f
-  capture py_clients "$@"
-  printf '%s\n' "$out"
-  p=$(grep -c '^ok - ' <<<"$out" || true)
-  f=$(grep -c '^not ok - ' <<<"$out" || true)
-  passes=$((passes + p))
-  failures=$((failures + f))
-  while IFS= read -r line; do
-    failed_names+=("${line#not ok - }")
-  done < <(grep '^not ok - ' <<<"$out" || true)
-  if ((f > 0)); then
-    log_tails
-  fi
-  if ((rc != f)) || ((p + f == 0)); then
-    not_ok "mailbox_clients.py $group ran to the end (exit $rc, $f failure(s) reported)"
-  fi
-}
+run_py() { run_checks "mailbox_clients.py $1" py_clients "$@"; }
 
 # ---- helpers ----------------------------------------------------------------------------
-
-used_ports=" "
-# port VAR: sets VAR to a free port on 127.0.0.1 not handed out before in this run.
-port() {
-  local -n var=$1
-  local p
-  while :; do
-    p=$(free_port)
-    if [[ $used_ports != *" $p "* ]]; then
-      used_ports+="$p "
-      var=$p
-      return
-    fi
-  done
-}
-# log_has FILE TEXT: FILE, without ANSI colours, holds the fixed string TEXT.
-log_has() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -F -- "$2" >/dev/null; }
-# wait_log NAME PID FILE TEXT: TEXT appears in FILE within 10 s while PID lives.
-wait_log() {
-  local name=$1 pid=$2 file=$3 text=$4 i
-  for i in $(seq 1 200); do
-    if [[ -f $file ]] && log_has "$file" "$text"; then
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || die "$name started" "$name (pid $pid) exited; $(tail -n 5 "$file")"
-    sleep 0.05
-  done
-  die "$name started" "no '$text' in $file after 10 s"
-}
 
 # curl with a bound, trusting the throwaway certificate.
 c() { curl -sS --max-time 10 --cacert "$tmp/cert.pem" "$@"; }
@@ -213,21 +79,14 @@ c() { curl -sS --max-time 10 --cacert "$tmp/cert.pem" "$@"; }
 # ---- setup ------------------------------------------------------------------------------
 
 echo "--- setup (temporary directory $tmp, database $db)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || die "generate a throwaway certificate"
-
-capture timeout 30 psql "$pg_base/postgres" -qXc "CREATE DATABASE \"$db\""
-((rc == 0)) || die "create database $db" "$out"
-db_created=1
+throwaway_cert "$tmp" -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+create_db "$pg_base" "$db"
 
 token=e2e-mailbox-$$
 port rl_http
 port rl_grpc
-NO_COLOR=1 RUST_LOG=info spawn "$rl_bin" --database-url "$pg_base/$db" \
-  --http-listen "127.0.0.1:$rl_http" --grpc-listen "127.0.0.1:$rl_grpc" \
-  --admin-token "$token" --db-wait 10 --grace-period 1 2>"$tmp/route-lookup.log" >&2
-wait_log route-lookup "${E2E_PIDS[-1]}" "$tmp/route-lookup.log" "listening listener=\"grpc\" addr=127.0.0.1:$rl_grpc"
+spawn_route_lookup "$rl_bin" "$tmp/route-lookup.log" info --admin-token "$token"
+wait_route_lookup route-lookup "$tmp/route-lookup.log"
 
 # One account per group of checks, so each starts from the generated INBOX. The Python
 # side reads the passwords from this file.
@@ -463,11 +322,4 @@ else
   ok "mailbox-stub logged no unexpected warning or error"
 fi
 
-echo
-if ((failures == 0)); then
-  echo "PASS: mailbox-stub with real clients, all $passes checks passed"
-else
-  echo "FAIL: mailbox-stub with real clients, $failures of $((passes + failures)) checks failed:"
-  printf '  - %s\n' "${failed_names[@]}"
-  exit 1
-fi
+summary "mailbox-stub with real clients"

@@ -41,119 +41,27 @@ py=/usr/bin/python3
 for b in "$rl_bin" "$zmprov_bin"; do
   [[ -x $b ]] || { echo "no binary at $b (cargo build -p route-lookup -p zmprov)" >&2; exit 1; }
 done
-for c in nginx dovecot curl openssl psql timeout; do
-  command -v "$c" >/dev/null || { echo "missing command: $c" >&2; exit 1; }
-done
+need_commands "" nginx dovecot curl openssl psql timeout
 nginx_mail_module=/usr/lib/nginx/modules/ngx_mail_module.so
 [[ -f $nginx_mail_module ]] || { echo "missing $nginx_mail_module (libnginx-mod-mail)" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/nginx-interop.XXXXXX)
+scratch_dir nginx-interop # $tmp, removed at exit (lib.sh)
 chmod 755 "$tmp" # Dovecot's login and mail processes run unprivileged below it
 db="e2e_nginx_$(date +%s)_$$"
-db_created=0
 
-cleanup() {
-  local rc=$?
-  e2e_cleanup
-  if ((db_created)); then
-    psql "$pg_base/postgres" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      echo "warning: could not drop database $db" >&2
-  fi
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then
-    echo "kept $tmp" >&2
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted; cleaning up" >&2; exit 130' INT TERM
+# ---- reporting (ok, not_ok, die, capture, expect_ok, expect_fail: lib.sh) ----------------
 
-# ---- reporting --------------------------------------------------------------------------
-
-passes=0
-failures=0
-failed_names=()
-out=""
-ok() {
-  echo "ok - $1"
-  passes=$((passes + 1))
+# ok_detail (a hook of lib.sh's ok): with E2E_VERBOSE=1, what the passing check saw.
+ok_detail() {
   if [[ ${E2E_VERBOSE:-0} == 1 && -n $out ]]; then
     printf '%s\n' "$out" | tail -n 12 | sed 's/^/#   /'
   fi
 }
-# not_ok DESCRIPTION [EVIDENCE]: the evidence, then the tails of every log.
-not_ok() {
-  echo "not ok - $1"
-  failures=$((failures + 1))
-  failed_names+=("$1")
-  if [[ -n ${2:-} ]]; then
-    printf '%s\n' "$2" | sed 's/^/#   /' | tail -n 40
-  fi
-  local log
-  for log in "$tmp"/route-lookup-*.log "$tmp"/nginx-*-error.log "$tmp"/dovecot.log; do
-    [[ -f $log ]] || continue
-    echo "#   --- tail of ${log##*/}"
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | tail -n 12 | sed 's/^/#   /'
-  done
-}
-# Fatal setup failure: report and stop (cleanup runs from the trap).
-die() {
-  not_ok "$@"
-  echo "FAIL: setup failed; $passes passed, $failures failed"
-  exit 1
-}
 
-# capture CMD...: runs CMD with stdout and stderr in $out and its status in $rc.
-capture() {
-  set +e
-  out=$("$@" 2>&1)
-  rc=$?
-  set -e
-}
-
-# expect_ok DESCRIPTION REGEX CMD...: passes when CMD succeeds and its output matches REGEX.
-expect_ok() {
-  local desc=$1 re=$2
-  shift 2
-  capture "$@"
-  if ((rc == 0)) && grep -qE -- "$re" <<<"$out"; then
-    ok "$desc"
-  else
-    not_ok "$desc" "exit $rc, wanted /$re/ in:
-$out"
-  fi
-}
-
-# expect_fail DESCRIPTION REGEX CMD...: passes when CMD fails and its output matches REGEX.
-expect_fail() {
-  local desc=$1 re=$2
-  shift 2
-  capture "$@"
-  if ((rc != 0)) && grep -qE -- "$re" <<<"$out"; then
-    ok "$desc"
-  else
-    not_ok "$desc" "exit $rc (wanted non-zero), wanted /$re/ in:
-$out"
-  fi
-}
+# log_tails (a hook of lib.sh's not_ok): the tails of every log.
+log_tails() { tail_logs 12 0 "$tmp"/route-lookup-*.log "$tmp"/nginx-*-error.log "$tmp"/dovecot.log; }
 
 # ---- helpers ----------------------------------------------------------------------------
-
-used_ports=" "
-# port VAR: sets VAR to a free port on 127.0.0.1 not handed out before in this run.
-port() {
-  local -n var=$1
-  local p
-  while :; do
-    p=$(free_port)
-    if [[ $used_ports != *" $p "* ]]; then
-      used_ports+="$p "
-      var=$p
-      return
-    fi
-  done
-}
 
 # wait_up NAME PID HOST PORT: PORT accepts connections and PID is still alive (a process
 # that failed to bind exits, and someone else's listener must not be mistaken for ours).
@@ -170,38 +78,16 @@ wait_up() {
   die "$name started" "nothing listens on $host:$p after 10 s"
 }
 
-# wait_log NAME PID FILE TEXT: TEXT (fixed string) appears in FILE within 10 s.
-wait_log() {
-  local name=$1 pid=$2 file=$3 text=$4 i
-  for i in $(seq 1 200); do
-    if [[ -f $file ]] && log_has "$file" "$text"; then
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || die "$name started" "$name (pid $pid) exited; $(tail -n 5 "$file")"
-    sleep 0.05
-  done
-  die "$name started" "no '$text' in $file after 10 s"
-}
-
-# log_has FILE TEXT: FILE, without ANSI colours, holds the fixed string TEXT. (No grep -q
-# on a pipe: under pipefail its early exit would fail the writer with SIGPIPE.)
-log_has() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -F -- "$2" >/dev/null; }
-
 # start_route_lookup NAME FLAGS...: starts an instance on fresh ports; sets rl_http, rl_grpc.
 start_route_lookup() {
   local name=$1 log="$tmp/route-lookup-$1.log"
   shift
   port rl_http
   port rl_grpc
-  NO_COLOR=1 RUST_LOG=info,route_lookup=debug spawn "$rl_bin" \
-    --database-url "$pg_base/$db" \
-    --http-listen "127.0.0.1:$rl_http" --grpc-listen "127.0.0.1:$rl_grpc" \
+  spawn_route_lookup "$rl_bin" "$log" info,route_lookup=debug \
     --admin-token "$admin_token" --lookup-secret "$lookup_secret" \
-    --auth-wait "$auth_wait" --auth-wait-max-attempts "$auth_wait_max" \
-    --db-wait 10 --grace-period 1 "$@" 2>"$log"
-  local pid=${E2E_PIDS[-1]}
-  wait_log "route-lookup $name" "$pid" "$log" "listening listener=\"http\" addr=127.0.0.1:$rl_http"
-  wait_log "route-lookup $name" "$pid" "$log" "listening listener=\"grpc\" addr=127.0.0.1:$rl_grpc"
+    --auth-wait "$auth_wait" --auth-wait-max-attempts "$auth_wait_max" "$@"
+  wait_route_lookup "route-lookup $name" "$log"
 }
 
 # Replaces the one occurrence of $2 in the variable named $1 by $3; dies when $2 does not
@@ -455,8 +341,7 @@ alice_subject='Hello Alice from the nginx interop test'
 carol_subject='A note for Carol'
 
 echo "--- starting route-lookup (database $db)"
-psql "$pg_base/postgres" -qXc "CREATE DATABASE \"$db\"" >/dev/null || die "create database $db"
-db_created=1
+create_db "$pg_base" "$db"
 start_route_lookup main
 rl_main_http=$rl_http
 rl_main_grpc=$rl_grpc
@@ -633,9 +518,7 @@ else
 fi
 
 echo "--- nginx from deploy/nginx/nginx-mail.conf"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=mail.example.com -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 ||
-  die "generate a throwaway certificate"
+throwaway_cert "$tmp" -subj /CN=mail.example.com
 render_nginx a "$auth_url"
 capture nginx -t -c "$tmp/nginx-a.conf" -p "$tmp/" -e "$tmp/nginx-a-error.log"
 if ((rc == 0)); then
@@ -774,11 +657,4 @@ else
   ok "nginx logged no alert/crit/emerg"
 fi
 
-echo
-if ((failures == 0)); then
-  echo "PASS: nginx interop, all $passes checks passed"
-else
-  echo "FAIL: nginx interop, $failures of $((passes + failures)) checks failed:"
-  printf '  - %s\n' "${failed_names[@]}"
-  exit 1
-fi
+summary "nginx interop"

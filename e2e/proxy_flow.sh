@@ -64,91 +64,18 @@ for b in proxy mailbox-stub route-lookup zmprov cache-node; do
     exit 1
   }
 done
-for c in curl openssl psql timeout; do
-  command -v "$c" >/dev/null || { echo "missing command: $c (apt-get install -y curl openssl postgresql-client)" >&2; exit 1; }
-done
+need_commands "apt-get install -y curl openssl postgresql-client" curl openssl psql timeout
 
 export PGCONNECT_TIMEOUT=10
-tmp=$(mktemp -d /tmp/proxy-flow.XXXXXX)
+scratch_dir proxy-flow # $tmp, removed at exit (lib.sh)
 db="e2e_proxy_flow_$(date +%s)_$$"
-db_created=0
 started=$SECONDS
 
-cleanup() {
-  local rc=$?
-  e2e_cleanup
-  if ((db_created)); then
-    timeout 30 psql "$pg_base/postgres" -qXc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      echo "warning: could not drop database $db" >&2
-  fi
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then
-    echo "kept $tmp" >&2
-  else
-    rm -rf "$tmp"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted; cleaning up" >&2; exit 130' INT TERM
+# ---- reporting (ok, not_ok, die, capture, expect_ok, check: lib.sh) ----------------------
 
-# ---- reporting --------------------------------------------------------------------------
+# log_tails (a hook of lib.sh's not_ok and run_checks): the tails of the logs.
+log_tails() { tail_logs 8 300 "$tmp"/proxy.log "$tmp"/route-lookup.log "$tmp"/mbx1.log "$tmp"/mbx2.log; }
 
-passes=0
-failures=0
-failed_names=()
-out=""
-rc=0
-log_tails() {
-  local log
-  for log in "$tmp"/proxy.log "$tmp"/route-lookup.log "$tmp"/mbx1.log "$tmp"/mbx2.log; do
-    [[ -f $log ]] || continue
-    echo "#   --- tail of ${log##*/}"
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | tail -n 8 | cut -c1-300 | sed 's/^/#   /'
-  done
-}
-ok() {
-  echo "ok - $1"
-  passes=$((passes + 1))
-}
-not_ok() {
-  echo "not ok - $1"
-  failures=$((failures + 1))
-  failed_names+=("$1")
-  if [[ -n ${2:-} ]]; then
-    printf '%s\n' "$2" | tail -n 40 | sed 's/^/#   /'
-  fi
-  log_tails
-}
-die() {
-  not_ok "$@"
-  echo "FAIL: setup failed; $passes passed, $failures failed"
-  exit 1
-}
-capture() {
-  set +e
-  out=$("$@" 2>&1)
-  rc=$?
-  set -e
-}
-# expect_ok DESCRIPTION REGEX CMD...: CMD succeeds and its output matches REGEX.
-expect_ok() {
-  local desc=$1 re=$2
-  shift 2
-  capture "$@"
-  if ((rc == 0)) && grep -qE -- "$re" <<<"$out"; then
-    ok "$desc"
-  else
-    not_ok "$desc" "exit $rc, wanted /$re/ in:
-$out"
-  fi
-}
-# check DESCRIPTION CMD...: CMD succeeds (its output is the evidence otherwise).
-check() {
-  local desc=$1
-  shift
-  capture "$@"
-  if ((rc == 0)); then ok "$desc"; else not_ok "$desc" "$out"; fi
-}
 # that DESCRIPTION EVIDENCE CONDITION...: the condition (a command) holds.
 that() {
   local desc=$1 evidence=$2
@@ -158,31 +85,6 @@ that() {
 
 # ---- helpers ----------------------------------------------------------------------------
 
-used_ports=" "
-port() {
-  local -n var=$1
-  local p
-  while :; do
-    p=$(free_port)
-    if [[ $used_ports != *" $p "* ]]; then
-      used_ports+="$p "
-      var=$p
-      return
-    fi
-  done
-}
-log_has() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -F -- "$2" >/dev/null; }
-wait_log() {
-  local name=$1 pid=$2 file=$3 text=$4 i
-  for i in $(seq 1 200); do
-    if [[ -f $file ]] && log_has "$file" "$text"; then
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || die "$name started" "$name (pid $pid) exited; $(tail -n 5 "$file")"
-    sleep 0.05
-  done
-  die "$name started" "no '$text' in $file after 10 s"
-}
 # stop PID: SIGTERM to one process this script started, wait (bounded), forget it.
 stop() {
   local pid=$1 i keep=()
@@ -248,28 +150,20 @@ px_cache() { px 'proxy_routes_total{source="cache"}'; }
 # ---- setup ------------------------------------------------------------------------------
 
 echo "--- setup (temporary directory $tmp, database $db)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || die "generate a throwaway certificate"
-
-capture timeout 30 psql "$pg_base/postgres" -qXc "CREATE DATABASE \"$db\""
-((rc == 0)) || die "create database $db" "$out"
-db_created=1
+throwaway_cert "$tmp" -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1"
+create_db "$pg_base" "$db"
 
 token=e2e-proxy-$$
 for v in rl_http rl_grpc m1 m2 x1_imap x1_pop3 x2_imap x2_pop3 p_imap p_imaps p_pop3 p_pop3s p_admin; do
   port "$v"
 done
 
+# start_route_lookup: route-lookup on $rl_http and $rl_grpc (also for its restart); sets rl_pid.
 start_route_lookup() {
-  NO_COLOR=1 RUST_LOG=info spawn "$BIN/route-lookup" --database-url "$pg_base/$db" \
-    --http-listen "127.0.0.1:$rl_http" --grpc-listen "127.0.0.1:$rl_grpc" \
-    --admin-token "$token" --auth-wait 1 --db-wait 10 --grace-period 1 2>>"$tmp/route-lookup.log" >&2
-  rl_pid=${E2E_PIDS[-1]}
+  spawn_route_lookup "$BIN/route-lookup" "$tmp/route-lookup.log" info --admin-token "$token" --auth-wait 1
 }
 start_route_lookup
-wait_log route-lookup "$rl_pid" "$tmp/route-lookup.log" "listening listener=\"grpc\" addr=127.0.0.1:$rl_grpc"
-wait_port 127.0.0.1 "$rl_http" || die "route-lookup listens on $rl_http"
+wait_route_lookup route-lookup "$tmp/route-lookup.log"
 
 declare -A pw=(
   [ann]="ann pw 1" [carl]="carl-pw" [fay]="fay pw" [hal]="hal-pw" [del]=$'del\x7fpw'
@@ -367,22 +261,8 @@ else
   not_ok "curl imap:// with STARTTLS as the alias bobby: bob's message 1 on mbx2" "exit $rc: $out"
 fi
 
-run_py() {
-  local group=$1 line p f
-  capture pyf "$@"
-  printf '%s\n' "$out"
-  p=$(grep -c '^ok - ' <<<"$out" || true)
-  f=$(grep -c '^not ok - ' <<<"$out" || true)
-  passes=$((passes + p))
-  failures=$((failures + f))
-  while IFS= read -r line; do
-    failed_names+=("${line#not ok - }")
-  done < <(grep '^not ok - ' <<<"$out" || true)
-  ((f == 0)) || log_tails
-  if ((rc != f)) || ((p + f == 0)); then
-    not_ok "proxy_flow.py $group ran to the end (exit $rc, $f failure(s) reported)"
-  fi
-}
+# run_py GROUP [ARGS]: runs a group of checks of proxy_flow.py, shows and counts them.
+run_py() { run_checks "proxy_flow.py $1" pyf "$@"; }
 run_py clients
 direct=$(SRC=127.0.0.3 HOW=literal login "imap-plain:$x1_imap" del)
 r_imap=$(HOW=literal login imap del)
@@ -688,11 +568,4 @@ else
 fi
 echo "# proxy metrics: $(curl -s --max-time 5 "http://127.0.0.1:$p_admin/metrics" | grep -E '^proxy_(logins|routes)_total' | tr '\n' ' ')"
 
-echo
-if ((failures == 0)); then
-  echo "PASS: proxy whole flow, all $passes checks passed ($((SECONDS - started)) s)"
-else
-  echo "FAIL: proxy whole flow, $failures of $((passes + failures)) checks failed ($((SECONDS - started)) s):"
-  printf '  - %s\n' "${failed_names[@]}"
-  exit 1
-fi
+summary "proxy whole flow" "($((SECONDS - started)) s)"
