@@ -284,7 +284,12 @@ async fn hold(args: Arc<Args>) -> Result<()> {
         for o in opening {
             match o.await? {
                 Ok(c) => conns.push(c),
-                Err(_) => errors += 1,
+                Err(e) => {
+                    if errors < 5 {
+                        eprintln!("session failed: {e:#}");
+                    }
+                    errors += 1;
+                }
             }
         }
     }
