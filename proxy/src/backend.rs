@@ -56,28 +56,49 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, B
     Ok(stream)
 }
 
-/// Reads one line (CRLF or LF terminated) into `line`, bounded.
-async fn read_line<S: AsyncRead + Unpin>(
-    s: &mut S,
-    line: &mut Vec<u8>,
-) -> Result<(), BackendError> {
-    line.clear();
-    let mut byte = [0u8; 1];
-    loop {
-        let n = s
-            .read(&mut byte)
-            .await
-            .map_err(|e| BackendError::Protocol(e.to_string()))?;
-        if n == 0 {
-            return Err(BackendError::Protocol("connection closed".into()));
+/// Reads the backend's lines in chunks (not a byte per system call), keeping what follows
+/// the current line for the next one.
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn new() -> Self {
+        Self {
+            buf: Vec::with_capacity(512),
         }
-        line.push(byte[0]);
-        if byte[0] == b'\n' {
-            return Ok(());
+    }
+
+    /// The next line (CRLF or LF terminated) into `line`, bounded.
+    async fn next<S: AsyncRead + Unpin>(
+        &mut self,
+        s: &mut S,
+        line: &mut Vec<u8>,
+    ) -> Result<(), BackendError> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                line.clear();
+                line.extend(self.buf.drain(..=i));
+                return Ok(());
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(BackendError::Protocol("line too long".into()));
+            }
+            self.buf.reserve(4096);
+            let n = s
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| BackendError::Protocol(e.to_string()))?;
+            if n == 0 {
+                return Err(BackendError::Protocol("connection closed".into()));
+            }
         }
-        if line.len() > MAX_LINE {
-            return Err(BackendError::Protocol("line too long".into()));
-        }
+    }
+
+    /// Bytes read past the last line (the backend spoke first after its answer): they
+    /// belong to the client.
+    fn rest(self) -> Vec<u8> {
+        self.buf
     }
 }
 
@@ -101,7 +122,8 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<LoginReply, BackendError> {
     tokio::time::timeout(timeout, async {
         let mut line = Vec::with_capacity(256);
-        read_line(s, &mut line).await?;
+        let mut lines = Lines::new();
+        lines.next(s, &mut line).await?;
         if !line.starts_with(b"* OK") {
             return Err(BackendError::Greeting(printable(&line)));
         }
@@ -120,7 +142,7 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
             let mut prefix = id_tag;
             prefix.push(b' ');
             loop {
-                read_line(s, &mut line).await?;
+                lines.next(s, &mut line).await?;
                 if line.starts_with(&prefix) {
                     break;
                 }
@@ -146,7 +168,7 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 s.write_all(&out)
                     .await
                     .map_err(|e| BackendError::Protocol(e.to_string()))?;
-                read_line(s, &mut line).await?;
+                lines.next(s, &mut line).await?;
                 if !line.starts_with(b"+") {
                     // A refusal of the literal: pass the backend's answer on.
                     return Ok(LoginReply {
@@ -166,20 +188,25 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 .await
                 .map_err(|e| BackendError::Protocol(e.to_string()))?;
         }
-        let mut lines = Vec::new();
+        let mut out_lines = Vec::new();
         let mut prefix = tag.to_vec();
         prefix.push(b' ');
         loop {
-            read_line(s, &mut line).await?;
-            lines.extend_from_slice(&line);
+            lines.next(s, &mut line).await?;
+            out_lines.extend_from_slice(&line);
             if line.starts_with(&prefix) {
                 let ok = line[prefix.len()..].starts_with(b"OK");
-                return Ok(LoginReply { ok, lines });
+                let mut all = out_lines;
+                all.extend_from_slice(&lines.rest());
+                return Ok(LoginReply { ok, lines: all });
             }
             if line.starts_with(b"* BYE") {
-                return Ok(LoginReply { ok: false, lines });
+                return Ok(LoginReply {
+                    ok: false,
+                    lines: out_lines,
+                });
             }
-            if lines.len() > MAX_LINE {
+            if out_lines.len() > MAX_LINE {
                 return Err(BackendError::Protocol("too many untagged lines".into()));
             }
         }
@@ -201,7 +228,8 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
     }
     tokio::time::timeout(timeout, async {
         let mut line = Vec::with_capacity(256);
-        read_line(s, &mut line).await?;
+        let mut lines = Lines::new();
+        lines.next(s, &mut line).await?;
         if !line.starts_with(b"+OK") {
             return Err(BackendError::Greeting(printable(&line)));
         }
@@ -209,7 +237,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             s.write_all(format!("XCLIENT ADDR={ip}\r\n").as_bytes())
                 .await
                 .map_err(|e| BackendError::Protocol(e.to_string()))?;
-            read_line(s, &mut line).await?;
+            lines.next(s, &mut line).await?;
             if !line.starts_with(b"+OK") {
                 tracing::debug!(reply = %printable(&line), "backend did not take XCLIENT");
             }
@@ -220,7 +248,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
         s.write_all(&out)
             .await
             .map_err(|e| BackendError::Protocol(e.to_string()))?;
-        read_line(s, &mut line).await?;
+        lines.next(s, &mut line).await?;
         if !line.starts_with(b"+OK") {
             return Ok(LoginReply {
                 ok: false,
@@ -234,7 +262,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
         s.write_all(&out)
             .await
             .map_err(|e| BackendError::Protocol(e.to_string()))?;
-        read_line(s, &mut line).await?;
+        lines.next(s, &mut line).await?;
         Ok(LoginReply {
             ok: line.starts_with(b"+OK"),
             lines: line.clone(),
