@@ -22,6 +22,8 @@
 #   - a second route-lookup with --verify-passwords (and a second nginx on it): the odd
 #     password survives nginx's Auth-Pass escaping and verifies against the argon2 hash,
 #     and a wrong password is refused at the lookup, never reaching Dovecot.
+#   - our own proxy in front of the same Dovecot: STARTTLS, IMAPS, POP3 STLS, POP3S, the odd
+#     password, the alias, a wrong password, LOGIN before STARTTLS refused.
 # Prints "ok - ..." / "not ok - ..." per check (with log tails on failure) and exits
 # non-zero if any failed. Needs: nginx-full libnginx-mod-mail dovecot-imapd dovecot-pop3d
 # curl openssl postgresql-client python3, and PostgreSQL on 127.0.0.1:5432 (see PGURL).
@@ -641,6 +643,38 @@ if ((rc == 1)) && grep -q 'NO Authentication failed' <<<"$out"; then
   ok "verified IMAP: the password with '%41' replaced by 'A' is refused (no double decoding)"
 else
   not_ok "verified IMAP: the password with '%41' replaced by 'A' is refused (no double decoding)" "exit $rc: $out"
+fi
+
+echo "--- our proxy in front of the same Dovecot (the mailbox server may be a real Dovecot)"
+proxy_bin=${PROXY_BIN:-$root/target/debug/proxy}
+if [[ -x $proxy_bin ]]; then
+  port px_imap
+  port px_imaps
+  port px_pop3
+  port px_pop3s
+  NO_COLOR=1 RUST_LOG=info spawn "$proxy_bin" --imap-listen "127.0.0.1:$px_imap" --imaps-listen "127.0.0.1:$px_imaps" \
+    --pop3-listen "127.0.0.1:$px_pop3" --pop3s-listen "127.0.0.1:$px_pop3s" \
+    --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --lookup-url "$auth_url" --lookup-secret "$lookup_secret" \
+    --admin-listen off >"$tmp/proxy.log" 2>&1
+  wait_up "our proxy" "${E2E_PIDS[-1]}" 127.0.0.1 "$px_pop3s"
+  expect_ok "zproxy IMAP STARTTLS: alice's message from Dovecot" "^Subject: $alice_subject" \
+    c --ssl-reqd "${alice[@]}" "imap://127.0.0.1:$px_imap/INBOX;UID=1"
+  expect_ok "zproxy IMAPS: alice's message from Dovecot" "^Subject: $alice_subject" \
+    c "${alice[@]}" "imaps://127.0.0.1:$px_imaps/INBOX;UID=1"
+  expect_ok "zproxy IMAP: the odd password through AUTHENTICATE PLAIN reaches carol's Dovecot INBOX" "^Subject: $carol_subject" \
+    c --ssl-reqd -u "carol@example.com:$carol_pw" "imap://127.0.0.1:$px_imap/INBOX;UID=1"
+  expect_ok "zproxy IMAP: the alias ally@example.com reaches alice's Dovecot mailbox" "^Subject: $alice_subject" \
+    c --ssl-reqd -u "ally@example.com:$alice_pw" "imap://127.0.0.1:$px_imap/INBOX;UID=1"
+  expect_ok "zproxy POP3 STLS: RETR 1 from Dovecot" "^Subject: $alice_subject" \
+    c --ssl-reqd "${alice[@]}" "pop3://127.0.0.1:$px_pop3/1"
+  expect_ok "zproxy POP3S: RETR 1 from Dovecot" "^Subject: $alice_subject" \
+    c "${alice[@]}" "pop3s://127.0.0.1:$px_pop3s/1"
+  expect_fail "zproxy IMAP: a wrong password is refused by Dovecot (curl fails)" "denied|failed" \
+    c --ssl-reqd -u "alice@example.com:wrong-$alice_pw" "imap://127.0.0.1:$px_imap/"
+  expect_fail "zproxy IMAP: LOGIN before STARTTLS is refused (starttls only)" "denied|failed|STARTTLS|PRIVACY" \
+    c -u "alice@example.com:$alice_pw" "imap://127.0.0.1:$px_imap/"
+else
+  not_ok "our proxy's binary is at $proxy_bin (cargo build -p proxy)"
 fi
 
 echo "--- the logs"
