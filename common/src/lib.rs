@@ -5,6 +5,8 @@
 //! - [`listen`]: the `HOST:PORT | off` listen-address type every listen flag uses.
 //! - [`listener`]: bind, the accept loop with a connection limit and backoff, per-connection
 //!   spans and drain tracking.
+//! - [`session_io`]: reading into and writing out of a line-protocol session's buffers,
+//!   bounded by time and the shutdown watch.
 //! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
 //!   listeners stop, sessions finish, `main` waits under a grace period.
 //! - [`admin`]: the admin HTTP server with `/healthz` and Prometheus `/metrics`.
@@ -19,6 +21,7 @@ pub mod exit;
 pub mod listen;
 pub mod listener;
 pub mod metrics;
+pub mod session_io;
 pub mod shutdown;
 pub mod telemetry;
 pub mod timeout;

@@ -397,10 +397,7 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, peer: Sock
             }
         }
     }
-    let result = match kind {
-        Kind::Imap | Kind::Imaps => serve_imap(&env, kind, stream, peer_ip, client, prefill).await,
-        Kind::Pop3 | Kind::Pop3s => serve_pop3(&env, kind, stream, peer_ip, client, prefill).await,
-    };
+    let result = serve(&env, kind, stream, peer_ip, client, prefill).await;
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
@@ -422,30 +419,34 @@ async fn handshake(
     .await
 }
 
-async fn serve_imap(
-    env: &Arc<Env>,
-    kind: Kind,
-    mut stream: TcpStream,
-    peer: IpAddr,
-    client: ClientAddr,
-    prefill: Vec<u8>,
-) -> std::io::Result<()> {
-    let mut session = imap::Session::new(env.clone(), kind.implicit_tls(), peer, client);
-    session.prefill(&prefill);
-    if kind.implicit_tls() {
-        let mut tls = handshake(env, stream).await?;
-        session.run(&mut tls, true).await?;
-        return Ok(());
-    }
-    if session.run(&mut stream, true).await? == Outcome::StartTls {
-        let mut tls = handshake(env, stream).await?;
-        session.set_tls();
-        session.run(&mut tls, false).await?;
-    }
-    Ok(())
+/// The session of the listener's protocol.
+enum Dialogue {
+    Imap(imap::Session),
+    Pop3(pop3::Session),
 }
 
-async fn serve_pop3(
+impl Dialogue {
+    async fn run<S>(&mut self, stream: &mut S, greet: bool) -> std::io::Result<Outcome>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match self {
+            Dialogue::Imap(s) => s.run(stream, greet).await,
+            Dialogue::Pop3(s) => s.run(stream, greet).await,
+        }
+    }
+
+    fn set_tls(&mut self) {
+        match self {
+            Dialogue::Imap(s) => s.set_tls(),
+            Dialogue::Pop3(s) => s.set_tls(),
+        }
+    }
+}
+
+/// Runs the listener's session: TLS first for implicit-TLS listeners; after STARTTLS or
+/// STLS, the same session again on the encrypted stream.
+async fn serve(
     env: &Arc<Env>,
     kind: Kind,
     mut stream: TcpStream,
@@ -453,9 +454,20 @@ async fn serve_pop3(
     client: ClientAddr,
     prefill: Vec<u8>,
 ) -> std::io::Result<()> {
-    let mut session = pop3::Session::new(env.clone(), kind.implicit_tls(), peer, client);
-    session.prefill(&prefill);
-    if kind.implicit_tls() {
+    let tls = kind.implicit_tls();
+    let mut session = match kind {
+        Kind::Imap | Kind::Imaps => {
+            Dialogue::Imap(imap::Session::new(env.clone(), tls, peer, client))
+        }
+        Kind::Pop3 | Kind::Pop3s => {
+            Dialogue::Pop3(pop3::Session::new(env.clone(), tls, peer, client))
+        }
+    };
+    match &mut session {
+        Dialogue::Imap(s) => s.prefill(&prefill),
+        Dialogue::Pop3(s) => s.prefill(&prefill),
+    }
+    if tls {
         let mut tls = handshake(env, stream).await?;
         session.run(&mut tls, true).await?;
         return Ok(());

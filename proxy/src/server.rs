@@ -196,39 +196,30 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
             )
             .await
         };
-        let imap = matches!(kind, Kind::Imap | Kind::Imaps);
-        // Sessions and their futures live on the heap and are gone before the relay
+        // The session and its futures live on the heap and are gone before the relay
         // starts, so an idle relayed connection keeps nothing of the login dialogue.
-        let mut imap_session = Box::new(imap::Session::new(env.clone(), peer));
-        let mut pop3_session = Box::new(pop3::Session::new(env.clone(), peer));
+        let mut session = match kind {
+            Kind::Imap | Kind::Imaps => {
+                Dialogue::Imap(Box::new(imap::Session::new(env.clone(), peer)))
+            }
+            Kind::Pop3 | Kind::Pop3s => {
+                Dialogue::Pop3(Box::new(pop3::Session::new(env.clone(), peer)))
+            }
+        };
         if !implicit {
-            let outcome = if imap {
-                Box::pin(imap_session.run(&mut stream, true)).await?
-            } else {
-                Box::pin(pop3_session.run(&mut stream, true)).await?
-            };
-            match outcome {
+            match session.run(&mut stream, true).await? {
                 Outcome::Close => return Ok(()),
                 Outcome::Relay(job) => {
-                    drop(imap_session);
-                    drop(pop3_session);
+                    drop(session);
                     relay_job(&env, Client::Plain(stream), *job).await;
                     return Ok(());
                 }
-                Outcome::StartTls => {
-                    imap_session.set_tls();
-                    pop3_session.set_tls();
-                }
+                Outcome::StartTls => session.set_tls(),
             }
         }
         let mut tls = handshake(stream).await?;
-        let outcome = if imap {
-            Box::pin(imap_session.run(&mut tls, implicit)).await?
-        } else {
-            Box::pin(pop3_session.run(&mut tls, implicit)).await?
-        };
-        drop(imap_session);
-        drop(pop3_session);
+        let outcome = session.run(&mut tls, implicit).await?;
+        drop(session);
         if let Outcome::Relay(job) = outcome {
             relay_job(&env, Client::Tls(Box::new(tls)), *job).await;
         }
@@ -237,6 +228,31 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
     .await;
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The session of the listener's protocol.
+enum Dialogue {
+    Imap(Box<imap::Session>),
+    Pop3(Box<pop3::Session>),
+}
+
+impl Dialogue {
+    async fn run<S>(&mut self, stream: &mut S, greet: bool) -> std::io::Result<Outcome>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match self {
+            Dialogue::Imap(s) => Box::pin(s.run(stream, greet)).await,
+            Dialogue::Pop3(s) => Box::pin(s.run(stream, greet)).await,
+        }
+    }
+
+    fn set_tls(&mut self) {
+        match self {
+            Dialogue::Imap(s) => s.set_tls(),
+            Dialogue::Pop3(s) => s.set_tls(),
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use codec::imap::{continuation, parse_line, tagged, untagged, ParseError, Parser, Status};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use common::session_io::{self, Filled};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::auth::AuthResult;
 use crate::env::{ClientAddr, Env};
@@ -66,8 +67,6 @@ pub(crate) enum Next {
     Close,
     StartTls,
 }
-
-const READ_CHUNK: usize = 16 * 1024;
 
 impl Session {
     /// A new session; `tls` says whether the connection is already encrypted.
@@ -187,14 +186,7 @@ impl Session {
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
-        if !self.out.is_empty() {
-            let timeout = self.env.timeouts.idle;
-            common::timeout::with_timeout("imap write", timeout, stream.write_all(&self.out))
-                .await?;
-            stream.flush().await?;
-            self.out.clear();
-        }
-        Ok(())
+        session_io::flush(stream, &mut self.out, "imap write", self.env.timeouts.idle).await
     }
 
     fn read_timeout(&self) -> Duration {
@@ -210,26 +202,17 @@ impl Session {
         &mut self,
         stream: &mut S,
     ) -> io::Result<bool> {
-        let mut chunk = vec![0u8; READ_CHUNK];
         let timeout = self.read_timeout();
-        let shutdown = self.env.shutdown.clone();
-        let n = tokio::select! {
-            r = tokio::time::timeout(timeout, stream.read(&mut chunk)) => match r {
-                Ok(r) => r?,
-                Err(_) => {
-                    untagged(&mut self.out, "BYE Autologout; idle for too long");
-                    self.flush(stream).await?;
-                    return Ok(false);
-                }
-            },
-            _ = shutdown.triggered() => {
-                untagged(&mut self.out, "BYE Server shutting down");
-                self.flush(stream).await?;
-                return Ok(false);
-            }
-        };
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
+        let said =
+            match session_io::fill(stream, &mut self.buf, timeout, &self.env.shutdown).await? {
+                Filled::Data => return Ok(true),
+                Filled::Closed => return Ok(false),
+                Filled::TimedOut => "BYE Autologout; idle for too long",
+                Filled::ShuttingDown => "BYE Server shutting down",
+            };
+        untagged(&mut self.out, said);
+        self.flush(stream).await?;
+        Ok(false)
     }
 
     fn bad_command(&mut self, tag: Option<&[u8]>, message: &str) -> Next {
@@ -530,23 +513,29 @@ impl Session {
         self.flush(stream).await?;
         let deadline = tokio::time::Instant::now() + self.env.timeouts.idle;
         loop {
-            if let Ok((line, used)) = parse_line(&self.buf, 1024) {
-                let done = line.eq_ignore_ascii_case(b"DONE");
-                self.buf.drain(..used);
-                if done {
-                    return Ok(self.ok(tag, None, "IDLE terminated"));
+            match parse_line(&self.buf, 1024) {
+                Ok((line, used)) => {
+                    let done = line.eq_ignore_ascii_case(b"DONE");
+                    self.buf.drain(..used);
+                    if done {
+                        return Ok(self.ok(tag, None, "IDLE terminated"));
+                    }
+                    return Ok(self.bad_command(Some(tag), "Expected DONE"));
                 }
-                return Ok(self.bad_command(Some(tag), "Expected DONE"));
+                Err(ParseError::Incomplete) => {}
+                // Over a kilobyte without a line end is not DONE: bound the buffer.
+                Err(_) => {
+                    self.buf.clear();
+                    return Ok(self.bad_command(Some(tag), "Expected DONE"));
+                }
             }
-            let mut chunk = vec![0u8; 1024];
+            self.buf.reserve(1024);
             let shutdown = self.env.shutdown.clone();
             tokio::select! {
-                r = stream.read(&mut chunk) => {
-                    let n = r?;
-                    if n == 0 {
+                r = stream.read_buf(&mut self.buf) => {
+                    if r? == 0 {
                         return Ok(Next::Close);
                     }
-                    self.buf.extend_from_slice(&chunk[..n]);
                 }
                 r = changes.changed() => {
                     if r.is_err() {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, ParseError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use common::session_io::{self, Filled};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{Env, LoggedIn, Outcome, Peer, Replay, StartTls};
 
@@ -147,36 +148,30 @@ impl Session {
     }
 
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
-        if !self.out.is_empty() {
-            stream.write_all(&self.out).await?;
-            stream.flush().await?;
-            self.out.clear();
-        }
-        Ok(())
+        session_io::flush(
+            stream,
+            &mut self.out,
+            "pop3 write",
+            self.env.preauth_timeout,
+        )
+        .await
     }
 
     async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         stream: &mut S,
     ) -> io::Result<bool> {
-        let shutdown = self.env.shutdown.clone();
-        self.buf.reserve(4096);
-        let n = tokio::select! {
-            r = tokio::time::timeout(self.env.preauth_timeout, stream.read_buf(&mut self.buf)) => match r {
-                Ok(r) => r?,
-                Err(_) => {
-                    pop3::err(&mut self.out, "Timeout, closing connection");
-                    self.flush(stream).await?;
-                    return Ok(false);
-                }
-            },
-            _ = shutdown.triggered() => {
-                pop3::err(&mut self.out, "Server shutting down");
-                self.flush(stream).await?;
-                return Ok(false);
-            }
-        };
-        Ok(n > 0)
+        let timeout = self.env.preauth_timeout;
+        let said =
+            match session_io::fill(stream, &mut self.buf, timeout, &self.env.shutdown).await? {
+                Filled::Data => return Ok(true),
+                Filled::Closed => return Ok(false),
+                Filled::TimedOut => "Timeout, closing connection",
+                Filled::ShuttingDown => "Server shutting down",
+            };
+        pop3::err(&mut self.out, said);
+        self.flush(stream).await?;
+        Ok(false)
     }
 
     fn bad_command(&mut self, reason: &str) -> Next {
