@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`auth_http`]: nginx's `auth_http` value escaping and the route-lookup header names
 //!   and status texts.
+//! - [`sasl`]: SASL PLAIN responses (AUTHENTICATE / AUTH).
 //! - [`route_key`]: the route cache's key shapes, escaped so no login can inject a command.
 //! - [`imap`]: IMAP4rev1 commands (resumable parser with literals and limits) and
 //!   response encoding.
@@ -25,3 +26,4 @@ pub mod memcache;
 pub mod pop3;
 pub mod proxy_protocol;
 pub mod route_key;
+pub mod sasl;

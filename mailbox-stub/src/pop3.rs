@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 use std::io;
 use std::sync::Arc;
 
-use base64::Engine;
 use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, ParseError};
 use common::session_io::{self, Filled};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -399,27 +398,16 @@ impl Session {
                 }
             }
         };
-        if response == b"*" {
-            return Ok(self.bad_command("Authentication cancelled"));
-        }
-        let decoded = if response == b"=" {
-            Vec::new()
-        } else {
-            match base64::engine::general_purpose::STANDARD.decode(&response) {
-                Ok(d) => d,
-                Err(_) => return Ok(self.bad_command("Invalid base64")),
-            }
+        let plain = match codec::sasl::decode_plain(&response) {
+            Ok(p) => p,
+            Err(e) => return Ok(self.bad_command(&e.to_string())),
         };
-        let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        let [authzid, authcid, password] = fields[..] else {
-            return Ok(self.bad_command("Invalid PLAIN response"));
-        };
-        if !authzid.is_empty() && authzid != authcid {
+        if plain.other_authzid() {
             pop3::err(&mut self.out, "[AUTH] Authorization identity not allowed");
             return Ok(Next::Continue);
         }
-        let user = String::from_utf8_lossy(authcid).into_owned();
-        let password = String::from_utf8_lossy(password).into_owned();
+        let user = String::from_utf8_lossy(&plain.authcid).into_owned();
+        let password = String::from_utf8_lossy(&plain.password).into_owned();
         Ok(self.login(&user, &password).await)
     }
 

@@ -13,7 +13,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use codec::imap::{continuation, parse_line, tagged, untagged, ParseError, Parser, Status};
 use common::session_io::{self, Filled};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -470,30 +469,19 @@ impl Session {
                 }
             }
         };
-        if response == b"*" {
-            return Ok(self.bad_command(Some(&tag), "Authentication cancelled"));
-        }
-        let decoded = if response == b"=" {
-            Vec::new()
-        } else {
-            match base64::engine::general_purpose::STANDARD.decode(&response) {
-                Ok(d) => d,
-                Err(_) => return Ok(self.bad_command(Some(&tag), "Invalid base64")),
-            }
+        let plain = match codec::sasl::decode_plain(&response) {
+            Ok(p) => p,
+            Err(e) => return Ok(self.bad_command(Some(&tag), &e.to_string())),
         };
-        let fields: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-        let [authzid, authcid, password] = fields[..] else {
-            return Ok(self.bad_command(Some(&tag), "Invalid PLAIN response"));
-        };
-        let user = String::from_utf8_lossy(authcid).into_owned();
-        if !authzid.is_empty() && authzid != authcid {
+        if plain.other_authzid() {
             return Ok(self.no(
                 &tag,
                 Some("AUTHORIZATIONFAILED"),
                 "Authorization identity not allowed",
             ));
         }
-        let password = String::from_utf8_lossy(password).into_owned();
+        let user = String::from_utf8_lossy(&plain.authcid).into_owned();
+        let password = String::from_utf8_lossy(&plain.password).into_owned();
         Ok(self.login(&tag, &user, &password).await)
     }
 

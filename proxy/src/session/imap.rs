@@ -305,17 +305,11 @@ impl Session {
                         }
                     }
                 };
-                if response == b"*" {
-                    return Ok(self.bad_command(Some(tag), "Authentication cancelled"));
-                }
-                let Ok(decoded) = b64.decode(&response) else {
-                    return Ok(self.bad_command(Some(tag), "Invalid base64"));
+                let plain = match codec::sasl::decode_plain(&response) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(self.bad_command(Some(tag), &e.to_string())),
                 };
-                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-                let [authz, authc, pass] = parts[..] else {
-                    return Ok(self.bad_command(Some(tag), "Invalid PLAIN response"));
-                };
-                if !authz.is_empty() && authz != authc {
+                if plain.other_authzid() {
                     tagged(
                         &mut self.out,
                         tag,
@@ -325,7 +319,7 @@ impl Session {
                     );
                     return Ok(Next::Continue);
                 }
-                (authc.to_vec(), pass.to_vec())
+                (plain.authcid, plain.password)
             }
             Some("LOGIN") => {
                 let user = match args.get(1).cloned().flatten() {

@@ -6,7 +6,6 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use base64::Engine;
 use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, ParseError};
 use common::session_io::{self, Filled};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -267,20 +266,15 @@ impl Session {
                         }
                     }
                 };
-                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(&response)
-                else {
-                    return Ok(self.bad_command("Invalid base64"));
+                let plain = match codec::sasl::decode_plain(&response) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(self.bad_command(&e.to_string())),
                 };
-                let parts: Vec<&[u8]> = decoded.split(|&b| b == 0).collect();
-                let [authz, authc, pass] = parts[..] else {
-                    return Ok(self.bad_command("Invalid PLAIN response"));
-                };
-                if !authz.is_empty() && authz != authc {
+                if plain.other_authzid() {
                     pop3::err(&mut self.out, "[AUTH] Authorization identity not allowed");
                     return Ok(Next::Continue);
                 }
-                let (u, p) = (authc.to_vec(), pass.to_vec());
-                self.login(&u, &p).await
+                self.login(&plain.authcid, &plain.password).await
             }
             Cmd::Stls | Cmd::Other => self.bad_command("Command not allowed before login"),
         })
