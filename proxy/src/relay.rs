@@ -2,8 +2,11 @@
 //! read before reading more) and an idle timeout shared by both directions, long enough
 //! for IMAP IDLE.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -75,72 +78,137 @@ where
 }
 
 /// Relays between two plain TCP streams without holding a copy buffer while the session
-/// is idle: each direction waits for readability, then borrows a buffer only for the
-/// bytes at hand. An idle relayed session costs its two sockets and this future's state.
+/// is idle. It is one hand-written poll loop rather than two copy futures: each direction
+/// waits on its socket's readiness (reads and writes of a socket keep separate wakers),
+/// borrows a buffer only for the bytes at hand, and one timer serves both directions (the
+/// idle check, then the grace for the second direction after the first ends). An idle
+/// relayed session costs its two sockets and this future's few hundred bytes.
 pub async fn relay_tcp(
-    client: tokio::net::TcpStream,
-    backend: tokio::net::TcpStream,
+    mut client: tokio::net::TcpStream,
+    mut backend: tokio::net::TcpStream,
     idle: Duration,
 ) -> Relayed {
-    let (cr, cw) = client.into_split();
-    let (br, bw) = backend.into_split();
-    let last = AtomicU64::new(0);
     let started = Instant::now();
-    let up = pump_tcp(cr, bw, &last, started, idle);
-    let down = pump_tcp(br, cw, &last, started, idle);
-    tokio::pin!(up, down);
-    let (up, down) = tokio::select! {
-        u = &mut up => (u, tokio::time::timeout(Duration::from_secs(5), &mut down).await.unwrap_or(0)),
-        d = &mut down => (tokio::time::timeout(Duration::from_secs(5), &mut up).await.unwrap_or(0), d),
-    };
-    Relayed { up, down }
+    let tick = idle.min(Duration::from_secs(30));
+    let mut last = Duration::ZERO;
+    let mut up = Direction::default();
+    let mut down = Direction::default();
+    let mut timer = std::pin::pin!(tokio::time::sleep(tick));
+    let mut closing = false;
+    std::future::poll_fn(|cx| {
+        let up_done = up.poll(cx, &client, &mut backend, &mut last, started);
+        let down_done = down.poll(cx, &backend, &mut client, &mut last, started);
+        if up_done && down_done {
+            return Poll::Ready(());
+        }
+        if (up_done || down_done) && !closing {
+            // One side is done: give the other a moment to flush what is in flight.
+            closing = true;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + Duration::from_secs(5));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            let quiet = started.elapsed().saturating_sub(last);
+            if closing || quiet >= idle {
+                return Poll::Ready(());
+            }
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + (idle - quiet).min(tick));
+        }
+        Poll::Pending
+    })
+    .await;
+    Relayed {
+        up: up.total,
+        down: down.total,
+    }
 }
 
-async fn pump_tcp(
-    from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    last: &AtomicU64,
-    started: Instant,
-    idle: Duration,
-) -> u64 {
-    let mut total = 0u64;
-    let tick = idle.min(Duration::from_secs(30));
-    loop {
-        match tokio::time::timeout(tick, from.readable()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => break,
-            Err(_) => {
-                let quiet = started.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
-                if quiet >= idle.as_millis() as u64 {
-                    break;
+/// How many reads one direction does per wakeup before yielding, so a busy session
+/// cannot starve the others on its worker thread.
+const READS_PER_POLL: usize = 16;
+
+/// One direction of `relay_tcp`.
+#[derive(Default)]
+struct Direction {
+    /// Present only while bytes move.
+    buf: Option<Box<[u8]>>,
+    /// Bytes read but not yet written: `buf[start..end]`.
+    start: usize,
+    end: usize,
+    total: u64,
+    eof: bool,
+    done: bool,
+}
+
+impl Direction {
+    /// Moves what it can; true once this direction is finished.
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &tokio::net::TcpStream,
+        to: &mut tokio::net::TcpStream,
+        last: &mut Duration,
+        started: Instant,
+    ) -> bool {
+        let mut reads = 0;
+        while !self.done {
+            if self.start < self.end {
+                let buf = self.buf.as_deref().unwrap_or_default();
+                match to.try_write(&buf[self.start..self.end]) {
+                    Ok(n) => self.start += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        match to.poll_write_ready(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(_)) => self.done = true,
+                            Poll::Pending => return false,
+                        }
+                    }
+                    Err(_) => self.done = true,
                 }
                 continue;
             }
-        }
-        // The buffer lives only while bytes move: it is kept for a burst and dropped
-        // as soon as the socket has nothing more.
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match from.try_read(&mut buf) {
-                Ok(0) => {
-                    let _ = to.shutdown().await;
-                    return total;
+            if self.eof {
+                // Half-close, so the other side sees the end at once.
+                if Pin::new(&mut *to).poll_shutdown(cx).is_pending() {
+                    return false;
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    let _ = to.shutdown().await;
-                    return total;
-                }
-            };
-            if to.write_all(&buf[..n]).await.is_err() {
-                return total;
+                self.done = true;
+                break;
             }
-            total += n as u64;
-            last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            if reads == READS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return false;
+            }
+            if self.buf.is_none() {
+                match from.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => {
+                        self.eof = true;
+                        continue;
+                    }
+                    Poll::Pending => return false,
+                }
+            }
+            let buf = self
+                .buf
+                .get_or_insert_with(|| vec![0u8; 64 * 1024].into_boxed_slice());
+            reads += 1;
+            match from.try_read(buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    (self.start, self.end) = (0, n);
+                    self.total += n as u64;
+                    *last = started.elapsed();
+                }
+                // Nothing more for now: give the buffer back until the next bytes.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.buf = None,
+                Err(_) => self.eof = true,
+            }
         }
+        self.buf = None;
+        true
     }
-    // Half-close, so the other side sees the end at once.
-    let _ = to.shutdown().await;
-    total
 }

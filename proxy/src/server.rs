@@ -166,7 +166,7 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
         return;
     };
     let implicit = matches!(kind, Kind::Imaps | Kind::Pop3s);
-    if !env.throttle.allow_ip(client.ip()).await {
+    if !Box::pin(env.throttle.allow_ip(client.ip())).await {
         tracing::warn!(client = %client.ip(), "connection rejected: IP over its login limit");
         let line: &[u8] = match kind {
             Kind::Imap | Kind::Imaps => b"* BYE Login rejected from this IP\r\n",
@@ -183,52 +183,58 @@ async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: So
         local,
         tls: implicit,
     };
-    let result: std::io::Result<()> = async {
-        let acceptor = env.tls.clone();
-        let handshake = |s: TcpStream| async {
-            let acceptor = acceptor
-                .clone()
-                .ok_or_else(|| std::io::Error::other("no TLS"))?;
-            common::timeout::with_timeout(
-                "tls handshake",
-                Duration::from_secs(10),
-                acceptor.accept(s),
-            )
-            .await
-        };
-        // The session and its futures live on the heap and are gone before the relay
-        // starts, so an idle relayed connection keeps nothing of the login dialogue.
-        let mut session = match kind {
-            Kind::Imap | Kind::Imaps => {
-                Dialogue::Imap(Box::new(imap::Session::new(env.clone(), peer)))
+    // The session lives on the heap and is gone before the relay starts, and the TLS path
+    // (handshake state, TLS stream) is boxed: this future is what an idle relayed plain
+    // session keeps, so it must hold nothing of the login dialogue.
+    let mut session = match kind {
+        Kind::Imap | Kind::Imaps => Dialogue::Imap(Box::new(imap::Session::new(env.clone(), peer))),
+        Kind::Pop3 | Kind::Pop3s => Dialogue::Pop3(Box::new(pop3::Session::new(env.clone(), peer))),
+    };
+    let result = if implicit {
+        Box::pin(tls_path(&env, session, stream, true)).await
+    } else {
+        match session.run(&mut stream, true).await {
+            Ok(Outcome::Close) => Ok(()),
+            Ok(Outcome::Relay(job)) => {
+                drop(session);
+                relay_job(&env, Client::Plain(stream), *job).await;
+                Ok(())
             }
-            Kind::Pop3 | Kind::Pop3s => {
-                Dialogue::Pop3(Box::new(pop3::Session::new(env.clone(), peer)))
+            Ok(Outcome::StartTls) => {
+                session.set_tls();
+                Box::pin(tls_path(&env, session, stream, false)).await
             }
-        };
-        if !implicit {
-            match session.run(&mut stream, true).await? {
-                Outcome::Close => return Ok(()),
-                Outcome::Relay(job) => {
-                    drop(session);
-                    relay_job(&env, Client::Plain(stream), *job).await;
-                    return Ok(());
-                }
-                Outcome::StartTls => session.set_tls(),
-            }
+            Err(e) => Err(e),
         }
-        let mut tls = handshake(stream).await?;
-        let outcome = session.run(&mut tls, implicit).await?;
-        drop(session);
-        if let Outcome::Relay(job) = outcome {
-            relay_job(&env, Client::Tls(Box::new(tls)), *job).await;
-        }
-        Ok(())
-    }
-    .await;
+    };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// The TLS handshake (implicit TLS or after STARTTLS), the session over TLS, the relay.
+async fn tls_path(
+    env: &Env,
+    mut session: Dialogue,
+    stream: TcpStream,
+    greet: bool,
+) -> std::io::Result<()> {
+    let acceptor = env
+        .tls
+        .clone()
+        .ok_or_else(|| std::io::Error::other("no TLS"))?;
+    let mut tls = common::timeout::with_timeout(
+        "tls handshake",
+        Duration::from_secs(10),
+        acceptor.accept(stream),
+    )
+    .await?;
+    let outcome = session.run(&mut tls, greet).await?;
+    drop(session);
+    if let Outcome::Relay(job) = outcome {
+        relay_job(env, Client::Tls(Box::new(tls)), *job).await;
+    }
+    Ok(())
 }
 
 /// The session of the listener's protocol.
@@ -264,6 +270,8 @@ enum Client {
 /// Relays a logged-in session: plain to plain without idle buffers, else the generic way.
 async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route)) {
     tracing::info!(backend = %route.backend, user = %route.user, cached = route.cached, "relaying");
+    // An idle relayed session keeps no more than it must: not even the route's cache keys.
+    drop(route);
     env.stats.relaying.fetch_add(1, Ordering::Relaxed);
     let moved = match (client, backend) {
         (Client::Plain(c), Upstream::Plain(b)) => relay::relay_tcp(c, b, env.idle_timeout).await,
