@@ -598,6 +598,26 @@ def raw_sasl_ir():
 
 
 @check("clients")
+def raw_authzid_replayed():
+    """raw IMAP after STARTTLS: AUTHENTICATE PLAIN with an authorization identity (admin
+    acting as bob) is replayed to bob's mailbox (mbx2) as AUTHENTICATE PLAIN with the
+    authzid, and the mailbox's own refusal comes back (the stub has no master users);
+    then a plain login on the same connection still works"""
+    name = acct("bob")
+    c = imap_open("imap")
+    try:
+        c.send(b"z AUTHENTICATE PLAIN " + b64_plain(name, pw(name), authz="admin@example.com") + b"\r\n")
+        r = c.imap_until(b"z")
+        expect(r[-1].rstrip() == b"z NO [AUTHORIZATIONFAILED] Authorization identity not allowed",
+               "the mailbox's refusal of the authzid should be relayed", r)
+        r = imap_login(c, name, pw(name), "plain-ir")
+        expect(r[-1].startswith(b"l OK"), "a plain login after the refusal failed", r)
+        expect_mail_of(name, imap_read_mail(c))
+    finally:
+        c.close()
+
+
+@check("clients")
 def raw_imaps_plain():
     """raw IMAPS: AUTHENTICATE PLAIN, response after the continuation, as ann (mbx1)"""
     raw_imap_check("imaps", acct("ann"), "plain")

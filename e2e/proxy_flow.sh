@@ -566,6 +566,15 @@ if sed 's/\x1b\[[0-9;]*m//g' "$tmp/proxy.log" | grep -E 'panicked| ERROR ' >"$tm
 else
   ok "the proxy logged no panic or error"
 fi
-echo "# proxy metrics: $(curl -s --max-time 5 "http://127.0.0.1:$p_admin/metrics" | grep -E '^proxy_(logins|routes)_total' | tr '\n' ' ')"
+positive() { [[ "$1" =~ ^[0-9]+$ && "$1" -gt 0 ]]; }
+for l in imap imaps pop3 pop3s; do
+  n=$(px "proxy_connections_total{listener=\"$l\",result=\"accepted\"}")
+  check "the proxy counts connections on its $l listener ($n accepted)" positive "$n"
+done
+n=$(px proxy_lookup_duration_seconds_count)
+check "the proxy times its route lookups ($n in its histogram)" positive "$n"
+n=$(px proxy_backend_connect_duration_seconds_count)
+check "the proxy times its backend connects ($n in its histogram)" positive "$n"
+echo "# proxy metrics: $(curl -s --max-time 5 "http://127.0.0.1:$p_admin/metrics" | grep -E '^proxy_(logins_total|routes_total|connections_active|sessions_relaying)' | tr '\n' ' ')"
 
 summary "proxy whole flow" "($((SECONDS - started)) s)"

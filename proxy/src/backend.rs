@@ -1,6 +1,7 @@
 //! The mailbox-server side: connect with a timeout, check the greeting (`* OK` / `+OK`;
 //! PREAUTH, BYE or anything odd is refused), and replay the login (IMAP LOGIN with
-//! literals under the client's own tag, POP3 USER/PASS). Every line read is bounded.
+//! literals under the client's own tag, POP3 USER/PASS; SASL PLAIN when the client gave
+//! an authorization identity, as Zimbra does). Every line read is bounded.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -110,16 +111,49 @@ fn printable(line: &[u8]) -> String {
         .collect()
 }
 
+/// What the login replays.
+#[derive(Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The authorization identity the client asked to act as, if other than `user`.
+    pub authzid: Option<&'a [u8]>,
+    /// The account name (the route's canonical name).
+    pub user: &'a [u8],
+    /// The password.
+    pub pass: &'a [u8],
+}
+
+impl Credentials<'_> {
+    /// The SASL PLAIN response, base64: authzid NUL user NUL password.
+    fn plain_response(&self) -> String {
+        use base64::Engine;
+        let mut raw = Vec::with_capacity(self.user.len() + self.pass.len() + 64);
+        raw.extend_from_slice(self.authzid.unwrap_or_default());
+        raw.push(0);
+        raw.extend_from_slice(self.user);
+        raw.push(0);
+        raw.extend_from_slice(self.pass);
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    }
+}
+
+async fn send<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> Result<(), BackendError> {
+    s.write_all(bytes)
+        .await
+        .map_err(|e| BackendError::Protocol(e.to_string()))
+}
+
 /// Logs in over IMAP: greeting, then `tag LOGIN` with the user name and password as
-/// literals (LITERAL+ when the greeting advertises it, else waiting for each `+`).
+/// literals (LITERAL+ when the greeting advertises it, else waiting for each `+`), or
+/// `tag AUTHENTICATE PLAIN` (with SASL-IR when advertised) when there is an
+/// authorization identity.
 pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     tag: &[u8],
-    user: &[u8],
-    pass: &[u8],
+    creds: Credentials<'_>,
     client: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<LoginReply, BackendError> {
+    let (user, pass) = (creds.user, creds.pass);
     tokio::time::timeout(timeout, async {
         let mut line = Vec::with_capacity(256);
         let mut lines = Lines::new();
@@ -127,6 +161,11 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
         if !line.starts_with(b"* OK") {
             return Err(BackendError::Greeting(printable(&line)));
         }
+        // The greeting's capabilities decide how to send the login (the ID exchange
+        // below reuses `line`).
+        let caps = String::from_utf8_lossy(&line).to_ascii_uppercase();
+        let literal_plus = caps.contains("LITERAL+");
+        let sasl_ir = caps.contains("SASL-IR");
         if let Some(ip) = client {
             // Dovecot's and Zimbra's forwarding field; a backend that does not trust us
             // ignores it, which is not a reason to fail the login.
@@ -148,14 +187,28 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
-        let literal_plus = String::from_utf8_lossy(&line)
-            .to_ascii_uppercase()
-            .contains("LITERAL+");
         let plus = if literal_plus { "+" } else { "" };
         let mut out = Vec::with_capacity(64 + user.len() + pass.len());
         out.extend_from_slice(tag);
-        out.extend_from_slice(format!(" LOGIN {{{}{plus}}}\r\n", user.len()).as_bytes());
-        if literal_plus {
+        if creds.authzid.is_some() {
+            let response = creds.plain_response();
+            if sasl_ir {
+                out.extend_from_slice(format!(" AUTHENTICATE PLAIN {response}\r\n").as_bytes());
+                send(s, &out).await?;
+            } else {
+                out.extend_from_slice(b" AUTHENTICATE PLAIN\r\n");
+                send(s, &out).await?;
+                lines.next(s, &mut line).await?;
+                if !line.starts_with(b"+") {
+                    return Ok(LoginReply {
+                        ok: false,
+                        lines: line.clone(),
+                    });
+                }
+                send(s, format!("{response}\r\n").as_bytes()).await?;
+            }
+        } else if literal_plus {
+            out.extend_from_slice(format!(" LOGIN {{{}{plus}}}\r\n", user.len()).as_bytes());
             out.extend_from_slice(user);
             out.extend_from_slice(format!(" {{{}+}}\r\n", pass.len()).as_bytes());
             out.extend_from_slice(pass);
@@ -164,6 +217,7 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 .await
                 .map_err(|e| BackendError::Protocol(e.to_string()))?;
         } else {
+            out.extend_from_slice(format!(" LOGIN {{{}}}\r\n", user.len()).as_bytes());
             for (i, chunk) in [user, pass].iter().enumerate() {
                 s.write_all(&out)
                     .await
@@ -215,14 +269,15 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
     .map_err(|_| BackendError::Protocol("timeout".into()))?
 }
 
-/// Logs in over POP3: greeting, `USER`, `PASS`.
+/// Logs in over POP3: greeting, `USER`, `PASS`; or `AUTH PLAIN` with an initial
+/// response when there is an authorization identity.
 pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
-    user: &[u8],
-    pass: &[u8],
+    creds: Credentials<'_>,
     client: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<LoginReply, BackendError> {
+    let (user, pass) = (creds.user, creds.pass);
     if user.iter().chain(pass).any(|&b| b == b'\r' || b == b'\n') {
         return Err(BackendError::Protocol("line break in credentials".into()));
     }
@@ -241,6 +296,18 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             if !line.starts_with(b"+OK") {
                 tracing::debug!(reply = %printable(&line), "backend did not take XCLIENT");
             }
+        }
+        if creds.authzid.is_some() {
+            send(
+                s,
+                format!("AUTH PLAIN {}\r\n", creds.plain_response()).as_bytes(),
+            )
+            .await?;
+            lines.next(s, &mut line).await?;
+            return Ok(LoginReply {
+                ok: line.starts_with(b"+OK"),
+                lines: line.clone(),
+            });
         }
         let mut out = b"USER ".to_vec();
         out.extend_from_slice(user);

@@ -121,6 +121,8 @@ pub struct LookupStats {
     pub connections: AtomicU64,
     /// Times a URL was marked failed.
     pub failovers: AtomicU64,
+    /// Time to an answer (from any URL) or to giving up.
+    pub latency: common::metrics::Histogram,
 }
 
 struct Handler {
@@ -204,6 +206,16 @@ impl LookupClient {
 
     /// Looks `req` up, failing over across the URLs.
     pub async fn lookup(&self, req: &LookupRequest<'_>) -> Result<LookupAnswer, LookupError> {
+        let started = Instant::now();
+        let result = self.lookup_failing_over(req).await;
+        self.stats.latency.record(started.elapsed());
+        result
+    }
+
+    async fn lookup_failing_over(
+        &self,
+        req: &LookupRequest<'_>,
+    ) -> Result<LookupAnswer, LookupError> {
         let n = self.handlers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Skip failed handlers while any other is available; if all are failed, try them

@@ -97,6 +97,11 @@ impl Router {
         self
     }
 
+    /// The route-lookup client.
+    pub fn lookup_client(&self) -> &LookupClient {
+        &self.lookup
+    }
+
     /// The cache cluster, if any.
     pub fn cache(&self) -> Option<&Arc<CacheCluster>> {
         self.cache.as_ref()

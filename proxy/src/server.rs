@@ -41,7 +41,10 @@ impl Kind {
     }
 }
 
-struct Admin(Arc<Env>);
+struct Admin {
+    env: Arc<Env>,
+    listeners: Vec<(Kind, Arc<ListenerStats>)>,
+}
 
 impl AdminSource for Admin {
     fn health(&self) -> HealthFuture {
@@ -49,8 +52,34 @@ impl AdminSource for Admin {
     }
 
     fn metrics(&self) -> String {
-        let s = &self.0.stats;
+        let s = &self.env.stats;
         let mut w = PromWriter::new();
+        w.header(
+            "proxy_connections_total",
+            "counter",
+            "client connections by listener and result",
+        );
+        for (kind, l) in &self.listeners {
+            for (result, v) in [("accepted", &l.accepted), ("rejected", &l.rejected)] {
+                w.sample(
+                    "proxy_connections_total",
+                    &[("listener", kind.name()), ("result", result)],
+                    v.load(Ordering::Relaxed),
+                );
+            }
+        }
+        w.header(
+            "proxy_connections_active",
+            "gauge",
+            "client connections open now, by listener",
+        );
+        for (kind, l) in &self.listeners {
+            w.sample(
+                "proxy_connections_active",
+                &[("listener", kind.name())],
+                l.active(),
+            );
+        }
         w.header("proxy_logins_total", "counter", "logins by outcome");
         for (outcome, v) in [
             ("ok", &s.logins_ok),
@@ -91,7 +120,24 @@ impl AdminSource for Admin {
             "sessions relaying now",
             s.relaying.load(Ordering::Relaxed),
         );
-        if let Some(cache) = self.0.router.cache() {
+        let lookup = &self.env.router.lookup_client().stats;
+        w.histogram(
+            "proxy_lookup_duration_seconds",
+            "route-lookup requests, to an answer or to giving up",
+            &lookup.latency,
+        );
+        w.single(
+            "proxy_lookup_failovers_total",
+            "counter",
+            "times a lookup URL was marked failed",
+            lookup.failovers.load(Ordering::Relaxed),
+        );
+        w.histogram(
+            "proxy_backend_connect_duration_seconds",
+            "TCP connects to mailbox servers",
+            &s.backend_connect,
+        );
+        if let Some(cache) = self.env.router.cache() {
             w.header(
                 "proxy_cache_requests_total",
                 "counter",
@@ -126,14 +172,21 @@ pub async fn run(
 ) {
     let drain = Drain::new();
     let mut tasks = tokio::task::JoinSet::new();
+    let listeners: Vec<(Kind, TcpListener, Arc<ListenerStats>)> = listeners
+        .into_iter()
+        .map(|(k, l)| (k, l, Arc::new(ListenerStats::default())))
+        .collect();
     if let Some(l) = admin {
-        let source: Arc<dyn AdminSource> = Arc::new(Admin(env.clone()));
+        let source: Arc<dyn AdminSource> = Arc::new(Admin {
+            env: env.clone(),
+            listeners: listeners.iter().map(|(k, _, s)| (*k, s.clone())).collect(),
+        });
         let s = shutdown.clone();
         tasks.spawn(async move {
             let _ = common::admin::serve(l, source, s).await;
         });
     }
-    for (kind, listener) in listeners {
+    for (kind, listener, stats) in listeners {
         let env = env.clone();
         let config = ListenerConfig {
             name: kind.name(),
@@ -146,7 +199,7 @@ pub async fn run(
         tasks.spawn(common::listener::serve(
             listener,
             config,
-            Arc::new(ListenerStats::default()),
+            stats,
             shutdown.clone(),
             drain.guard(),
             move |stream, peer| connection(env.clone(), kind, stream, peer),

@@ -3,24 +3,17 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::metrics::PromWriter;
+use common::metrics::{Histogram, PromWriter};
 
 use crate::resolve::Reason;
 use crate::store::PoolState;
-
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-];
 
 /// Lookup counters; shared by all requests.
 #[derive(Debug, Default)]
 pub struct LookupMetrics {
     ok: AtomicU64,
     failed: [AtomicU64; Reason::ALL.len()],
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+    latency: Histogram,
     soap_ok: AtomicU64,
     soap_failed: AtomicU64,
 }
@@ -35,17 +28,7 @@ impl LookupMetrics {
                 self.failed[i].fetch_add(1, Ordering::Relaxed)
             }
         };
-        let secs = took.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(
-            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.latency.record(took);
     }
 
     /// Records one SOAP AuthRequest.
@@ -73,30 +56,11 @@ impl LookupMetrics {
                 c.load(Ordering::Relaxed),
             );
         }
-        w.header(
+        w.histogram(
             "route_lookup_lookup_duration_seconds",
-            "histogram",
             "nginx-lookup latency",
+            &self.latency,
         );
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            w.sample(
-                "route_lookup_lookup_duration_seconds_bucket",
-                &[("le", &bound.to_string())],
-                bucket.load(Ordering::Relaxed),
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        w.sample(
-            "route_lookup_lookup_duration_seconds_bucket",
-            &[("le", "+Inf")],
-            count,
-        );
-        w.sample(
-            "route_lookup_lookup_duration_seconds_sum",
-            &[],
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        );
-        w.sample("route_lookup_lookup_duration_seconds_count", &[], count);
         w.header(
             "route_lookup_soap_auth_total",
             "counter",

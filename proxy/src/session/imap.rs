@@ -251,7 +251,7 @@ impl Session {
                 args.get(1).cloned().flatten(),
                 args.len(),
             ) {
-                (Some(user), Some(pass), 2) => self.login(tag, &user, &pass).await,
+                (Some(user), Some(pass), 2) => self.login(tag, None, &user, &pass).await,
                 _ => self.bad_command(Some(tag), "LOGIN needs a user name and a password"),
             },
             "AUTHENTICATE" => self.authenticate(tag, args, stream).await?,
@@ -310,14 +310,9 @@ impl Session {
                     Err(e) => return Ok(self.bad_command(Some(tag), &e.to_string())),
                 };
                 if plain.other_authzid() {
-                    tagged(
-                        &mut self.out,
-                        tag,
-                        Status::No,
-                        Some("AUTHORIZATIONFAILED"),
-                        "Authorization identity not allowed",
-                    );
-                    return Ok(Next::Continue);
+                    return Ok(self
+                        .login(tag, Some(&plain.authzid), &plain.authcid, &plain.password)
+                        .await);
                 }
                 (plain.authcid, plain.password)
             }
@@ -353,20 +348,36 @@ impl Session {
             }
             None => return Ok(self.bad_command(Some(tag), "AUTHENTICATE needs a mechanism")),
         };
-        Ok(self.login(tag, &user, &pass).await)
+        Ok(self.login(tag, None, &user, &pass).await)
     }
 
-    async fn login(&mut self, tag: &[u8], user: &[u8], pass: &[u8]) -> Next {
+    async fn login(
+        &mut self,
+        tag: &[u8],
+        authzid: Option<&[u8]>,
+        user: &[u8],
+        pass: &[u8],
+    ) -> Next {
         let Ok(user) = std::str::from_utf8(user) else {
             return self.bad_command(Some(tag), "User name is not UTF-8");
         };
-        if user.is_empty() || user.len() > 256 || pass.len() > 1024 {
+        if user.is_empty()
+            || user.len() > 256
+            || pass.len() > 1024
+            || authzid.is_some_and(|a| a.len() > 256)
+        {
             return self.bad_command(Some(tag), "Invalid credentials");
         }
         self.attempt += 1;
         match self
             .env
-            .login(&self.peer, user, pass, self.attempt, Replay::Imap { tag })
+            .login(
+                &self.peer,
+                user,
+                pass,
+                self.attempt,
+                Replay::Imap { tag, authzid },
+            )
             .await
         {
             LoggedIn::Ok {

@@ -5,7 +5,7 @@
 pub mod imap;
 pub mod pop3;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -69,6 +69,8 @@ pub struct Stats {
     pub bytes_down: AtomicU64,
     /// Sessions relaying now.
     pub relaying: AtomicU64,
+    /// Time to connect to a mailbox server (TCP; TLS comes after).
+    pub backend_connect: common::metrics::Histogram,
 }
 
 /// What every session shares.
@@ -145,9 +147,15 @@ pub enum Replay<'a> {
     Imap {
         /// The client's tag.
         tag: &'a [u8],
+        /// The SASL authorization identity, when the client asked for one other than
+        /// itself (replayed as AUTHENTICATE PLAIN; routing follows the login name).
+        authzid: Option<&'a [u8]>,
     },
     /// POP3.
-    Pop3,
+    Pop3 {
+        /// As for IMAP (replayed as AUTH PLAIN).
+        authzid: Option<&'a [u8]>,
+    },
 }
 
 impl Env {
@@ -191,8 +199,8 @@ impl Env {
         let protocol = match (&replay, self.upstream_tls.is_some()) {
             (Replay::Imap { .. }, false) => "imap",
             (Replay::Imap { .. }, true) => "imapssl",
-            (Replay::Pop3, false) => "pop3",
-            (Replay::Pop3, true) => "pop3ssl",
+            (Replay::Pop3 { .. }, false) => "pop3",
+            (Replay::Pop3 { .. }, true) => "pop3ssl",
         };
         let login = Login {
             user,
@@ -219,7 +227,10 @@ impl Env {
                 &self.stats.cache_misses
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            let mut tcp = match backend::connect(route.backend, self.backend_timeout).await {
+            let connecting = std::time::Instant::now();
+            let connected = backend::connect(route.backend, self.backend_timeout).await;
+            self.stats.backend_connect.record(connecting.elapsed());
+            let mut tcp = match connected {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(backend = %route.backend, error = %e, cached = route.cached, "backend unreachable");
@@ -259,29 +270,23 @@ impl Env {
                     }
                 }
             };
+            let id = (self.forward == Forward::Id).then(|| peer.client.ip());
             let result = match replay {
-                Replay::Imap { tag } => {
-                    let id = (self.forward == Forward::Id).then(|| peer.client.ip());
-                    imap_with_id(
-                        &mut stream,
-                        tag,
-                        route.user.as_bytes(),
+                Replay::Imap { tag, authzid } => {
+                    let creds = backend::Credentials {
+                        authzid,
+                        user: route.user.as_bytes(),
                         pass,
-                        id,
-                        self.backend_timeout,
-                    )
-                    .await
+                    };
+                    backend::imap_login(&mut stream, tag, creds, id, self.backend_timeout).await
                 }
-                Replay::Pop3 => {
-                    let id = (self.forward == Forward::Id).then(|| peer.client.ip());
-                    pop3_with_xclient(
-                        &mut stream,
-                        route.user.as_bytes(),
+                Replay::Pop3 { authzid } => {
+                    let creds = backend::Credentials {
+                        authzid,
+                        user: route.user.as_bytes(),
                         pass,
-                        id,
-                        self.backend_timeout,
-                    )
-                    .await
+                    };
+                    backend::pop3_login(&mut stream, creds, id, self.backend_timeout).await
                 }
             };
             return match result {
@@ -308,25 +313,4 @@ impl Env {
         }
         LoggedIn::Unavailable
     }
-}
-
-async fn imap_with_id(
-    s: &mut Upstream,
-    tag: &[u8],
-    user: &[u8],
-    pass: &[u8],
-    client: Option<IpAddr>,
-    timeout: Duration,
-) -> Result<LoginReply, BackendError> {
-    backend::imap_login(s, tag, user, pass, client, timeout).await
-}
-
-async fn pop3_with_xclient(
-    s: &mut Upstream,
-    user: &[u8],
-    pass: &[u8],
-    client: Option<IpAddr>,
-    timeout: Duration,
-) -> Result<LoginReply, BackendError> {
-    backend::pop3_login(s, user, pass, client, timeout).await
 }

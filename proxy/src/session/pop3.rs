@@ -234,7 +234,7 @@ impl Session {
                 Next::Continue
             }
             Cmd::Pass(p) => match self.user.take() {
-                Some(u) => self.login(&u, &p).await,
+                Some(u) => self.login(None, &u, &p).await,
                 None => self.bad_command("USER first"),
             },
             Cmd::Auth(mechanism, initial) => {
@@ -270,27 +270,34 @@ impl Session {
                     Ok(p) => p,
                     Err(e) => return Ok(self.bad_command(&e.to_string())),
                 };
-                if plain.other_authzid() {
-                    pop3::err(&mut self.out, "[AUTH] Authorization identity not allowed");
-                    return Ok(Next::Continue);
-                }
-                self.login(&plain.authcid, &plain.password).await
+                let authzid = plain.other_authzid().then_some(&plain.authzid[..]);
+                self.login(authzid, &plain.authcid, &plain.password).await
             }
             Cmd::Stls | Cmd::Other => self.bad_command("Command not allowed before login"),
         })
     }
 
-    async fn login(&mut self, user: &[u8], pass: &[u8]) -> Next {
+    async fn login(&mut self, authzid: Option<&[u8]>, user: &[u8], pass: &[u8]) -> Next {
         let Ok(user) = std::str::from_utf8(user) else {
             return self.bad_command("User name is not UTF-8");
         };
-        if user.is_empty() || user.len() > 256 || pass.len() > 1024 {
+        if user.is_empty()
+            || user.len() > 256
+            || pass.len() > 1024
+            || authzid.is_some_and(|a| a.len() > 256)
+        {
             return self.bad_command("Invalid credentials");
         }
         self.attempt += 1;
         match self
             .env
-            .login(&self.peer, user, pass, self.attempt, Replay::Pop3)
+            .login(
+                &self.peer,
+                user,
+                pass,
+                self.attempt,
+                Replay::Pop3 { authzid },
+            )
             .await
         {
             LoggedIn::Ok {

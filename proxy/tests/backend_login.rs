@@ -1,0 +1,255 @@
+//! The login replay against scripted mailbox servers: the exact bytes the proxy sends for
+//! LOGIN (LITERAL+ or synchronizing literals, after the ID exchange), for AUTHENTICATE
+//! PLAIN with an authorization identity (with and without SASL-IR), for POP3 USER/PASS
+//! (after XCLIENT) and AUTH PLAIN; and what it makes of refusals and odd greetings.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use base64::Engine;
+use proxy::backend::{imap_login, pop3_login, BackendError, Credentials};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// A mailbox server that writes `greeting`, then for each step reads exactly the bytes
+/// expected and answers. Returns whatever it received after the script.
+fn script(
+    greeting: &str,
+    steps: Vec<(Vec<u8>, &'static str)>,
+) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+    let (proxy_side, mut server) = tokio::io::duplex(64 * 1024);
+    let greeting = greeting.to_string();
+    let task = tokio::spawn(async move {
+        server.write_all(greeting.as_bytes()).await.unwrap();
+        for (expect, answer) in steps {
+            let mut got = vec![0u8; expect.len()];
+            tokio::time::timeout(Duration::from_secs(5), server.read_exact(&mut got))
+                .await
+                .expect("the proxy sent too little")
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&expect),
+                "the proxy sent something else"
+            );
+            server.write_all(answer.as_bytes()).await.unwrap();
+        }
+        // Nothing more may arrive before the proxy hands the session over.
+        let mut extra = [0u8; 1];
+        let more = tokio::time::timeout(Duration::from_millis(200), server.read(&mut extra)).await;
+        assert!(
+            !matches!(more, Ok(Ok(n)) if n > 0),
+            "unexpected bytes after the login"
+        );
+    });
+    (proxy_side, task)
+}
+
+fn creds<'a>(authzid: Option<&'a [u8]>, user: &'a [u8], pass: &'a [u8]) -> Credentials<'a> {
+    Credentials {
+        authzid,
+        user,
+        pass,
+    }
+}
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+const T: Duration = Duration::from_secs(5);
+
+fn b64(raw: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+#[tokio::test]
+async fn imap_login_with_literal_plus_after_id() {
+    // LITERAL+ is in the greeting, not in the ID answer: the proxy must remember it.
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID] ready\r\n",
+        vec![
+            (
+                b"a1.id ID (\"x-originating-ip\" \"192.0.2.7\" \"X-ORIGINATING-IP\" \"192.0.2.7\")\r\n".to_vec(),
+                "* ID NIL\r\na1.id OK ID completed\r\n",
+            ),
+            (
+                b"a1 LOGIN {15+}\r\nann@example.com {9+}\r\npa ss\"\\\xc3\xbc\r\n".to_vec(),
+                "a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n",
+            ),
+        ],
+    );
+    let reply = imap_login(
+        &mut s,
+        b"a1",
+        creds(None, b"ann@example.com", "pa ss\"\\ü".as_bytes()),
+        Some(CLIENT),
+        T,
+    )
+    .await
+    .unwrap();
+    assert!(reply.ok);
+    assert_eq!(
+        reply.lines,
+        b"a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_login_with_synchronizing_literals() {
+    let (mut s, server) = script(
+        "* OK ready\r\n",
+        vec![
+            (b"x LOGIN {3}\r\n".to_vec(), "+ go\r\n"),
+            (b"ann {2}\r\n".to_vec(), "+ go\r\n"),
+            (
+                b"pw\r\n".to_vec(),
+                "* CAPABILITY IMAP4rev1\r\nx OK done\r\n",
+            ),
+        ],
+    );
+    let reply = imap_login(&mut s, b"x", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(reply.ok);
+    assert_eq!(reply.lines, b"* CAPABILITY IMAP4rev1\r\nx OK done\r\n");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_authzid_is_replayed_as_authenticate_plain_with_sasl_ir() {
+    let response = b64(b"boss@example.com\0ann@example.com\0pw");
+    let expect = format!("t7 AUTHENTICATE PLAIN {response}\r\n").into_bytes();
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=PLAIN] ready\r\n",
+        vec![(expect, "t7 OK Logged in\r\n")],
+    );
+    let reply = imap_login(
+        &mut s,
+        b"t7",
+        creds(Some(b"boss@example.com"), b"ann@example.com", b"pw"),
+        None,
+        T,
+    )
+    .await
+    .unwrap();
+    assert!(reply.ok);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_authzid_without_sasl_ir_waits_for_the_continuation() {
+    let response = b64(b"boss\0ann\0pw");
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+        vec![
+            (b"t8 AUTHENTICATE PLAIN\r\n".to_vec(), "+ \r\n"),
+            (
+                format!("{response}\r\n").into_bytes(),
+                "t8 NO [AUTHORIZATIONFAILED] not a master user\r\n",
+            ),
+        ],
+    );
+    let reply = imap_login(&mut s, b"t8", creds(Some(b"boss"), b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok, "the backend's refusal is a refusal");
+    assert_eq!(
+        reply.lines,
+        b"t8 NO [AUTHORIZATIONFAILED] not a master user\r\n"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_refusals_and_odd_greetings() {
+    let (mut s, _server) = script(
+        "* OK ready\r\n",
+        vec![(
+            b"a LOGIN {3}\r\n".to_vec(),
+            "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+        )],
+    );
+    let reply = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok);
+    assert_eq!(
+        reply.lines,
+        b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+
+    for greeting in [
+        "* PREAUTH logged in already\r\n",
+        "* BYE busy\r\n",
+        "HTTP/1.1 200 OK\r\n",
+    ] {
+        let (mut s, _server) = script(greeting, vec![]);
+        let err = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BackendError::Greeting(_)),
+            "{greeting:?} gave {err:?}"
+        );
+    }
+
+    // A backend that says nothing: the login times out instead of hanging.
+    let (mut s, _keep) = tokio::io::duplex(1024);
+    let err = imap_login(
+        &mut s,
+        b"a",
+        creds(None, b"ann", b"pw"),
+        None,
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, BackendError::Protocol(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn pop3_user_pass_after_xclient() {
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![
+            (b"XCLIENT ADDR=192.0.2.7\r\n".to_vec(), "+OK\r\n"),
+            (b"USER ann@example.com\r\n".to_vec(), "+OK\r\n"),
+            (b"PASS pa ss\r\n".to_vec(), "+OK Logged in.\r\n"),
+        ],
+    );
+    let reply = pop3_login(
+        &mut s,
+        creds(None, b"ann@example.com", b"pa ss"),
+        Some(CLIENT),
+        T,
+    )
+    .await
+    .unwrap();
+    assert!(reply.ok);
+    assert_eq!(reply.lines, b"+OK Logged in.\r\n");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn pop3_authzid_is_replayed_as_auth_plain() {
+    let response = b64(b"boss\0ann\0pw");
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![(
+            format!("AUTH PLAIN {response}\r\n").into_bytes(),
+            "-ERR [AUTH] Authentication failed.\r\n",
+        )],
+    );
+    let reply = pop3_login(&mut s, creds(Some(b"boss"), b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok);
+    assert_eq!(reply.lines, b"-ERR [AUTH] Authentication failed.\r\n");
+    server.await.unwrap();
+
+    // Line breaks can never reach a POP3 command line.
+    let (mut s, _server) = script("+OK ready\r\n", vec![]);
+    assert!(
+        pop3_login(&mut s, creds(None, b"ann\r\nDELE 1", b"pw"), None, T)
+            .await
+            .is_err()
+    );
+}
