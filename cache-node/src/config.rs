@@ -70,6 +70,31 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub grace_period: u64,
+
+    /// route-lookup's gRPC URL (e.g. http://route-lookup:7071): register this node there
+    /// under a lease so proxies find it, heartbeat, deregister at shutdown.
+    #[arg(long, env = "CACHE_REGISTER", value_name = "GRPC_URL")]
+    pub register: Option<String>,
+
+    /// HOST:PORT to register (default: the local address this node reaches route-lookup
+    /// from, with the --listen port: right for compose replicas).
+    #[arg(long, env = "CACHE_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+
+    /// Bearer token for route-lookup's admin gRPC (needed with --register unless
+    /// route-lookup runs with --insecure-admin).
+    #[arg(long, env = "CACHE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Registration lease in seconds; heartbeats go every third of it, and a node that
+    /// dies leaves the membership when it runs out.
+    #[arg(
+        long,
+        env = "CACHE_LEASE_TTL",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub lease_ttl: u64,
 }
 
 /// A validated configuration.
@@ -91,6 +116,8 @@ pub struct RuntimeConfig {
     pub idle_timeout: Duration,
     /// Shutdown grace period.
     pub grace_period: Duration,
+    /// Self-registration, if asked for.
+    pub register: Option<crate::register::Registration>,
 }
 
 impl Config {
@@ -134,6 +161,39 @@ impl Config {
                 self.max_get_line
             ));
         }
+        let register = match &self.register {
+            None => {
+                if self.advertise.is_some() {
+                    return Err("--advertise needs --register".into());
+                }
+                None
+            }
+            Some(url) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(format!("--register {url} is not an http:// URL"));
+                }
+                if let Some(a) = &self.advertise {
+                    let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
+                        !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
+                    });
+                    if !ok {
+                        return Err(format!("--advertise {a} is not HOST:PORT"));
+                    }
+                }
+                if !(3..=3600).contains(&self.lease_ttl) {
+                    return Err(format!(
+                        "--lease-ttl {} is outside 3..=3600",
+                        self.lease_ttl
+                    ));
+                }
+                Some(crate::register::Registration {
+                    url: url.clone(),
+                    advertise: self.advertise.clone(),
+                    token: self.admin_token.clone(),
+                    ttl: Duration::from_secs(self.lease_ttl),
+                })
+            }
+        };
         Ok(RuntimeConfig {
             listen,
             admin_listen: self.admin_listen.addr(),
@@ -150,6 +210,7 @@ impl Config {
             threads,
             idle_timeout: Duration::from_secs(self.idle_timeout),
             grace_period: Duration::from_secs(self.grace_period),
+            register,
         })
     }
 }
@@ -186,5 +247,12 @@ mod tests {
         assert!(parse(&["--max-connections", "0"]).is_err());
         assert!(parse(&["--memory-limit-mb", "lots"]).is_err());
         assert!(parse(&["--admin-listen", "off", "--listen", "127.0.0.1:0"]).is_ok());
+        assert!(parse(&["--advertise", "10.0.0.1:11211"]).is_err());
+        assert!(parse(&["--register", "route-lookup:7071"]).is_err());
+        assert!(parse(&["--register", "http://r:7071", "--advertise", "10.0.0.1"]).is_err());
+        assert!(parse(&["--register", "http://r:7071", "--advertise", "h:0"]).is_err());
+        assert!(parse(&["--register", "http://r:7071", "--lease-ttl", "1"]).is_err());
+        let r = parse(&["--register", "http://r:7071", "--advertise", "h:11211"]).unwrap();
+        assert_eq!(r.register.unwrap().advertise.as_deref(), Some("h:11211"));
     }
 }

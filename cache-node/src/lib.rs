@@ -11,11 +11,14 @@
 //!   write once; swallow refused data blocks; bounds and timeouts.
 //! - [`server`]: listeners, the expiry sweeper, admin endpoint and shutdown wiring.
 //! - [`stats`]: connection counters and the `stats` / `/metrics` renderings.
+//! - [`register`]: self-registration with route-lookup (lease, heartbeat, deregister;
+//!   emptied before a rejoin).
 
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod execute;
+pub mod register;
 pub mod server;
 pub mod stats;
 pub mod storage;

@@ -109,6 +109,15 @@ impl CacheNode {
             connections,
         } = self;
         let drain = Drain::new();
+        let registration = config.register.clone().map(|reg| {
+            let port = listener.local_addr().map_or(0, |a| a.port());
+            tokio::spawn(crate::register::run(
+                reg,
+                port,
+                node.clone(),
+                shutdown.clone(),
+            ))
+        });
         if let Some(admin) = admin {
             let source: Arc<dyn AdminSource> = Arc::new(AdminView(node.clone()));
             let sd = shutdown.clone();
@@ -161,6 +170,10 @@ impl CacheNode {
         )
         .await;
         let _ = sweeper.await;
+        // Deregistered before draining, so proxies stop sending new requests here.
+        if let Some(r) = registration {
+            let _ = r.await;
+        }
         let drained = drain.wait(config.grace_period).await;
         if drained {
             tracing::info!("all connections closed");

@@ -112,6 +112,13 @@ pub struct Config {
     )]
     pub lease_ttl: u32,
 
+    /// HOST:PORT at which proxies and nginx reach this instance's HTTP listener; it is
+    /// registered (as http://HOST:PORT/service/extension/nginx-lookup) so `zmprov garpu`
+    /// lists the live instances. Default: the --http-listen address, or this machine's
+    /// host name when that is a wildcard. `off` registers nothing.
+    #[arg(long, env = "LOOKUP_ADVERTISE", value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+
     /// Seconds to wait at start for the database to accept connections (and the schema
     /// migration to succeed) before giving up.
     #[arg(
@@ -166,6 +173,8 @@ pub struct RuntimeConfig {
     pub http_timeout: Duration,
     /// Default lease length.
     pub lease_ttl: u32,
+    /// What to register: `None` for the default, `Some(None)` for nothing.
+    pub advertise: Option<Option<String>>,
     /// Drain bound at shutdown.
     pub grace_period: Duration,
 }
@@ -215,6 +224,22 @@ impl Config {
         if self.lease_ttl == 0 {
             return Err("--lease-ttl must be at least 1".into());
         }
+        let advertise = match self.advertise.as_deref() {
+            None => None,
+            Some("off") => Some(None),
+            Some(a) => {
+                let ok = a
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+                if !ok
+                    || a.chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+                {
+                    return Err(format!("--advertise {a} is not HOST:PORT (or off)"));
+                }
+                Some(Some(a.to_string()))
+            }
+        };
         if matches!(&self.lookup_secret, Some(s) if s.is_empty()) {
             return Err("--lookup-secret is empty".into());
         }
@@ -227,6 +252,7 @@ impl Config {
         Ok(RuntimeConfig {
             database_url: self.database_url,
             http_listen: self.http_listen.addr(),
+            advertise,
             grpc_listen: self.grpc_listen.addr(),
             admin_auth,
             lookup: LookupPolicy {

@@ -13,6 +13,7 @@
 //! - [`http`]: the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
 //! - [`grpc`]: Provisioning, Directory (`Authenticate`) and Registry (leases, watch).
 //! - [`metrics`]: lookup counters and latency histogram.
+//! - [`register`]: this instance's own lookup URL in the registry (garpu lists it).
 //! - [`server`]: wiring and the shutdown contract.
 
 pub mod config;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod metrics;
 pub mod password;
 pub mod purge;
+pub mod register;
 pub mod resolve;
 pub mod server;
 pub mod store;

@@ -85,6 +85,20 @@ impl RouteLookup {
         self.grpc_addr
     }
 
+    /// The HOST:PORT this instance registers, if any: --advertise, else the HTTP
+    /// listener's address, with the host name in place of a wildcard IP.
+    pub fn advertised(&self) -> Option<String> {
+        let http = self.http_addr?;
+        match &self.config.advertise {
+            Some(explicit) => explicit.clone(),
+            None if http.ip().is_unspecified() => {
+                let host = hostname().unwrap_or_else(|| "localhost".into());
+                Some(format!("{host}:{}", http.port()))
+            }
+            None => Some(http.to_string()),
+        }
+    }
+
     /// The database handle.
     pub fn store(&self) -> &Store {
         &self.store
@@ -101,6 +115,20 @@ impl RouteLookup {
         );
         let (tx, rx) = watch::channel(None);
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(advertise) = self.advertised() {
+            // The drain guard keeps shutdown waiting for the deregistration.
+            let registration = crate::register::run(
+                self.store.clone(),
+                crate::register::lookup_url(&advertise),
+                self.config.lease_ttl,
+                shutdown.clone(),
+            );
+            let guard = drain.guard();
+            tasks.spawn(async move {
+                registration.await;
+                drop(guard);
+            });
+        }
         tasks.spawn(crate::grpc::poll_membership(
             self.store.clone(),
             tx,
@@ -148,4 +176,11 @@ impl RouteLookup {
         tasks.abort_all();
         self.store.close();
     }
+}
+
+/// This machine's host name (inside a container, the name other containers resolve).
+fn hostname() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }

@@ -102,7 +102,8 @@ pub struct Harness {
 
 impl Harness {
     /// Starts route-lookup with `extra` flags on top of ephemeral listeners, the test
-    /// token and `--auth-wait 10`.
+    /// token and `--auth-wait 10`. It registers no lookup URL of its own unless `extra`
+    /// has `--advertise`, so tests see only the registrations they make.
     pub async fn start(extra: &[&str]) -> Self {
         let db = TestDb::create().await;
         let mut args = vec![
@@ -118,6 +119,9 @@ impl Harness {
             "--grace-period",
             "1",
         ];
+        if !extra.contains(&"--advertise") {
+            args.extend_from_slice(&["--advertise", "off"]);
+        }
         args.extend_from_slice(extra);
         let config = Config::try_parse_from(args)
             .expect("flags")

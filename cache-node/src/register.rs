@@ -1,0 +1,179 @@
+//! Self-registration with route-lookup's registry (`--register`): register this node's
+//! address under a lease, heartbeat at a third of it, and deregister at shutdown so the
+//! proxies drop the node at once. When the lease is lost (a heartbeat answered NOT_FOUND,
+//! or no heartbeat got through for a whole lease) the store is emptied before the node
+//! registers again: while it was out of the membership the proxies wrote routes elsewhere,
+//! so whatever it still holds may be stale, and a node that (re)joins must start empty.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::shutdown::ShutdownWatch;
+use proto::v1::registry_client::RegistryClient;
+use proto::v1::{LeaseRequest, RegisterRequest, ServiceKind};
+use proto::BearerToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::server::Node;
+
+/// Where and how to register.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// route-lookup's gRPC URL (`http://HOST:PORT`).
+    pub url: String,
+    /// The address to register; `None` takes the local address this node reaches
+    /// route-lookup from, with the memcached listener's port.
+    pub advertise: Option<String>,
+    /// The admin bearer token.
+    pub token: Option<String>,
+    /// Lease length.
+    pub ttl: Duration,
+}
+
+type Client = RegistryClient<InterceptedService<Channel, BearerToken>>;
+
+/// The address to register: `--advertise`, or the local IP of a connection to
+/// route-lookup with the listener's port (the right answer inside a compose replica).
+async fn advertised(reg: &Registration, listen_port: u16) -> Result<String, String> {
+    if let Some(a) = &reg.advertise {
+        return Ok(a.clone());
+    }
+    let authority = reg
+        .url
+        .split_once("://")
+        .map_or(reg.url.as_str(), |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let stream = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(authority),
+    )
+    .await
+    .map_err(|_| format!("timed out connecting to {authority}"))?
+    .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+    let local = stream.local_addr().map_err(|e| e.to_string())?;
+    Ok(SocketAddr::new(local.ip(), listen_port).to_string())
+}
+
+fn client(reg: &Registration) -> Result<Client, String> {
+    let token = BearerToken::new(reg.token.as_deref())
+        .ok_or("the admin token cannot be sent as a header")?;
+    let channel = Endpoint::from_shared(reg.url.clone())
+        .map_err(|e| format!("bad --register URL: {e}"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .connect_lazy();
+    Ok(RegistryClient::with_interceptor(channel, token))
+}
+
+/// Keeps this node registered until `shutdown`, then deregisters.
+pub async fn run(reg: Registration, listen_port: u16, node: Arc<Node>, shutdown: ShutdownWatch) {
+    let mut client = match client(&reg) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register");
+            return;
+        }
+    };
+    let ttl_seconds = u32::try_from(reg.ttl.as_secs()).unwrap_or(u32::MAX).max(1);
+    let mut lease: Option<(String, Instant)> = None;
+    let mut joined_before = false;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let wait = match &mut lease {
+            None => {
+                match join(
+                    &reg,
+                    &mut client,
+                    listen_port,
+                    ttl_seconds,
+                    &node,
+                    joined_before,
+                )
+                .await
+                {
+                    Ok(id) => {
+                        joined_before = true;
+                        backoff = Duration::from_millis(250);
+                        lease = Some((id, Instant::now()));
+                        reg.ttl / 3
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "registration failed");
+                        let w = backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        w
+                    }
+                }
+            }
+            Some((id, last_ok)) => {
+                let beat = client
+                    .heartbeat(LeaseRequest {
+                        lease_id: id.clone(),
+                    })
+                    .await;
+                match beat {
+                    Ok(_) => {
+                        *last_ok = Instant::now();
+                        reg.ttl / 3
+                    }
+                    Err(s) if s.code() == tonic::Code::NotFound => {
+                        tracing::warn!("lease expired; emptying the store and registering again");
+                        lease = None;
+                        Duration::ZERO
+                    }
+                    Err(s) => {
+                        if last_ok.elapsed() >= reg.ttl {
+                            tracing::warn!(error = %s.message(), "no heartbeat for a whole lease; the node counts as gone");
+                            lease = None;
+                        } else {
+                            tracing::warn!(error = %s.message(), "heartbeat failed; retrying");
+                        }
+                        Duration::from_secs(1).min(reg.ttl / 3)
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.triggered() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    if let Some((id, _)) = lease {
+        match client.deregister(LeaseRequest { lease_id: id }).await {
+            Ok(_) => tracing::info!("deregistered"),
+            Err(s) => {
+                tracing::warn!(error = %s.message(), "deregistration failed; the lease will expire")
+            }
+        }
+    }
+}
+
+async fn join(
+    reg: &Registration,
+    client: &mut Client,
+    listen_port: u16,
+    ttl_seconds: u32,
+    node: &Node,
+    joined_before: bool,
+) -> Result<String, String> {
+    let address = advertised(reg, listen_port).await?;
+    if joined_before {
+        node.store.flush_all(node.server.clock.now(), 0);
+        tracing::info!("store emptied before rejoining");
+    }
+    let lease = client
+        .register(RegisterRequest {
+            kind: ServiceKind::CacheNode.into(),
+            address: address.clone(),
+            ttl_seconds,
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    tracing::info!(%address, ttl = lease.ttl_seconds, "registered");
+    Ok(lease.lease_id)
+}
