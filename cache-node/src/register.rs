@@ -1,9 +1,15 @@
 //! Self-registration with route-lookup's registry (`--register`): register this node's
 //! address under a lease, heartbeat at a third of it, and deregister at shutdown so the
-//! proxies drop the node at once. When the lease is lost (a heartbeat answered NOT_FOUND,
-//! or no heartbeat got through for a whole lease) the store is emptied before the node
-//! registers again: while it was out of the membership the proxies wrote routes elsewhere,
-//! so whatever it still holds may be stale, and a node that (re)joins must start empty.
+//! proxies drop the node at once. When the lease is lost (a heartbeat answered NOT_FOUND)
+//! the store is emptied before the node registers again: while it was out of the
+//! membership the proxies wrote routes elsewhere and purges skipped it, so whatever it
+//! still holds may be stale, and a node that (re)joins must start empty.
+//!
+//! A heartbeat that merely fails (route-lookup or its database unreachable) changes
+//! nothing: the proxies cannot learn of a membership change either, so they keep using
+//! this node and its routes stay right, which is what lets cached users log in while
+//! route-lookup is down. If the lease ran out meanwhile, the first heartbeat after the
+//! outage gets NOT_FOUND and the node starts over empty.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -126,12 +132,11 @@ pub async fn run(reg: Registration, listen_port: u16, node: Arc<Node>, shutdown:
                         Duration::ZERO
                     }
                     Err(s) => {
-                        if last_ok.elapsed() >= reg.ttl {
-                            tracing::warn!(error = %s.message(), "no heartbeat for a whole lease; the node counts as gone");
-                            lease = None;
-                        } else {
-                            tracing::warn!(error = %s.message(), "heartbeat failed; retrying");
-                        }
+                        tracing::warn!(
+                            error = %s.message(),
+                            since_last_ok = ?last_ok.elapsed(),
+                            "heartbeat failed; retrying"
+                        );
                         Duration::from_secs(1).min(reg.ttl / 3)
                     }
                 }
