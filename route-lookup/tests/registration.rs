@@ -145,7 +145,11 @@ async fn cache_node_joins_heartbeats_leaves_and_rejoins_empty() {
 
     // Heartbeats keep it there well past its 3 s lease.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(gamcs(&url).await, vec![me.clone()], "heartbeats keep the lease");
+    assert_eq!(
+        gamcs(&url).await,
+        vec![me.clone()],
+        "heartbeats keep the lease"
+    );
 
     // The lease is lost behind its back (as when route-lookup or the network was away for
     // longer than the lease): at its next heartbeat it empties its store, then rejoins.
