@@ -24,6 +24,25 @@ pub async fn bind(name: &'static str, addr: SocketAddr) -> io::Result<TcpListene
     Ok(listener)
 }
 
+/// Binds `addr` with SO_REUSEPORT, so several processes can listen on it and the kernel
+/// spreads new connections over them.
+pub fn bind_shared(name: &'static str, addr: SocketAddr) -> io::Result<TcpListener> {
+    let wrap =
+        |e: io::Error| io::Error::new(e.kind(), format!("cannot listen on {addr} ({name}): {e}"));
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(wrap)?;
+    socket.set_reuseaddr(true).map_err(wrap)?;
+    socket.set_reuseport(true).map_err(wrap)?;
+    socket.bind(addr).map_err(wrap)?;
+    let listener = socket.listen(1024).map_err(wrap)?;
+    tracing::info!(listener = name, addr = %listener.local_addr()?, "listening (shared)");
+    Ok(listener)
+}
+
 /// Connection counters of one listener, readable while it runs.
 #[derive(Debug, Default)]
 pub struct ListenerStats {

@@ -45,7 +45,9 @@ pub enum ForwardArg {
 /// Finds each user's mailbox server through the memcached route cache and route-lookup
 /// (nginx's auth_http protocol), replays the login there and relays the session.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "proxy", version, about, long_about = None)]
+// A repeated flag takes its last value: worker processes are started with the parent's
+// arguments plus the concrete listen addresses.
+#[command(name = "proxy", version, about, long_about = None, args_override_self = true)]
 pub struct Config {
     /// IMAP listener (STARTTLS as --starttls says), or `off`.
     #[arg(long, env = "PROXY_IMAP_LISTEN", default_value = "0.0.0.0:143")]
@@ -156,6 +158,13 @@ pub struct Config {
     /// The name in greetings.
     #[arg(long, env = "PROXY_NAME", default_value = "zproxy")]
     pub name: String,
+    /// Worker processes sharing the listeners (SO_REUSEPORT), as nginx's workers do: each
+    /// has its own open-files limit (a relayed session holds two sockets) and its own
+    /// caches and connections. The first process is worker 0 and supervises the others
+    /// (restarting one that dies; SIGTERM drains them all). Worker i serves /metrics on the
+    /// admin port + i.
+    #[arg(long, env = "PROXY_WORKERS", default_value_t = 1)]
+    pub workers: usize,
 }
 
 /// Checked settings.
@@ -180,6 +189,9 @@ pub struct Checked {
 impl Config {
     /// Checks what clap cannot.
     pub fn validate(&self) -> Result<Checked, String> {
+        if !(1..=64).contains(&self.workers) {
+            return Err(format!("--workers {} is outside 1..=64", self.workers));
+        }
         let urls = self
             .lookup_urls
             .iter()
@@ -238,5 +250,48 @@ impl Config {
             preauth: Duration::from_secs(self.preauth_timeout.max(1)),
             idle: Duration::from_secs(self.idle_timeout.max(1)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let mut argv = vec![
+            "proxy",
+            "--lookup-url",
+            "http://127.0.0.1:7072/service/extension/nginx-lookup",
+            "--starttls",
+            "off",
+            "--imaps-listen",
+            "off",
+            "--pop3s-listen",
+            "off",
+        ];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workers_are_bounded() {
+        assert!(parse(&[]).unwrap().validate().is_ok());
+        assert_eq!(parse(&[]).unwrap().workers, 1);
+        assert!(parse(&["--workers", "0"]).unwrap().validate().is_err());
+        assert!(parse(&["--workers", "65"]).unwrap().validate().is_err());
+        assert!(parse(&["--workers", "4"]).unwrap().validate().is_ok());
+    }
+
+    #[test]
+    fn a_repeated_flag_takes_its_last_value() {
+        // Worker processes get the parent's arguments plus the concrete addresses.
+        let c = parse(&[
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--imap-listen",
+            "127.0.0.1:1143",
+        ])
+        .unwrap();
+        assert_eq!(c.imap_listen.addr().unwrap().port(), 1143);
     }
 }

@@ -18,6 +18,7 @@
 //! - [`relay`]: copying bytes both ways with an idle timeout.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
+//! - [`workers`]: several worker processes sharing the listeners (`--workers`).
 
 pub mod backend;
 pub mod cache;
@@ -30,3 +31,4 @@ pub mod server;
 pub mod session;
 pub mod throttle;
 pub mod upstream;
+pub mod workers;

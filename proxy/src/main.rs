@@ -96,6 +96,8 @@ async fn main() {
             .clone()
             .map(tokio_rustls::TlsConnector::from),
     });
+    let worker = proxy::workers::index();
+    let shared = config.workers > 1 || worker > 0;
     let mut listeners = Vec::new();
     for (kind, addr) in [
         (Kind::Imap, config.imap_listen),
@@ -104,7 +106,12 @@ async fn main() {
         (Kind::Pop3s, config.pop3s_listen),
     ] {
         let Some(addr) = addr.addr() else { continue };
-        match common::listener::bind(kind_name(kind), addr).await {
+        let bound = if shared {
+            common::listener::bind_shared(kind_name(kind), addr)
+        } else {
+            common::listener::bind(kind_name(kind), addr).await
+        };
+        match bound {
             Ok(l) => listeners.push((kind, l)),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
@@ -132,18 +139,60 @@ async fn main() {
             watch.clone(),
         ));
     }
+    let supervisor = if config.workers > 1 && worker == 0 {
+        let plan = proxy::workers::Plan {
+            workers: config.workers,
+            listen_flags: listeners
+                .iter()
+                .filter_map(|(k, l)| Some((listen_flag(*k), l.local_addr().ok()?)))
+                .collect(),
+            admin: admin.as_ref().and_then(|l| l.local_addr().ok()),
+        };
+        match proxy::workers::Supervisor::start(plan) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the worker processes");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    let grace = Duration::from_secs(config.grace_period);
     let task = tokio::spawn(server::run(
         env,
         listeners,
         admin,
         config.max_connections,
-        Duration::from_secs(config.grace_period),
+        grace,
         watch,
     ));
-    let name = signals.recv().await;
-    tracing::info!(signal = name, "shutting down");
+    let why = if worker > 0 {
+        tokio::select! {
+            name = signals.recv() => name,
+            _ = proxy::workers::parent_gone() => "worker 0 closed our input",
+        }
+    } else {
+        signals.recv().await
+    };
+    tracing::info!(signal = why, worker, "shutting down");
     shutdown.trigger();
+    // The other workers drain alongside this one.
+    let workers = supervisor
+        .map(|s| tokio::task::spawn_blocking(move || s.shutdown(grace + Duration::from_secs(5))));
     let _ = task.await;
+    if let Some(w) = workers {
+        let _ = w.await;
+    }
+}
+
+fn listen_flag(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Imap => "--imap-listen",
+        Kind::Imaps => "--imaps-listen",
+        Kind::Pop3 => "--pop3-listen",
+        Kind::Pop3s => "--pop3s-listen",
+    }
 }
 
 fn kind_name(kind: Kind) -> &'static str {

@@ -1,0 +1,207 @@
+//! Worker processes (`--workers N`): the first process binds the listeners with
+//! SO_REUSEPORT, serves as worker 0 and starts N-1 copies of itself that bind the same
+//! addresses, so the kernel spreads connections over them, as nginx's workers share its
+//! listeners. Each worker is a whole proxy with its own open-files limit, caches and
+//! connections; that is the point (two sockets per relayed session run into a per-process
+//! file limit long before the cores are busy).
+//!
+//! Lifecycle: a worker's standard input is a pipe from worker 0. Worker 0 restarts a
+//! worker that dies; when worker 0 shuts down it closes the pipes, each worker takes the
+//! end of its input as its SIGTERM and drains, and worker 0 waits for them (grace period,
+//! then SIGKILL). A worker whose parent dies sees the same end of input and stops too.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The environment variable that marks a worker process (its index, from 1).
+pub const WORKER_ENV: &str = "PROXY_WORKER";
+
+/// This process's worker index: 0 for the first process.
+pub fn index() -> usize {
+    std::env::var(WORKER_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// In a worker: resolves when worker 0 closes our input (or dies).
+pub fn parent_gone() -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 64];
+        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// What worker 0 starts the others with.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// How many workers in all (worker 0 included).
+    pub workers: usize,
+    /// The concrete listener addresses, as `--imap-listen ADDR` style flag pairs.
+    pub listen_flags: Vec<(&'static str, SocketAddr)>,
+    /// Worker 0's admin address: worker i uses its port + i (port 0 stays 0).
+    pub admin: Option<SocketAddr>,
+}
+
+struct Slot {
+    index: usize,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    restart_at: Option<Instant>,
+}
+
+/// Worker 0's handle on the others.
+pub struct Supervisor {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Slot>>>,
+}
+
+impl Supervisor {
+    /// Starts workers 1..N and a thread that restarts any that exits.
+    pub fn start(plan: Plan) -> std::io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let base: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let args = move |i: usize| -> Vec<OsString> {
+            let mut a = base.clone();
+            for (flag, addr) in &plan.listen_flags {
+                a.push((*flag).into());
+                a.push(addr.to_string().into());
+            }
+            a.push("--admin-listen".into());
+            a.push(match plan.admin {
+                None => "off".into(),
+                Some(adm) if adm.port() == 0 => adm.to_string().into(),
+                Some(adm) => {
+                    let port = usize::from(adm.port()) + i;
+                    SocketAddr::new(adm.ip(), u16::try_from(port).unwrap_or(0))
+                        .to_string()
+                        .into()
+                }
+            });
+            a.push("--workers".into());
+            a.push("1".into());
+            a
+        };
+        let spawn = move |i: usize| -> std::io::Result<(Child, ChildStdin)> {
+            let mut child = Command::new(&exe)
+                .args(args(i))
+                .env(WORKER_ENV, i.to_string())
+                .stdin(Stdio::piped())
+                .spawn()?;
+            let stdin = child
+                .stdin
+                .take()
+                .ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
+            tracing::info!(worker = i, pid = child.id(), "worker started");
+            Ok((child, stdin))
+        };
+        let mut slots = Vec::new();
+        for i in 1..plan.workers {
+            let (child, stdin) = spawn(i)?;
+            slots.push(Slot {
+                index: i,
+                child: Some(child),
+                stdin: Some(stdin),
+                restart_at: None,
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || supervise(slots, &flag, spawn));
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Closes every worker's input (their signal to drain) and waits for them to exit,
+    /// killing any still running after `grace`.
+    pub fn shutdown(mut self, grace: Duration) {
+        self.stop.store(true, Ordering::SeqCst);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let Ok(mut slots) = thread.join() else {
+            return;
+        };
+        let deadline = Instant::now() + grace;
+        loop {
+            let mut running = 0;
+            for slot in &mut slots {
+                if let Some(child) = &mut slot.child {
+                    match child.try_wait() {
+                        Ok(Some(status)) => {
+                            tracing::info!(worker = slot.index, %status, "worker exited");
+                            slot.child = None;
+                        }
+                        Ok(None) => running += 1,
+                        Err(_) => slot.child = None,
+                    }
+                }
+            }
+            if running == 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                for slot in &mut slots {
+                    if let Some(child) = &mut slot.child {
+                        tracing::warn!(
+                            worker = slot.index,
+                            "worker still running after the grace period; killing it"
+                        );
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn supervise<F>(mut slots: Vec<Slot>, stop: &AtomicBool, spawn: F) -> Vec<Slot>
+where
+    F: Fn(usize) -> std::io::Result<(Child, ChildStdin)>,
+{
+    while !stop.load(Ordering::SeqCst) {
+        for slot in &mut slots {
+            if let Some(child) = &mut slot.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    tracing::error!(worker = slot.index, %status, "worker exited; restarting it");
+                    slot.child = None;
+                    slot.stdin = None;
+                    slot.restart_at = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
+            if slot.child.is_none() && slot.restart_at.is_some_and(|t| Instant::now() >= t) {
+                match spawn(slot.index) {
+                    Ok((child, stdin)) => {
+                        slot.child = Some(child);
+                        slot.stdin = Some(stdin);
+                        slot.restart_at = None;
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = slot.index, error = %e, "cannot restart worker");
+                        slot.restart_at = Some(Instant::now() + Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Closing the pipes tells every worker to drain.
+    for slot in &mut slots {
+        slot.stdin = None;
+    }
+    slots
+}

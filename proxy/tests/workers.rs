@@ -1,0 +1,260 @@
+//! `--workers`: the real proxy binary with three worker processes sharing its listeners
+//! (SO_REUSEPORT), in front of route-lookup (PostgreSQL) and an in-process mailbox-stub.
+//! Logins are spread over the workers (each counts its own in its /metrics, on the admin
+//! port + its index); a worker that dies is restarted and logins never stop; SIGTERM to
+//! the first process stops them all.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mailbox_stub::server::{Kind as StubKind, MailboxStub};
+use proto::v1::attr_change::Op;
+use proto::v1::provisioning_client::ProvisioningClient;
+use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest};
+use route_lookup::testing::{Harness, TOKEN};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn attr(n: &str, v: &str) -> AttrChange {
+    AttrChange {
+        name: n.into(),
+        value: v.into(),
+        op: Op::Replace.into(),
+    }
+}
+
+async fn seed(h: &Harness, imap_port: u16) {
+    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut p = ProvisioningClient::with_interceptor(
+        channel,
+        proto::BearerToken::new(Some(TOKEN)).unwrap(),
+    );
+    p.create_domain(CreateRequest {
+        name: "example.com".into(),
+        attrs: vec![],
+    })
+    .await
+    .unwrap();
+    p.create_server(CreateRequest {
+        name: "mbx1.example.com".into(),
+        attrs: vec![
+            attr("serviceAddress", "127.0.0.1"),
+            attr("zimbraImapBindPort", &imap_port.to_string()),
+        ],
+    })
+    .await
+    .unwrap();
+    p.create_account(CreateAccountRequest {
+        name: "ann@example.com".into(),
+        password: "x".into(),
+        attrs: vec![attr("zimbraMailHost", "mbx1.example.com")],
+    })
+    .await
+    .unwrap();
+}
+
+/// One whole session: greeting, LOGIN, LOGOUT. Returns the LOGIN answer.
+async fn login(port: u16) -> Result<String, String> {
+    let s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut s = BufReader::new(s);
+    let mut line = String::new();
+    s.read_line(&mut line).await.map_err(|e| e.to_string())?;
+    s.get_mut()
+        .write_all(b"a LOGIN ann@example.com \"pa ss\"\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        line.clear();
+        if s.read_line(&mut line).await.map_err(|e| e.to_string())? == 0 {
+            return Err("closed".into());
+        }
+        if line.starts_with("a ") {
+            break;
+        }
+    }
+    let answer = line.clone();
+    s.get_mut().write_all(b"z LOGOUT\r\n").await.ok();
+    Ok(answer)
+}
+
+async fn logins_ok(admin: u16) -> Option<u64> {
+    let mut s = TcpStream::connect(("127.0.0.1", admin)).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
+    let mut body = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut body)
+        .await
+        .ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("proxy_logins_total{outcome=\"ok\"} "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The live child processes of `pid` (of any of its threads: a restarted worker is the
+/// child of the thread that restarted it). Zombies (exited, not yet reaped) do not count.
+fn children(pid: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return all;
+    };
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        all.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    all.retain(|&c| alive(c));
+    all.sort_unstable();
+    all
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for c in children(self.0.id()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &c.to_string()])
+                .status();
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_share_listeners_restart_and_stop_together() {
+    let h = Harness::start(&["--auth-wait", "0"]).await;
+    let stub = MailboxStub::builder("mbx1.example.com")
+        .user("ann@example.com", "pa ss")
+        .spawn()
+        .await
+        .unwrap();
+    seed(&h, stub.addr(StubKind::Imap).port()).await;
+    let imap = free_port();
+    let admin = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_proxy"))
+        .args(["--imap-listen", &format!("127.0.0.1:{imap}")])
+        .args([
+            "--imaps-listen",
+            "off",
+            "--pop3-listen",
+            "off",
+            "--pop3s-listen",
+            "off",
+        ])
+        .args(["--starttls", "off", "--workers", "3", "--grace-period", "5"])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args([
+            "--lookup-url",
+            &format!("http://{}/service/extension/nginx-lookup", h.http),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let master = child.id();
+    let mut proxy = Guard(child);
+
+    // Three processes: the first and two workers it started, each with its admin port.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut up = 0;
+        for i in 0..3 {
+            if logins_ok(admin + i).await.is_some() {
+                up += 1;
+            }
+        }
+        if up == 3 && children(master).len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "three workers did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Logins spread over the workers.
+    for _ in 0..40 {
+        let answer = login(imap).await.unwrap();
+        assert!(answer.starts_with("a OK"), "{answer}");
+    }
+    let mut per_worker = Vec::new();
+    for i in 0..3 {
+        per_worker.push(logins_ok(admin + i).await.unwrap());
+    }
+    assert_eq!(per_worker.iter().sum::<u64>(), 40, "{per_worker:?}");
+    assert!(
+        per_worker.iter().filter(|&&n| n > 0).count() >= 2,
+        "the kernel should spread 40 connections over the workers: {per_worker:?}"
+    );
+
+    // A worker killed outright is restarted, and logins go on meanwhile.
+    let victim = children(master)[0];
+    Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut during = 0;
+    loop {
+        let answer = login(imap).await.unwrap();
+        assert!(answer.starts_with("a OK"), "{answer}");
+        during += 1;
+        let now = children(master);
+        if now.len() == 2 && !now.contains(&victim) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dead worker was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(during > 0);
+
+    // SIGTERM to the first process stops every worker.
+    let workers = children(master);
+    Command::new("kill")
+        .args(["-TERM", &master.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = proxy.0.wait();
+        (status, proxy)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.unwrap().success(), "the first process exits 0");
+    for w in workers {
+        assert!(
+            !alive(w),
+            "worker {w} still running after the first process exited"
+        );
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", imap)).await.is_err(),
+        "nobody listens any more"
+    );
+    stub.stop().await;
+    h.stop().await;
+}
