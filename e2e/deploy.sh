@@ -57,12 +57,7 @@ echo "--- the local stack with those binaries, and the README's login"
 work=$(mktemp -d)
 chmod 755 "$work"
 export ZPROXY_STACK_DIR=$work/stack STACK_PROFILE=release STACK_NO_BUILD=1
-port STACK_IMAP_PORT
-port STACK_IMAPS_PORT
-port STACK_POP3_PORT
-port STACK_POP3S_PORT
-port STACK_ADMIN_PORT
-export STACK_IMAP_PORT STACK_IMAPS_PORT STACK_POP3_PORT STACK_POP3S_PORT STACK_ADMIN_PORT
+stack_ports
 cleanup() {
   e2e_cleanup
   scripts/stack down >/dev/null 2>&1 || true

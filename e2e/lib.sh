@@ -128,6 +128,16 @@ need_commands() {
   done
 }
 
+# stack_ports: exports free ports for the local stack's proxy (scripts/stack reads
+# STACK_IMAP_PORT and the others), so a test stack never needs the fixed defaults.
+stack_ports() {
+  local v
+  for v in STACK_IMAP_PORT STACK_IMAPS_PORT STACK_POP3_PORT STACK_POP3S_PORT STACK_ADMIN_PORT; do
+    port "$v"
+    export "${v?}"
+  done
+}
+
 # ---- a scratch directory, a database, a certificate, route-lookup ------------------------
 
 # scratch_dir PREFIX: sets tmp to a new directory /tmp/PREFIX.XXXXXX, removed at exit

@@ -652,10 +652,14 @@ if [[ -x $proxy_bin ]]; then
   port px_imaps
   port px_pop3
   port px_pop3s
+  port px_admin
+  port px_cache
+  spawn "$(dirname "$proxy_bin")/cache-node" --listen "127.0.0.1:$px_cache" --admin-listen off 2>"$tmp/cache-node.log"
+  wait_up "cache-node" "${E2E_PIDS[-1]}" 127.0.0.1 "$px_cache"
   NO_COLOR=1 RUST_LOG=info spawn "$proxy_bin" --imap-listen "127.0.0.1:$px_imap" --imaps-listen "127.0.0.1:$px_imaps" \
     --pop3-listen "127.0.0.1:$px_pop3" --pop3s-listen "127.0.0.1:$px_pop3s" \
     --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" --lookup-url "$auth_url" --lookup-secret "$lookup_secret" \
-    --admin-listen off >"$tmp/proxy.log" 2>&1
+    --memcached "127.0.0.1:$px_cache" --admin-listen "127.0.0.1:$px_admin" >"$tmp/proxy.log" 2>&1
   wait_up "our proxy" "${E2E_PIDS[-1]}" 127.0.0.1 "$px_pop3s"
   expect_ok "zproxy IMAP STARTTLS: alice's message from Dovecot" "^Subject: $alice_subject" \
     c --ssl-reqd "${alice[@]}" "imap://127.0.0.1:$px_imap/INBOX;UID=1"
@@ -673,6 +677,58 @@ if [[ -x $proxy_bin ]]; then
     c --ssl-reqd -u "alice@example.com:wrong-$alice_pw" "imap://127.0.0.1:$px_imap/"
   expect_fail "zproxy IMAP: LOGIN before STARTTLS is refused (starttls only)" "denied|failed|STARTTLS|PRIVACY" \
     c -u "alice@example.com:$alice_pw" "imap://127.0.0.1:$px_imap/"
+  # Every LOGIN string form and AUTHENTICATE PLAIN, raw over IMAPS, each reading alice's
+  # message from Dovecot; then her route read back from the cache node, and a login served
+  # from it (the proxy's cache counter grows).
+  cat >"$tmp/forms.py" <<'PY'
+import socket, ssl, sys, base64
+port, user, pw, want = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3].encode(), sys.argv[4].encode()
+def q(b): return b'"' + b.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+forms = {
+    "quoted": [b"a LOGIN " + q(user) + b" " + q(pw) + b"\r\n"],
+    "synchronizing literals": [b"a LOGIN {%d}\r\n" % len(user), user + b" {%d}\r\n" % len(pw), pw + b"\r\n"],
+    "LITERAL+": [b"a LOGIN {%d+}\r\n" % len(user) + user + b" {%d+}\r\n" % len(pw) + pw + b"\r\n"],
+    "AUTHENTICATE PLAIN with SASL-IR": [b"a AUTHENTICATE PLAIN " + base64.b64encode(b"\0" + user + b"\0" + pw) + b"\r\n"],
+}
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+bad = 0
+for name, writes in forms.items():
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="localhost")
+    f = s.makefile("rb")
+    f.readline()
+    for i, w in enumerate(writes):
+        s.sendall(w)
+        if i < len(writes) - 1:
+            cont = f.readline()
+            assert cont.startswith(b"+"), cont
+    while True:
+        line = f.readline()
+        if line.startswith(b"a ") or not line:
+            break
+    s.sendall(b"b SELECT INBOX\r\nc FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\r\nd LOGOUT\r\n")
+    rest = f.read()
+    ok = line.startswith(b"a OK") and want in rest
+    bad += not ok
+    print(("ok " if ok else "FAILED ") + name + ": " + line.decode().strip())
+sys.exit(bad)
+PY
+  expect_ok "zproxy IMAPS to Dovecot: LOGIN quoted, with synchronizing literals, with LITERAL+, and AUTHENTICATE PLAIN all read alice's message" \
+    "^ok AUTHENTICATE" "$py" "$tmp/forms.py" "$px_imaps" alice@example.com "$alice_pw" "Subject: $alice_subject"
+  cached=$(printf 'get route:proto=imap;user=alice@example.com\r\nquit\r\n' | timeout 5 "$py" -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(sys.stdin.buffer.read()); print(s.makefile("rb").read().decode())' "$px_cache")
+  if grep -q "^127.0.0.1:$dv_imap" <<<"$cached"; then
+    ok "zproxy cached alice's route to Dovecot (127.0.0.1:$dv_imap) on the cache node"
+  else
+    not_ok "zproxy cached alice's route to Dovecot (127.0.0.1:$dv_imap) on the cache node" "$cached"
+  fi
+  px_cache_hits() { curl -s --max-time 5 "http://127.0.0.1:$px_admin/metrics" | awk '$1 == "proxy_routes_total{source=\"cache\"}" { print $2 }'; }
+  before=$(px_cache_hits)
+  c --ssl-reqd "${alice[@]}" "imap://127.0.0.1:$px_imap/INBOX;UID=1" >/dev/null || true
+  after=$(px_cache_hits)
+  if [[ -n $before && -n $after ]] && ((after == before + 1)); then
+    ok "zproxy: alice's next login to Dovecot came from the cache (routes from cache $before -> $after)"
+  else
+    not_ok "zproxy: alice's next login to Dovecot came from the cache" "routes from cache: $before -> $after"
+  fi
 else
   not_ok "our proxy's binary is at $proxy_bin (cargo build -p proxy)"
 fi

@@ -12,12 +12,7 @@ started=$SECONDS
 work=$(mktemp -d)
 chmod 755 "$work" # the private PostgreSQL runs as postgres and must reach its directory
 export ZPROXY_STACK_DIR=$work/stack STACK_PG=private STACK_PROFILE=${STACK_PROFILE:-debug}
-port STACK_IMAP_PORT
-port STACK_IMAPS_PORT
-port STACK_POP3_PORT
-port STACK_POP3S_PORT
-port STACK_ADMIN_PORT
-export STACK_IMAP_PORT STACK_IMAPS_PORT STACK_POP3_PORT STACK_POP3S_PORT STACK_ADMIN_PORT
+stack_ports
 cleanup() {
   local rc=$?
   if ((rc != 0)) && [[ -d $ZPROXY_STACK_DIR ]]; then

@@ -165,6 +165,10 @@ pub struct Config {
     /// admin port + i.
     #[arg(long, env = "PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Threads per worker process (default: the CPUs divided among the workers; 1 runs a
+    /// single-threaded event loop).
+    #[arg(long, env = "PROXY_THREADS")]
+    pub threads: Option<usize>,
 }
 
 /// Checked settings.
@@ -191,6 +195,9 @@ impl Config {
     pub fn validate(&self) -> Result<Checked, String> {
         if !(1..=64).contains(&self.workers) {
             return Err(format!("--workers {} is outside 1..=64", self.workers));
+        }
+        if matches!(self.threads, Some(t) if !(1..=1024).contains(&t)) {
+            return Err("--threads must be in 1..=1024".into());
         }
         let urls = self
             .lookup_urls

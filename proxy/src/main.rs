@@ -12,13 +12,36 @@ use proxy::server::{self, Kind};
 use proxy::session::{Env, Stats};
 use proxy::throttle::{Count, Limits, Throttle};
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let config: Config = common::exit::parse_or_exit("proxy");
     let checked = config
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("proxy", reason));
     common::telemetry::init("info");
+    // Each worker process gets its share of the CPUs; one thread means a single-threaded
+    // runtime (no work stealing), nginx's model with --workers N --threads 1.
+    let threads = config.threads.unwrap_or_else(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cpus / config.workers).max(1)
+    });
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = runtime.unwrap_or_else(|e| {
+        eprintln!("proxy: cannot start the runtime: {e}");
+        std::process::exit(1)
+    });
+    runtime.block_on(serve(config, checked));
+}
+
+async fn serve(config: Config, checked: proxy::config::Checked) {
     let signals = Signals::install();
     let retry = Duration::from_secs(config.retry_interval);
     let cache = (!config.memcached.is_empty()).then(|| {
