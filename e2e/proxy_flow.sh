@@ -566,6 +566,23 @@ if sed 's/\x1b\[[0-9;]*m//g' "$tmp/proxy.log" | grep -E 'panicked| ERROR ' >"$tm
 else
   ok "the proxy logged no panic or error"
 fi
+plain_log=$(strip_ansi "$tmp/proxy.log")
+if grep -Eq 'session\{tls=true user=[a-z]+@example\.com backend=127\.0\.0\.1:[0-9]+\}' <<<"$plain_log"; then
+  ok "each session's log lines carry its span: listener, client, id, TLS, user, backend"
+else
+  not_ok "each session's log lines carry its span: listener, client, id, TLS, user, backend" "$(grep -m3 relaying <<<"$plain_log")"
+fi
+leaked=""
+for u in "${!pw[@]}"; do
+  for log in "$tmp"/*.log; do
+    if grep -qF -- "${pw[$u]}" "$log"; then leaked+=" $u's in $(basename "$log");"; fi
+  done
+done
+if [[ -z $leaked ]]; then
+  ok "no password appears in any log (proxy, route-lookup, cache nodes, mailboxes)"
+else
+  not_ok "no password appears in any log" "found:$leaked"
+fi
 positive() { [[ "$1" =~ ^[0-9]+$ && "$1" -gt 0 ]]; }
 for l in imap imaps pop3 pop3s; do
   n=$(px "proxy_connections_total{listener=\"$l\",result=\"accepted\"}")

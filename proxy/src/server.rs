@@ -214,7 +214,21 @@ pub async fn run(
     tasks.abort_all();
 }
 
-async fn connection(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: SocketAddr) {
+/// One client connection, in a `session` span (inside the listener's span, which names
+/// the listener, the client and the connection id) that gains the TLS state, the user and
+/// the backend as they become known, so every later log line of the session carries them.
+async fn connection(env: Arc<Env>, kind: Kind, stream: TcpStream, client: SocketAddr) {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "session",
+        tls = tracing::field::Empty,
+        user = tracing::field::Empty,
+        backend = tracing::field::Empty,
+    );
+    session(env, kind, stream, client).instrument(span).await;
+}
+
+async fn session(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: SocketAddr) {
     let Ok(local) = stream.local_addr() else {
         return;
     };
@@ -282,6 +296,7 @@ async fn tls_path(
         acceptor.accept(stream),
     )
     .await?;
+    tracing::Span::current().record("tls", true);
     let outcome = session.run(&mut tls, greet).await?;
     drop(session);
     if let Outcome::Relay(job) = outcome {
@@ -322,7 +337,14 @@ enum Client {
 
 /// Relays a logged-in session: plain to plain without idle buffers, else the generic way.
 async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route)) {
-    tracing::info!(backend = %route.backend, user = %route.user, cached = route.cached, "relaying");
+    // Each field is recorded once (the log formatter appends every recording).
+    let span = tracing::Span::current();
+    if matches!(client, Client::Plain(_)) {
+        span.record("tls", false);
+    }
+    span.record("user", tracing::field::display(&route.user));
+    span.record("backend", tracing::field::display(route.backend));
+    tracing::info!(cached = route.cached, "relaying");
     // An idle relayed session keeps no more than it must: not even the route's cache keys.
     drop(route);
     env.stats.relaying.fetch_add(1, Ordering::Relaxed);
