@@ -9,8 +9,9 @@
 # ---- build ------------------------------------------------------------------------------
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-# The image's toolchain, not rust-toolchain.toml's channel (which would download another).
-ENV RUSTUP_TOOLCHAIN=stable CARGO_TERM_COLOR=never
+# The image's own toolchain builds it: rust-toolchain.toml (which asks rustup for the
+# "stable" channel by name) stays out of the build context (.dockerignore).
+ENV CARGO_TERM_COLOR=never
 
 # Dependencies first, from the manifests and the lock file alone, with empty crates in
 # place of ours: this layer is rebuilt only when a manifest or Cargo.lock changes.
