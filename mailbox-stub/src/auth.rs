@@ -69,22 +69,9 @@ impl Authenticator for StaticUsers {
     }
 }
 
-/// Adds `authorization: Bearer T` to every call when a token is configured.
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            r.metadata_mut().insert(proto::AUTHORIZATION, v.clone());
-        }
-        Ok(r)
-    }
-}
-
 /// route-lookup's Directory service with a positive cache.
 pub struct DirectoryAuth {
-    client: DirectoryClient<InterceptedService<Channel, Bearer>>,
+    client: DirectoryClient<InterceptedService<Channel, proto::BearerToken>>,
     ttl: Duration,
     /// (user, keyed hash of the password) → answer and when it was cached. The password
     /// itself is never kept.
@@ -109,16 +96,10 @@ impl DirectoryAuth {
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
             .connect_lazy();
-        let header = match token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse::<tonic::metadata::MetadataValue<_>>()
-                    .map_err(|_| "the admin token must be printable ASCII".to_string())?,
-            ),
-            None => None,
-        };
+        let token = proto::BearerToken::new(token)
+            .ok_or_else(|| "the admin token must be printable ASCII".to_string())?;
         Ok(Self {
-            client: DirectoryClient::with_interceptor(channel, Bearer(header)),
+            client: DirectoryClient::with_interceptor(channel, token),
             ttl,
             cache: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),

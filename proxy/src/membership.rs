@@ -98,20 +98,8 @@ async fn watch_once(
         .connect()
         .await
         .map_err(|e| e.to_string())?;
-    let header: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = match token {
-        Some(t) => Some(
-            format!("Bearer {t}")
-                .parse()
-                .map_err(|_| "bad token".to_string())?,
-        ),
-        None => None,
-    };
-    let mut client = RegistryClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-        if let Some(v) = &header {
-            r.metadata_mut().insert(proto::AUTHORIZATION, v.clone());
-        }
-        Ok(r)
-    });
+    let token = proto::BearerToken::new(token).ok_or("bad token")?;
+    let mut client = RegistryClient::with_interceptor(channel, token);
     let mut stream = client
         .watch(WatchRequest {})
         .await

@@ -3,31 +3,15 @@
 use std::time::Duration;
 
 use proto::v1::provisioning_client::ProvisioningClient;
-use tonic::metadata::MetadataValue;
+use proto::BearerToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Status};
-
-/// Adds `authorization: Bearer T` when a token is configured.
-#[derive(Debug, Clone)]
-pub struct Token(Option<MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Token {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        if let Some(v) = &self.0 {
-            request
-                .metadata_mut()
-                .insert(proto::AUTHORIZATION, v.clone());
-        }
-        Ok(request)
-    }
-}
 
 /// The connected clients.
 #[derive(Debug, Clone)]
 pub struct Client {
     /// Provisioning calls.
-    pub provisioning: ProvisioningClient<InterceptedService<Channel, Token>>,
+    pub provisioning: ProvisioningClient<InterceptedService<Channel, BearerToken>>,
 }
 
 impl Client {
@@ -41,16 +25,10 @@ impl Client {
             .connect()
             .await
             .map_err(|e| format!("cannot reach route-lookup at {server}: {e}"))?;
-        let token = match token {
-            Some(t) => Some(
-                format!("Bearer {t}")
-                    .parse()
-                    .map_err(|_| "the admin token must be printable ASCII".to_string())?,
-            ),
-            None => None,
-        };
+        let token = BearerToken::new(token)
+            .ok_or_else(|| "the admin token must be printable ASCII".to_string())?;
         Ok(Self {
-            provisioning: ProvisioningClient::with_interceptor(channel, Token(token)),
+            provisioning: ProvisioningClient::with_interceptor(channel, token),
         })
     }
 }
