@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine;
 use codec::imap::{continuation, parse_line, tagged, untagged, Arg, ParseError, Parser, Status};
 use common::session_io::{self, Filled};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Env, LoggedIn, Outcome, Peer, Replay, StartTls};
 
@@ -136,15 +136,7 @@ impl Session {
                     self.parser = Parser::default();
                     return Ok(Outcome::StartTls);
                 }
-                Next::Relay(b) => {
-                    let (mut backend, route) = *b;
-                    // Anything the client pipelined after its login goes to the backend.
-                    if !self.buf.is_empty() {
-                        backend.write_all(&self.buf).await?;
-                        self.buf.clear();
-                    }
-                    return Ok(Outcome::Relay(Box::new((backend, route))));
-                }
+                Next::Relay(job) => return super::hand_over(&mut self.buf, job).await,
             }
         }
     }

@@ -50,6 +50,21 @@ pub enum Outcome {
     Relay(Box<(Upstream, Route)>),
 }
 
+/// Hands a logged-in client over to the relay: anything it pipelined after its login goes
+/// to the backend first.
+async fn hand_over(
+    pipelined: &mut Vec<u8>,
+    job: Box<(Upstream, Route)>,
+) -> std::io::Result<Outcome> {
+    use tokio::io::AsyncWriteExt;
+    let (mut backend, route) = *job;
+    if !pipelined.is_empty() {
+        backend.write_all(pipelined).await?;
+        pipelined.clear();
+    }
+    Ok(Outcome::Relay(Box::new((backend, route))))
+}
+
 /// Counters for /metrics.
 #[derive(Debug, Default)]
 pub struct Stats {
