@@ -112,10 +112,11 @@ impl Router {
         let user = login.user.to_lowercase();
         let alias = alias_key(&user, &login.proxy_ip.to_string());
         if let Some(cache) = &self.cache {
-            // The alias key maps a login to its account. Both keys are asked for at once;
-            // only an alias hit costs a second round trip (for its account's route).
+            // The alias key maps a login to its account. Both keys are asked for at once
+            // (one request when one node holds both); only an alias hit costs a second
+            // round trip (for its account's route).
             let direct_key = route_key(login.protocol, &route_user(&user, login.proxy_ip));
-            let (alias_hit, direct) = tokio::join!(cache.get(&alias), cache.get(&direct_key));
+            let (alias_hit, direct) = cache.get_two(&alias, &direct_key).await;
             let account = alias_hit.and_then(|a| String::from_utf8(a).ok());
             let (key, value) = match &account {
                 Some(a) => {

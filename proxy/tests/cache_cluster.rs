@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use codec::route_key::{route_key, CacheKey};
+use codec::route_key::{alias_key, route_key, CacheKey};
 use common::shutdown::Shutdown;
 use proxy::cache::{CacheCluster, CacheConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -258,4 +258,110 @@ async fn a_restarted_node_is_used_again_at_once() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+}
+
+/// A node that records each request line and answers every get with the keys it knows,
+/// in reverse order (memcached promises no order in a multi-key reply).
+async fn recording_node(
+    known: &'static [(&'static str, &'static str)],
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut s = BufReader::new(s);
+                let mut line = String::new();
+                while s.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let request = line.trim_end().to_string();
+                    line.clear();
+                    let mut reply = String::new();
+                    if let Some(keys) = request.strip_prefix("get ") {
+                        for key in keys.split(' ').rev() {
+                            if let Some((k, v)) = known.iter().find(|(k, _)| *k == key) {
+                                reply.push_str(&format!("VALUE {k} 0 {}\r\n{v}\r\n", v.len()));
+                            }
+                        }
+                    }
+                    reply.push_str("END\r\n");
+                    let _ = tx.send(request);
+                    if s.get_mut().write_all(reply.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn two_keys_on_one_node_take_one_request() {
+    let alias = alias_key("sales@example.net", "10.0.0.1");
+    let route = route_key("imap", "sales@example.net");
+    let missing = route_key("imap", "nobody@example.net");
+    static KNOWN: &[(&str, &str)] = &[
+        (
+            "alias:user=sales@example.net;ip=10.0.0.1",
+            "ann@example.com",
+        ),
+        ("route:proto=imap;user=sales@example.net", "10.0.0.7:7143"),
+    ];
+    assert_eq!(alias.wire(), KNOWN[0].0);
+    assert_eq!(route.wire(), KNOWN[1].0);
+    let (addr, mut requests) = recording_node(KNOWN).await;
+    let cluster = CacheCluster::new(&[addr.to_string()], config());
+
+    // Both found: one request, values matched to their keys whatever the reply's order.
+    let (a, r) = cluster.get_two(&alias, &route).await;
+    assert_eq!(a.as_deref(), Some(&b"ann@example.com"[..]));
+    assert_eq!(r.as_deref(), Some(&b"10.0.0.7:7143"[..]));
+    assert_eq!(
+        requests.recv().await.unwrap(),
+        format!("get {} {}", alias.wire(), route.wire())
+    );
+    // One found: the other is a miss.
+    let (m, r) = cluster.get_two(&missing, &route).await;
+    assert_eq!(m, None);
+    assert_eq!(r.as_deref(), Some(&b"10.0.0.7:7143"[..]));
+    assert_eq!(
+        requests.recv().await.unwrap(),
+        format!("get {} {}", missing.wire(), route.wire())
+    );
+    assert!(requests.try_recv().is_err(), "one request per pair");
+    let node = &cluster.nodes()[0];
+    assert_eq!(
+        node.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+    assert_eq!(
+        node.stats.misses.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn two_keys_on_two_nodes_ask_both() {
+    let (a, _sa) = node().await;
+    let (b, _sb) = node().await;
+    let cluster = CacheCluster::new(&[a.to_string(), b.to_string()], config());
+    let first = route_key("imap", "user0@example.com");
+    let owner = cluster.node_for(&first).unwrap();
+    let second = (1..100)
+        .map(|i| route_key("imap", &format!("user{i}@example.com")))
+        .find(|k| !std::sync::Arc::ptr_eq(&cluster.node_for(k).unwrap(), &owner))
+        .expect("some key lands on the other node");
+    assert!(cluster.add(&first, b"10.0.0.1:143", 60).await);
+    assert!(cluster.add(&second, b"10.0.0.2:143", 60).await);
+    let (x, y) = cluster.get_two(&first, &second).await;
+    assert_eq!(x.as_deref(), Some(&b"10.0.0.1:143"[..]));
+    assert_eq!(y.as_deref(), Some(&b"10.0.0.2:143"[..]));
+    let (y, none) = cluster
+        .get_two(&second, &route_key("pop3", "user0@example.com"))
+        .await;
+    assert_eq!(y.as_deref(), Some(&b"10.0.0.2:143"[..]));
+    assert_eq!(none, None);
 }

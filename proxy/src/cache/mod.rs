@@ -138,6 +138,29 @@ impl CacheCluster {
         self.node_for(key)?.get(key.wire()).await
     }
 
+    /// The cached values of two keys at once: one request when the same node holds both
+    /// (a multi-key get, as libmemcached's mget), else one to each node concurrently.
+    pub async fn get_two(&self, a: &CacheKey, b: &CacheKey) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        match (self.node_for(a), self.node_for(b)) {
+            (Some(na), Some(nb)) if Arc::ptr_eq(&na, &nb) => {
+                let mut values = na.get_many(&[a.wire(), b.wire()]).await.into_iter();
+                (values.next().flatten(), values.next().flatten())
+            }
+            (na, nb) => {
+                let get = |n: Option<Arc<Node>>, k: &CacheKey| {
+                    let wire = k.wire().to_string();
+                    async move {
+                        match n {
+                            Some(n) => n.get(&wire).await,
+                            None => None,
+                        }
+                    }
+                };
+                tokio::join!(get(na, a), get(nb, b))
+            }
+        }
+    }
+
     /// `add` with `ttl` seconds; false if not stored (exists, or the node failed).
     pub async fn add(&self, key: &CacheKey, value: &[u8], ttl: u32) -> bool {
         match self.node_for(key) {

@@ -36,7 +36,8 @@ pub struct Node {
 
 /// What a request produced, owned.
 enum Reply {
-    Value(Option<Vec<u8>>),
+    /// The `VALUE` blocks of a get, as (key, data), in the order they came.
+    Values(Vec<(Vec<u8>, Vec<u8>)>),
     Stored,
     NotStored,
     Deleted,
@@ -138,24 +139,38 @@ impl Node {
     }
 
     pub(super) async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let keys = codec::memcache::Keys::new(key.as_bytes());
-        let value = match self
+        self.get_many(&[key]).await.pop().flatten()
+    }
+
+    /// The values of `keys` (valid memcached keys) in one request and one round trip;
+    /// each `None` on a miss, an ejected node or an error.
+    pub(super) async fn get_many(&self, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+        let run = keys.join(" ");
+        let mut found = match self
             .call(Request::Get {
-                keys,
+                keys: codec::memcache::Keys::new(run.as_bytes()),
                 with_cas: false,
             })
             .await
         {
-            Some(Reply::Value(v)) => v,
-            _ => None,
+            Some(Reply::Values(v)) => v,
+            _ => Vec::new(),
         };
-        let counter = if value.is_some() {
-            &self.stats.hits
-        } else {
-            &self.stats.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        value
+        keys.iter()
+            .map(|k| {
+                let value = found
+                    .iter()
+                    .position(|(key, _)| key == k.as_bytes())
+                    .map(|i| found.swap_remove(i).1);
+                let counter = if value.is_some() {
+                    &self.stats.hits
+                } else {
+                    &self.stats.misses
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                value
+            })
+            .collect()
     }
 
     pub(super) async fn add(&self, key: &str, value: &[u8], ttl: u32) -> bool {
@@ -202,19 +217,27 @@ impl Node {
     }
 }
 
-/// Reads one reply (a `VALUE … END` block counts as one), bounded in size.
+/// Most bytes one reply may carry (all of a multi-get's values together), like each line.
+const MAX_REPLY: usize = 64 * 1024;
+
+/// Reads one reply (a `VALUE … END` run counts as one), bounded in size.
 async fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
     let mut buf = Vec::with_capacity(256);
-    let mut value: Option<Vec<u8>> = None;
+    let mut values = Vec::new();
+    let mut kept = 0;
     loop {
         match parse_response(&buf) {
             Ok((response, used)) => {
                 let reply = match response {
-                    Response::Value { data, .. } => {
-                        value = Some(data.to_vec());
+                    Response::Value { key, data, .. } => {
+                        kept += key.len() + data.len();
+                        if kept > MAX_REPLY {
+                            return Err(std::io::Error::other("reply too large"));
+                        }
+                        values.push((key.to_vec(), data.to_vec()));
                         None
                     }
-                    Response::End => Some(Reply::Value(value.take())),
+                    Response::End => Some(Reply::Values(std::mem::take(&mut values))),
                     Response::Stored => Some(Reply::Stored),
                     Response::NotStored | Response::Exists => Some(Reply::NotStored),
                     Response::Deleted => Some(Reply::Deleted),
@@ -230,7 +253,7 @@ async fn read_reply(stream: &mut TcpStream) -> std::io::Result<Reply> {
                 }
             }
             Err(codec::memcache::ResponseError::Incomplete) => {
-                if buf.len() > 64 * 1024 {
+                if buf.len() > MAX_REPLY {
                     return Err(std::io::Error::other("reply too large"));
                 }
                 if stream.read_buf(&mut buf).await? == 0 {
