@@ -15,7 +15,8 @@
 //! - [`backend`]: connecting to the mailbox server, checking its greeting, replaying the
 //!   login.
 //! - [`upstream`]: the backend connection, plain or TLS.
-//! - [`relay`]: copying bytes both ways with an idle timeout.
+//! - [`relay`]: copying bytes both ways with an idle timeout; [`splice`]: its zero-copy
+//!   path for bulk transfers.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 //! - [`workers`]: several worker processes sharing the listeners (`--workers`).
@@ -29,6 +30,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod splice;
 pub mod throttle;
 pub mod upstream;
 pub mod workers;

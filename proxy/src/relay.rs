@@ -18,6 +18,9 @@ pub struct Relayed {
     pub up: u64,
     /// Backend → client.
     pub down: u64,
+    /// Of those, the bytes moved socket to socket with splice(2), never copied through
+    /// the proxy's memory.
+    pub spliced: u64,
 }
 
 async fn pump<R, W>(
@@ -74,7 +77,11 @@ where
         u = &mut up => (u, tokio::time::timeout(Duration::from_secs(5), &mut down).await.unwrap_or(0)),
         d = &mut down => (tokio::time::timeout(Duration::from_secs(5), &mut up).await.unwrap_or(0), d),
     };
-    Relayed { up, down }
+    Relayed {
+        up,
+        down,
+        spliced: 0,
+    }
 }
 
 /// Relays between two plain TCP streams without holding a copy buffer while the session
@@ -96,8 +103,8 @@ pub async fn relay_tcp(
     let mut timer = std::pin::pin!(tokio::time::sleep(tick));
     let mut closing = false;
     std::future::poll_fn(|cx| {
-        let up_done = up.poll(cx, &client, &mut backend, &mut last, started);
-        let down_done = down.poll(cx, &backend, &mut client, &mut last, started);
+        let up_done = up.poll(cx, &mut client, &mut backend, &mut last, started);
+        let down_done = down.poll(cx, &mut backend, &mut client, &mut last, started);
         if up_done && down_done {
             return Poll::Ready(());
         }
@@ -123,6 +130,7 @@ pub async fn relay_tcp(
     Relayed {
         up: up.total,
         down: down.total,
+        spliced: up.spliced + down.spliced,
     }
 }
 
@@ -143,7 +151,17 @@ struct Direction {
     /// Bytes read but not yet written: `buf[start..end]`.
     start: usize,
     end: usize,
+    /// Present only during a bulk transfer (a read filled the whole buffer): bytes then
+    /// go through it with splice(2) until the source has nothing more for now.
+    pipe: Option<crate::splice::Pipe>,
+    /// Bytes in the pipe not yet written.
+    in_pipe: usize,
+    /// The last read filled the buffer: take a pipe for the next ones.
+    bulk: bool,
+    /// splice(2) failed for a reason other than the sockets': copy from now on.
+    no_splice: bool,
     total: u64,
+    spliced: u64,
     eof: bool,
     done: bool,
 }
@@ -153,17 +171,29 @@ impl Direction {
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
-        from: &tokio::net::TcpStream,
+        from: &mut tokio::net::TcpStream,
         to: &mut tokio::net::TcpStream,
         last: &mut Duration,
         started: Instant,
     ) -> bool {
+        use tokio::io::Interest;
         let mut reads = 0;
         while !self.done {
-            if self.start < self.end {
+            // What was read and not yet written: copied bytes in the buffer, or spliced
+            // bytes in the pipe.
+            let written = if self.start < self.end {
                 let buf = self.buf.as_deref().unwrap_or_default();
-                match to.try_write(&buf[self.start..self.end]) {
-                    Ok(n) => self.start += n,
+                Some(to.try_write(&buf[self.start..self.end]))
+            } else if let Some(pipe) = self.pipe.as_ref().filter(|_| self.in_pipe > 0) {
+                let to_ref = &*to;
+                Some(to_ref.try_io(Interest::WRITABLE, || pipe.drain_into(to_ref, self.in_pipe)))
+            } else {
+                None
+            };
+            if let Some(written) = written {
+                match written {
+                    Ok(n) if self.start < self.end => self.start += n,
+                    Ok(n) => self.in_pipe -= n,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         match to.poll_write_ready(cx) {
                             Poll::Ready(Ok(())) => {}
@@ -187,6 +217,43 @@ impl Direction {
                 cx.waker().wake_by_ref();
                 return false;
             }
+            if self.bulk && self.pipe.is_none() && !self.no_splice {
+                // A pipe that cannot be had (out of descriptors) only means copying.
+                self.pipe = crate::splice::Pipe::take().ok();
+                if self.pipe.is_some() {
+                    self.buf = None;
+                }
+            }
+            if let Some(pipe) = &self.pipe {
+                reads += 1;
+                let from_ref = &*from;
+                match from_ref.try_io(Interest::READABLE, || pipe.fill_from(from_ref)) {
+                    Ok(0) => self.eof = true,
+                    Ok(n) => {
+                        self.in_pipe = n;
+                        self.total += n as u64;
+                        self.spliced += n as u64;
+                        *last = started.elapsed();
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // The transfer paused: the (empty) pipe goes back to the pool and
+                        // the next bytes start out copied.
+                        if let Some(p) = self.pipe.take() {
+                            p.give_back();
+                        }
+                        self.bulk = false;
+                    }
+                    Err(e) if e.raw_os_error().is_some_and(|c| c == 22 || c == 38) => {
+                        // EINVAL / ENOSYS: no splice between these descriptors here.
+                        tracing::debug!(error = %e, "splice unavailable; copying");
+                        self.pipe = None;
+                        self.bulk = false;
+                        self.no_splice = true;
+                    }
+                    Err(_) => self.eof = true,
+                }
+                continue;
+            }
             if self.buf.is_none() {
                 match from.poll_read_ready(cx) {
                     Poll::Ready(Ok(())) => {}
@@ -202,19 +269,31 @@ impl Direction {
                 .get_or_insert_with(|| Vec::with_capacity(RELAY_BUFFER));
             buf.clear();
             reads += 1;
-            match from.try_read_buf(buf) {
-                Ok(0) => self.eof = true,
-                Ok(n) => {
+            // Through the stream's own poll_read rather than try_read: a read that does
+            // not fill the buffer has drained the socket, and poll_read then waits for
+            // the next readiness instead of trying again (a recv that would only say
+            // EAGAIN, once per relayed message).
+            match std::pin::pin!(from.read_buf(buf)).poll(cx) {
+                Poll::Ready(Ok(0)) => self.eof = true,
+                Poll::Ready(Ok(n)) => {
                     (self.start, self.end) = (0, n);
                     self.total += n as u64;
+                    self.bulk = n >= RELAY_BUFFER;
                     *last = started.elapsed();
                 }
                 // Nothing more for now: give the buffer back until the next bytes.
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.buf = None,
-                Err(_) => self.eof = true,
+                Poll::Pending => {
+                    self.buf = None;
+                    return false;
+                }
+                Poll::Ready(Err(_)) => self.eof = true,
             }
         }
         self.buf = None;
+        // A pipe still holding bytes (the destination failed) is closed, not pooled.
+        if let Some(p) = self.pipe.take().filter(|_| self.in_pipe == 0) {
+            p.give_back();
+        }
         true
     }
 }

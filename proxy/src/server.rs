@@ -115,6 +115,12 @@ impl AdminSource for Admin {
             s.bytes_down.load(Ordering::Relaxed),
         );
         w.single(
+            "proxy_relayed_spliced_bytes_total",
+            "counter",
+            "of the bytes relayed, those moved socket to socket with splice(2)",
+            s.bytes_spliced.load(Ordering::Relaxed),
+        );
+        w.single(
             "proxy_sessions_relaying",
             "gauge",
             "sessions relaying now",
@@ -358,5 +364,8 @@ async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route
     env.stats
         .bytes_down
         .fetch_add(moved.down, Ordering::Relaxed);
+    env.stats
+        .bytes_spliced
+        .fetch_add(moved.spliced, Ordering::Relaxed);
     tracing::info!(up = moved.up, down = moved.down, "session ended");
 }

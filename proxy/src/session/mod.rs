@@ -82,6 +82,8 @@ pub struct Stats {
     pub bytes_up: AtomicU64,
     /// Bytes relayed backend → client.
     pub bytes_down: AtomicU64,
+    /// Of the bytes relayed, those spliced socket to socket (bulk transfers).
+    pub bytes_spliced: AtomicU64,
     /// Sessions relaying now.
     pub relaying: AtomicU64,
     /// Time to connect to a mailbox server (TCP; TLS comes after).
