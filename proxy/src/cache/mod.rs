@@ -135,7 +135,7 @@ impl CacheCluster {
 
     /// The cached value; `None` on a miss, an ejected node, or any error.
     pub async fn get(&self, key: &CacheKey) -> Option<Vec<u8>> {
-        self.node_for(key)?.get(key.wire()).await
+        get_from(self.node_for(key), key).await
     }
 
     /// The cached values of two keys at once: one request when the same node holds both
@@ -146,18 +146,7 @@ impl CacheCluster {
                 let mut values = na.get_many(&[a.wire(), b.wire()]).await.into_iter();
                 (values.next().flatten(), values.next().flatten())
             }
-            (na, nb) => {
-                let get = |n: Option<Arc<Node>>, k: &CacheKey| {
-                    let wire = k.wire().to_string();
-                    async move {
-                        match n {
-                            Some(n) => n.get(&wire).await,
-                            None => None,
-                        }
-                    }
-                };
-                tokio::join!(get(na, a), get(nb, b))
-            }
+            (na, nb) => tokio::join!(get_from(na, a), get_from(nb, b)),
         }
     }
 
@@ -182,4 +171,9 @@ impl CacheCluster {
     pub async fn incr(&self, key: &CacheKey, ttl: u32) -> Option<u64> {
         self.node_for(key)?.incr_or_add(key.wire(), ttl).await
     }
+}
+
+/// `key` from `node` (the node ketama chose for it, if any).
+async fn get_from(node: Option<Arc<Node>>, key: &CacheKey) -> Option<Vec<u8>> {
+    node?.get(key.wire()).await
 }
