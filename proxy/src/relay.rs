@@ -243,8 +243,7 @@ impl Direction {
                         }
                         self.bulk = false;
                     }
-                    Err(e) if e.raw_os_error().is_some_and(|c| c == 22 || c == 38) => {
-                        // EINVAL / ENOSYS: no splice between these descriptors here.
+                    Err(e) if crate::splice::unsupported(&e) => {
                         tracing::debug!(error = %e, "splice unavailable; copying");
                         self.pipe = None;
                         self.bulk = false;

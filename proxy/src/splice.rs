@@ -69,6 +69,13 @@ impl Pipe {
     }
 }
 
+/// Whether a splice failed because these descriptors cannot be spliced here (EINVAL,
+/// ENOSYS), not because of the sockets: the relay copies instead.
+pub fn unsupported(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(Errno::from_io_error(e), Some(Errno::INVAL | Errno::NOSYS))
+}
+
 /// Never block (the sockets are non-blocking too); move pages rather than copy them.
 fn flags() -> SpliceFlags {
     SpliceFlags::NONBLOCK | SpliceFlags::MOVE
@@ -127,5 +134,17 @@ mod tests {
         }
         pipe.give_back();
         assert_eq!(POOL.with(|p| p.borrow().len()), 1, "an empty pipe is kept");
+    }
+
+    #[test]
+    fn only_einval_and_enosys_mean_unsupported() {
+        let errno = |n| io::Error::from_raw_os_error(n);
+        assert!(unsupported(&errno(rustix::io::Errno::INVAL.raw_os_error())));
+        assert!(unsupported(&errno(rustix::io::Errno::NOSYS.raw_os_error())));
+        assert!(!unsupported(&errno(
+            rustix::io::Errno::AGAIN.raw_os_error()
+        )));
+        assert!(!unsupported(&errno(rustix::io::Errno::PIPE.raw_os_error())));
+        assert!(!unsupported(&io::Error::other("not an OS error")));
     }
 }
