@@ -1,10 +1,15 @@
-//! Runtime plumbing shared by every binary of the workspace. It knows no protocol: it binds
-//! and accepts, bounds concurrency, shuts down, logs, and serves the admin endpoints.
+//! Runtime plumbing shared by every binary of the workspace: it binds and accepts, bounds
+//! concurrency, shuts down, logs, serves the admin endpoints, and drives line-protocol
+//! sessions. Of the protocols it knows only their framing (through `codec`), never what a
+//! command means.
 //!
 //! # Layout
 //! - [`listen`]: the `HOST:PORT | off` listen-address type every listen flag uses.
 //! - [`listener`]: bind, the accept loop with a connection limit and backoff, per-connection
 //!   spans and drain tracking.
+//! - [`line_session`]: the one driver of every IMAP and POP3 session (the proxy's and
+//!   mailbox-stub's): bounded reads, the bad-command and failed-login cap, timeouts and the
+//!   login deadline, last words.
 //! - [`session_io`]: reading into and writing out of a line-protocol session's buffers,
 //!   bounded by time and the shutdown watch.
 //! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
@@ -18,6 +23,7 @@
 
 pub mod admin;
 pub mod exit;
+pub mod line_session;
 pub mod listen;
 pub mod listener;
 pub mod metrics;
