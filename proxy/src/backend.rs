@@ -39,6 +39,32 @@ pub struct LoginReply {
     pub ok: bool,
     /// The lines to pass on to the client (untagged ones included), CRLF-terminated.
     pub lines: Vec<u8>,
+    /// A refusal that says "try again later" (IMAP `[UNAVAILABLE]`, POP3 `[SYS/TEMP]`): it
+    /// says nothing about whether the route is right.
+    pub temporary: bool,
+}
+
+impl LoginReply {
+    fn new(ok: bool, lines: Vec<u8>) -> Self {
+        let temporary = !ok && temporary_refusal(&lines);
+        Self {
+            ok,
+            lines,
+            temporary,
+        }
+    }
+}
+
+/// Whether the last line carries a temporary-failure response code.
+fn temporary_refusal(lines: &[u8]) -> bool {
+    let last = lines
+        .trim_ascii_end()
+        .rsplit(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default();
+    [&b"[UNAVAILABLE]"[..], b"[SYS/TEMP]"]
+        .iter()
+        .any(|code| last.windows(code.len()).any(|w| w.eq_ignore_ascii_case(code)))
 }
 
 /// Connects within `timeout`.
@@ -200,10 +226,7 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 send(s, &out).await?;
                 lines.next(s, &mut line).await?;
                 if !line.starts_with(b"+") {
-                    return Ok(LoginReply {
-                        ok: false,
-                        lines: line.clone(),
-                    });
+                    return Ok(LoginReply::new(false, line.clone()));
                 }
                 send(s, format!("{response}\r\n").as_bytes()).await?;
             }
@@ -225,10 +248,7 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 lines.next(s, &mut line).await?;
                 if !line.starts_with(b"+") {
                     // A refusal of the literal: pass the backend's answer on.
-                    return Ok(LoginReply {
-                        ok: false,
-                        lines: line.clone(),
-                    });
+                    return Ok(LoginReply::new(false, line.clone()));
                 }
                 out.clear();
                 out.extend_from_slice(chunk);
@@ -252,13 +272,10 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
                 let ok = line[prefix.len()..].starts_with(b"OK");
                 let mut all = out_lines;
                 all.extend_from_slice(&lines.rest());
-                return Ok(LoginReply { ok, lines: all });
+                return Ok(LoginReply::new(ok, all));
             }
             if line.starts_with(b"* BYE") {
-                return Ok(LoginReply {
-                    ok: false,
-                    lines: out_lines,
-                });
+                return Ok(LoginReply::new(false, out_lines));
             }
             if out_lines.len() > MAX_LINE {
                 return Err(BackendError::Protocol("too many untagged lines".into()));
@@ -304,10 +321,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             )
             .await?;
             lines.next(s, &mut line).await?;
-            return Ok(LoginReply {
-                ok: line.starts_with(b"+OK"),
-                lines: line.clone(),
-            });
+            return Ok(LoginReply::new(line.starts_with(b"+OK"), line.clone()));
         }
         let mut out = b"USER ".to_vec();
         out.extend_from_slice(user);
@@ -317,10 +331,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             .map_err(|e| BackendError::Protocol(e.to_string()))?;
         lines.next(s, &mut line).await?;
         if !line.starts_with(b"+OK") {
-            return Ok(LoginReply {
-                ok: false,
-                lines: line.clone(),
-            });
+            return Ok(LoginReply::new(false, line.clone()));
         }
         out.clear();
         out.extend_from_slice(b"PASS ");
@@ -330,10 +341,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             .await
             .map_err(|e| BackendError::Protocol(e.to_string()))?;
         lines.next(s, &mut line).await?;
-        Ok(LoginReply {
-            ok: line.starts_with(b"+OK"),
-            lines: line.clone(),
-        })
+        Ok(LoginReply::new(line.starts_with(b"+OK"), line.clone()))
     })
     .await
     .map_err(|_| BackendError::Protocol("timeout".into()))?

@@ -1,13 +1,17 @@
 //! The command line of `proxy`. Every flag has a `PROXY_*` environment twin.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use common::listen::ListenAddr;
+use thiserror::Error;
 
 use crate::lookup::LookupUrl;
 use crate::session::{Forward, StartTls};
+use crate::throttle::{Count, Limits};
 
 /// `--starttls`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -143,6 +147,21 @@ pub struct Config {
     /// Milliseconds for a cache request before the node is ejected.
     #[arg(long, env = "PROXY_CACHE_TIMEOUT_MS", default_value_t = 500)]
     pub cache_timeout_ms: u64,
+    /// Connections kept open to each cache node.
+    #[arg(long, env = "PROXY_CACHE_CONNECTIONS_PER_NODE", default_value_t = 16)]
+    pub cache_connections_per_node: usize,
+    /// Milliseconds for a route-lookup request (connect, send, answer) before the URL
+    /// counts as failed.
+    #[arg(long, env = "PROXY_LOOKUP_TIMEOUT_MS", default_value_t = 15000)]
+    pub lookup_timeout_ms: u64,
+    /// Milliseconds for each step of reaching a mailbox server: connect, TLS handshake,
+    /// the login dialogue.
+    #[arg(long, env = "PROXY_BACKEND_TIMEOUT_MS", default_value_t = 10000)]
+    pub backend_timeout_ms: u64,
+    /// Seconds from accept to logged in upstream, in total (the pre-auth timeout bounds
+    /// each read; this bounds the whole dialogue).
+    #[arg(long, env = "PROXY_LOGIN_DEADLINE", default_value_t = 120)]
+    pub login_deadline: u64,
     /// Seconds an ejected cache node or failed lookup URL is skipped.
     #[arg(long, env = "PROXY_RETRY_INTERVAL", default_value_t = 30)]
     pub retry_interval: u64,
@@ -171,30 +190,97 @@ pub struct Config {
     pub threads: Option<usize>,
 }
 
-/// Checked settings.
+/// A configuration `validate` refused: the one-line reason.
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl From<String> for ConfigError {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}
+
+/// The validated configuration: everything [`crate::Proxy::bind`] needs, typed.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct RuntimeConfig {
+    /// Listeners, in the order IMAP, IMAPS, POP3, POP3S (absent: off).
+    pub listen: Listen,
+    /// The admin listener (/healthz, /metrics).
+    pub admin_listen: Option<SocketAddr>,
+    /// Whether the listeners are shared with other worker processes (SO_REUSEPORT); a worker
+    /// process started by worker 0 sets it too.
+    pub shared_listeners: bool,
     /// Lookup URLs.
     pub urls: Vec<LookupUrl>,
-    /// TLS.
-    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// X-Lookup-Secret.
+    pub lookup_secret: Option<String>,
+    /// route-lookup request bound.
+    pub lookup_timeout: Duration,
+    /// Cache nodes given on the command line.
+    pub memcached: Vec<String>,
+    /// Cache request bound.
+    pub cache_timeout: Duration,
+    /// Connections per cache node.
+    pub cache_connections_per_node: usize,
+    /// How long a failed cache node or lookup URL is skipped.
+    pub retry_interval: Duration,
+    /// route-lookup's gRPC URL and token, to follow the membership watch.
+    pub directory: Option<(String, Option<String>)>,
+    /// Route TTL in the cache, seconds.
+    pub route_ttl: u32,
+    /// Login limits.
+    pub limits: Limits,
+    /// Client TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// STARTTLS mode.
     pub starttls: StartTls,
-    /// Forwarding.
+    /// Forwarding of the client address.
     pub forward: Forward,
-    /// Timeouts.
-    pub preauth: Duration,
-    /// Relay idle.
-    pub idle: Duration,
     /// TLS to the backends.
-    pub upstream: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub upstream: Option<Arc<rustls::ClientConfig>>,
+    /// Bound on each backend step.
+    pub backend_timeout: Duration,
+    /// Silence allowed between reads before login.
+    pub preauth: Duration,
+    /// From accept to logged in.
+    pub login_deadline: Duration,
+    /// Relay idle timeout.
+    pub idle: Duration,
+    /// Bad commands and failed logins per connection.
+    pub max_bad_commands: u32,
+    /// Connections per listener.
+    pub max_connections: usize,
+    /// Drain time after SIGTERM.
+    pub grace: Duration,
+    /// The name in greetings.
+    pub name: String,
+}
+
+/// The client listeners' addresses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listen {
+    /// IMAP (STARTTLS per --starttls).
+    pub imap: Option<SocketAddr>,
+    /// IMAPS.
+    pub imaps: Option<SocketAddr>,
+    /// POP3.
+    pub pop3: Option<SocketAddr>,
+    /// POP3S.
+    pub pop3s: Option<SocketAddr>,
 }
 
 impl Config {
-    /// Checks what clap cannot.
-    pub fn validate(&self) -> Result<Checked, String> {
+    /// Checks what clap cannot and types the result.
+    pub fn validate(&self) -> Result<RuntimeConfig, ConfigError> {
         if !(1..=64).contains(&self.workers) {
-            return Err(format!("--workers {} is outside 1..=64", self.workers));
+            return Err(format!("--workers {} is outside 1..=64", self.workers).into());
         }
         if matches!(self.threads, Some(t) if !(1..=1024).contains(&t)) {
             return Err("--threads must be in 1..=1024".into());
@@ -203,9 +289,13 @@ impl Config {
             .lookup_urls
             .iter()
             .map(|u| u.parse::<LookupUrl>())
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError(e.to_string()))?;
         let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(c), Some(k)) => Some(common::tls::server_config(c, k, &[b"imap", b"pop3"])?),
+            (Some(c), Some(k)) => Some(
+                common::tls::server_config(c, k, &[b"imap", b"pop3"])
+                    .map_err(|e| ConfigError(e.to_string()))?,
+            ),
             _ => None,
         };
         let starttls = match (self.starttls, tls.is_some()) {
@@ -237,8 +327,62 @@ impl Config {
                 "--max-bad-commands, --max-connections and --route-ttl must be at least 1".into(),
             );
         }
-        Ok(Checked {
+        if !(1..=1024).contains(&self.cache_connections_per_node) {
+            return Err("--cache-connections-per-node must be in 1..=1024".into());
+        }
+        if self.lookup_timeout_ms == 0 || self.backend_timeout_ms == 0 || self.login_deadline == 0
+        {
+            return Err(
+                "--lookup-timeout-ms, --backend-timeout-ms and --login-deadline must be at least 1"
+                    .into(),
+            );
+        }
+        let cached = !self.memcached.is_empty() || self.directory.is_some();
+        if !cached && (self.ip_login_limit > 0 || self.user_login_limit > 0) {
+            return Err("login limits are counted in the cache: give --memcached".into());
+        }
+        let upstream = match (&self.upstream_tls, &self.upstream_ca) {
+            (true, Some(ca)) => {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+                Some(
+                    common::tls::client_config_from_pem(&pem)
+                        .map_err(|e| ConfigError(e.to_string()))?,
+                )
+            }
+            _ => None,
+        };
+        Ok(RuntimeConfig {
+            listen: Listen {
+                imap: self.imap_listen.addr(),
+                imaps: self.imaps_listen.addr(),
+                pop3: self.pop3_listen.addr(),
+                pop3s: self.pop3s_listen.addr(),
+            },
+            admin_listen: self.admin_listen.addr(),
+            shared_listeners: self.workers > 1,
             urls,
+            lookup_secret: self.lookup_secret.clone(),
+            lookup_timeout: Duration::from_millis(self.lookup_timeout_ms),
+            memcached: self.memcached.clone(),
+            cache_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
+            cache_connections_per_node: self.cache_connections_per_node,
+            retry_interval: Duration::from_secs(self.retry_interval),
+            directory: self
+                .directory
+                .clone()
+                .map(|url| (url, self.admin_token.clone())),
+            route_ttl: self.route_ttl,
+            limits: Limits {
+                ip_max: self.ip_login_limit,
+                ip_window: self.ip_login_limit_time.max(1),
+                user_max: self.user_login_limit,
+                user_window: self.user_login_limit_time.max(1),
+                count: match self.user_login_limit_counts {
+                    CountArg::Successful => Count::Successful,
+                    CountArg::Failed => Count::Failed,
+                },
+            },
             tls,
             starttls,
             forward: match self.forward_client_ip {
@@ -246,16 +390,15 @@ impl Config {
                 ForwardArg::ProxyV2 => Forward::ProxyV2,
                 ForwardArg::Off => Forward::Off,
             },
-            upstream: match (&self.upstream_tls, &self.upstream_ca) {
-                (true, Some(ca)) => {
-                    let pem = std::fs::read(ca)
-                        .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-                    Some(common::tls::client_config_from_pem(&pem)?)
-                }
-                _ => None,
-            },
+            upstream,
+            backend_timeout: Duration::from_millis(self.backend_timeout_ms),
             preauth: Duration::from_secs(self.preauth_timeout.max(1)),
+            login_deadline: Duration::from_secs(self.login_deadline),
             idle: Duration::from_secs(self.idle_timeout.max(1)),
+            max_bad_commands: self.max_bad_commands,
+            max_connections: self.max_connections,
+            grace: Duration::from_secs(self.grace_period),
+            name: self.name.clone(),
         })
     }
 }

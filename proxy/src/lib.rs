@@ -2,18 +2,28 @@
 //! (the memcached route cache, then route-lookup over nginx's auth_http protocol), the
 //! client-facing sessions, the login replay and the relay.
 //!
+//! It is a library app like the other services: [`Proxy::bind`] with a validated
+//! [`config::RuntimeConfig`], then [`Proxy::run`] until the shutdown watch fires; `main`
+//! only parses flags and sets up logging and worker processes.
+//!
 //! # Layout
+//! - [`app`]: [`Proxy`]: builds the parts from the configuration, binds, serves, drains.
+//! - [`login`]: everything from "credentials parsed" to "logged in upstream": the
+//!   [`login::RouteResolver`] seam, the [`login::Connector`] (connect, PROXY v2, upstream
+//!   TLS, replay) and the [`login::LoginService`] (throttle, forgetting wrong routes,
+//!   counters) that the IMAP and POP3 front ends call.
 //! - [`cache`]: the route-cache cluster client: libmemcached-compatible ketama placement,
 //!   a few connections per node, a short fetch timeout, ejection of failing nodes for a
 //!   retry interval; every failure is a miss, so the cache can never fail a login.
 //! - [`lookup`]: the auth_http client: HTTP/1.1 keep-alive to route-lookup, several
 //!   lookup URLs with failover and a retry interval for a failed one.
 //! - [`membership`]: route-lookup's watch: cache nodes and registered mailbox servers.
-//! - [`route`]: alias key, route key, lookup, `add` with the TTL; forgetting refused routes.
-//! - [`session`]: the client-facing IMAP and POP3 dialogues before login, and the login
-//!   step they share (route, connect, forward the client address, replay).
-//! - [`backend`]: connecting to the mailbox server, checking its greeting, replaying the
-//!   login.
+//! - [`route`]: the real resolver: alias key, route key, lookup, `add` with the TTL;
+//!   forgetting refused routes.
+//! - [`session`]: the client-facing IMAP and POP3 dialogues before login, on the shared
+//!   line-session driver of `common`.
+//! - [`backend`]: the backend dialogue (greeting, login replay) through `codec`'s client
+//!   side.
 //! - [`upstream`]: the backend connection, plain or TLS.
 //! - [`relay`]: copying bytes both ways with an idle timeout; [`splice`]: its zero-copy
 //!   path for bulk transfers.
@@ -21,9 +31,11 @@
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 //! - [`workers`]: several worker processes sharing the listeners (`--workers`).
 
+pub mod app;
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod login;
 pub mod lookup;
 pub mod membership;
 pub mod relay;
@@ -34,3 +46,5 @@ pub mod splice;
 pub mod throttle;
 pub mod upstream;
 pub mod workers;
+
+pub use app::Proxy;

@@ -89,6 +89,8 @@ pub enum LookupAnswer {
         port: u16,
         /// The account name to log in as.
         user: String,
+        /// The password to log in with upstream (`Auth-Pass`, taken as it is, as nginx does).
+        pass: Option<Vec<u8>>,
         /// Zimbra's Auth-Cache-Alias.
         cache_alias: bool,
     },
@@ -414,6 +416,7 @@ fn answer_of(fields: &[(String, String)]) -> Result<LookupAnswer, String> {
         server,
         port,
         user: get("auth-user").unwrap_or_default().to_string(),
+        pass: get("auth-pass").map(|p| p.as_bytes().to_vec()),
         cache_alias: get("auth-cache-alias") == Some("TRUE"),
     })
 }
@@ -450,12 +453,14 @@ mod tests {
                 ("auth-status", "OK"),
                 ("auth-server", "10.0.0.5"),
                 ("auth-port", "7143"),
-                ("auth-user", "a@b")
+                ("auth-user", "a@b"),
+                ("auth-pass", "s%20cret")
             ])),
             Ok(LookupAnswer::Route {
                 server: "10.0.0.5".parse().unwrap(),
                 port: 7143,
                 user: "a@b".into(),
+                pass: Some(b"s%20cret".to_vec()),
                 cache_alias: false
             })
         );

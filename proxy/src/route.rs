@@ -6,58 +6,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use codec::route_key::{alias_key, route_key, CacheKey};
+use codec::route_key::{alias_key, route_key};
 
 use crate::cache::CacheCluster;
+use crate::login::{BoxFuture, Decision, Login, Route, RouteResolver};
 use crate::lookup::{LookupAnswer, LookupClient, LookupError, LookupRequest};
 
-/// A login to route.
-#[derive(Debug, Clone)]
-pub struct Login<'a> {
-    /// As the client typed it.
-    pub user: &'a str,
-    /// The password.
-    pub pass: &'a [u8],
-    /// `imap`, `imapssl`, `pop3` or `pop3ssl`.
-    pub protocol: &'static str,
-    /// 1 for the session's first attempt.
-    pub attempt: u32,
-    /// The client.
-    pub client_ip: IpAddr,
-    /// The proxy's address on the client connection.
-    pub proxy_ip: IpAddr,
-}
-
-/// Where a login goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// The backend.
-    pub backend: SocketAddr,
-    /// The account name to log in as upstream.
-    pub user: String,
-    /// Whether it came from the cache.
-    pub cached: bool,
-    /// The cache keys that produced or now hold it (deleted if the backend refuses).
-    pub keys: Vec<CacheKey>,
-}
-
-/// The routing decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Go there.
-    Route(Route),
-    /// route-lookup refused: its text and wait.
-    Refused {
-        /// Auth-Status text (generic).
-        status: String,
-        /// Seconds to wait before answering.
-        wait: Option<u32>,
-    },
-    /// Nobody could answer.
-    Unavailable,
-}
-
-/// The router.
+/// The real [`RouteResolver`]: the route cache, then route-lookup.
 #[derive(Debug)]
 pub struct Router {
     backends: Option<Arc<crate::membership::Backends>>,
@@ -97,16 +52,6 @@ impl Router {
         self
     }
 
-    /// The route-lookup client.
-    pub fn lookup_client(&self) -> &LookupClient {
-        &self.lookup
-    }
-
-    /// The cache cluster, if any.
-    pub fn cache(&self) -> Option<&Arc<CacheCluster>> {
-        self.cache.as_ref()
-    }
-
     /// Routes `login`.
     pub async fn route(&self, login: &Login<'_>) -> Decision {
         let user = login.user.to_lowercase();
@@ -141,6 +86,7 @@ impl Router {
                     return Decision::Route(Route {
                         backend,
                         user: account.unwrap_or_else(|| user.clone()),
+                        pass: None,
                         cached: true,
                         keys,
                     });
@@ -163,6 +109,7 @@ impl Router {
                 server,
                 port,
                 user: account,
+                pass,
                 cache_alias,
             }) => {
                 let backend = SocketAddr::new(server, port);
@@ -186,6 +133,7 @@ impl Router {
                 Decision::Route(Route {
                     backend,
                     user: account,
+                    pass,
                     cached: false,
                     keys,
                 })
@@ -206,5 +154,15 @@ impl Router {
                 cache.delete(key).await;
             }
         }
+    }
+}
+
+impl RouteResolver for Router {
+    fn route<'a>(&'a self, login: &'a Login<'a>) -> BoxFuture<'a, Decision> {
+        Box::pin(Router::route(self, login))
+    }
+
+    fn forget<'a>(&'a self, route: &'a Route) -> BoxFuture<'a, ()> {
+        Box::pin(Router::forget(self, route))
     }
 }

@@ -1,8 +1,8 @@
-//! Listeners and the connection path: implicit TLS, the session, the STARTTLS restart;
-//! the admin endpoint with the proxy's counters.
+//! Listeners and the connection path: implicit TLS, the session, the STARTTLS restart, the
+//! relay; the admin endpoint with the proxy's counters.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +11,42 @@ use common::listener::{ListenerConfig, ListenerStats};
 use common::metrics::PromWriter;
 use common::shutdown::{Drain, ShutdownWatch};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
+use crate::cache::CacheCluster;
+use crate::login::Route;
+use crate::lookup::LookupClient;
 use crate::relay;
-use crate::route::Route;
-use crate::session::{imap, pop3, Env, Outcome, Peer};
+use crate::session::{imap, pop3, Frontend, Outcome, Peer};
 use crate::upstream::Upstream;
+
+/// Relay counters for /metrics.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Bytes relayed client → backend.
+    pub bytes_up: AtomicU64,
+    /// Bytes relayed backend → client.
+    pub bytes_down: AtomicU64,
+    /// Of the bytes relayed, those spliced socket to socket (bulk transfers).
+    pub bytes_spliced: AtomicU64,
+    /// Sessions relaying now.
+    pub relaying: AtomicU64,
+}
+
+/// What every connection of a proxy shares: the front end up to login, the relay after.
+#[derive(Debug)]
+pub struct Service {
+    /// The sessions' settings and the login service.
+    pub front: Arc<Frontend>,
+    /// Relay idle timeout.
+    pub idle_timeout: Duration,
+    /// Relay counters.
+    pub relay: RelayStats,
+    /// The lookup client, for its counters (absent with a resolver of a test's own).
+    pub lookup: Option<Arc<LookupClient>>,
+    /// The cache cluster, for its counters.
+    pub cache: Option<Arc<CacheCluster>>,
+}
 
 /// Which listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +62,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    /// Every listener, in flag order.
+    pub const ALL: [Kind; 4] = [Kind::Imap, Kind::Imaps, Kind::Pop3, Kind::Pop3s];
+
+    /// Its name in logs and metrics.
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Imap => "imap",
             Kind::Imaps => "imaps",
@@ -39,10 +74,20 @@ impl Kind {
             Kind::Pop3s => "pop3s",
         }
     }
+
+    /// The flag that sets its address.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Kind::Imap => "--imap-listen",
+            Kind::Imaps => "--imaps-listen",
+            Kind::Pop3 => "--pop3-listen",
+            Kind::Pop3s => "--pop3s-listen",
+        }
+    }
 }
 
 struct Admin {
-    env: Arc<Env>,
+    env: Arc<Service>,
     listeners: Vec<(Kind, Arc<ListenerStats>)>,
 }
 
@@ -52,7 +97,8 @@ impl AdminSource for Admin {
     }
 
     fn metrics(&self) -> String {
-        let s = &self.env.stats;
+        let logins = self.env.front.login.stats();
+        let s = &self.env.relay;
         let mut w = PromWriter::new();
         w.header(
             "proxy_connections_total",
@@ -82,9 +128,9 @@ impl AdminSource for Admin {
         }
         w.header("proxy_logins_total", "counter", "logins by outcome");
         for (outcome, v) in [
-            ("ok", &s.logins_ok),
-            ("refused", &s.logins_refused),
-            ("unavailable", &s.logins_unavailable),
+            ("ok", &logins.ok),
+            ("refused", &logins.refused),
+            ("unavailable", &logins.unavailable),
         ] {
             w.sample(
                 "proxy_logins_total",
@@ -96,12 +142,12 @@ impl AdminSource for Admin {
         w.sample(
             "proxy_routes_total",
             &[("source", "cache")],
-            s.cache_hits.load(Ordering::Relaxed),
+            logins.cache_hits.load(Ordering::Relaxed),
         );
         w.sample(
             "proxy_routes_total",
             &[("source", "lookup")],
-            s.cache_misses.load(Ordering::Relaxed),
+            logins.cache_misses.load(Ordering::Relaxed),
         );
         w.header("proxy_relayed_bytes_total", "counter", "bytes relayed");
         w.sample(
@@ -126,24 +172,25 @@ impl AdminSource for Admin {
             "sessions relaying now",
             s.relaying.load(Ordering::Relaxed),
         );
-        let lookup = &self.env.router.lookup_client().stats;
-        w.histogram(
-            "proxy_lookup_duration_seconds",
-            "route-lookup requests, to an answer or to giving up",
-            &lookup.latency,
-        );
-        w.single(
-            "proxy_lookup_failovers_total",
-            "counter",
-            "times a lookup URL was marked failed",
-            lookup.failovers.load(Ordering::Relaxed),
-        );
+        if let Some(lookup) = &self.env.lookup {
+            w.histogram(
+                "proxy_lookup_duration_seconds",
+                "route-lookup requests, to an answer or to giving up",
+                &lookup.stats.latency,
+            );
+            w.single(
+                "proxy_lookup_failovers_total",
+                "counter",
+                "times a lookup URL was marked failed",
+                lookup.stats.failovers.load(Ordering::Relaxed),
+            );
+        }
         w.histogram(
             "proxy_backend_connect_duration_seconds",
             "TCP connects to mailbox servers",
-            &s.backend_connect,
+            self.env.front.login.connector().connect_time(),
         );
-        if let Some(cache) = self.env.router.cache() {
+        if let Some(cache) = &self.env.cache {
             w.header(
                 "proxy_cache_requests_total",
                 "counter",
@@ -169,7 +216,7 @@ impl AdminSource for Admin {
 
 /// Serves `listeners` (and the admin listener) until `shutdown`, then drains.
 pub async fn run(
-    env: Arc<Env>,
+    env: Arc<Service>,
     listeners: Vec<(Kind, TcpListener)>,
     admin: Option<TcpListener>,
     max_connections: usize,
@@ -223,7 +270,7 @@ pub async fn run(
 /// One client connection, in a `session` span (inside the listener's span, which names
 /// the listener, the client and the connection id) that gains the TLS state, the user and
 /// the backend as they become known, so every later log line of the session carries them.
-async fn connection(env: Arc<Env>, kind: Kind, stream: TcpStream, client: SocketAddr) {
+async fn connection(env: Arc<Service>, kind: Kind, stream: TcpStream, client: SocketAddr) {
     use tracing::Instrument;
     let span = tracing::info_span!(
         "session",
@@ -234,12 +281,13 @@ async fn connection(env: Arc<Env>, kind: Kind, stream: TcpStream, client: Socket
     session(env, kind, stream, client).instrument(span).await;
 }
 
-async fn session(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: SocketAddr) {
+async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, client: SocketAddr) {
+    let accepted = Instant::now();
     let Ok(local) = stream.local_addr() else {
         return;
     };
     let implicit = matches!(kind, Kind::Imaps | Kind::Pop3s);
-    if !Box::pin(env.throttle.allow_ip(client.ip())).await {
+    if !Box::pin(env.front.login.throttle().allow_ip(client.ip())).await {
         tracing::warn!(client = %client.ip(), "connection rejected: IP over its login limit");
         let line: &[u8] = match kind {
             Kind::Imap | Kind::Imaps => b"* BYE Login rejected from this IP\r\n",
@@ -260,8 +308,12 @@ async fn session(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: Socke
     // (handshake state, TLS stream) is boxed: this future is what an idle relayed plain
     // session keeps, so it must hold nothing of the login dialogue.
     let mut session = match kind {
-        Kind::Imap | Kind::Imaps => Dialogue::Imap(Box::new(imap::Session::new(env.clone(), peer))),
-        Kind::Pop3 | Kind::Pop3s => Dialogue::Pop3(Box::new(pop3::Session::new(env.clone(), peer))),
+        Kind::Imap | Kind::Imaps => {
+            Dialogue::Imap(Box::new(imap::Session::new(env.front.clone(), peer, accepted)))
+        }
+        Kind::Pop3 | Kind::Pop3s => {
+            Dialogue::Pop3(Box::new(pop3::Session::new(env.front.clone(), peer, accepted)))
+        }
     };
     let result = if implicit {
         Box::pin(tls_path(&env, session, stream, true)).await
@@ -287,12 +339,13 @@ async fn session(env: Arc<Env>, kind: Kind, mut stream: TcpStream, client: Socke
 
 /// The TLS handshake (implicit TLS or after STARTTLS), the session over TLS, the relay.
 async fn tls_path(
-    env: &Env,
+    env: &Service,
     mut session: Dialogue,
     stream: TcpStream,
     greet: bool,
 ) -> std::io::Result<()> {
     let acceptor = env
+        .front
         .tls
         .clone()
         .ok_or_else(|| std::io::Error::other("no TLS"))?;
@@ -342,7 +395,7 @@ enum Client {
 }
 
 /// Relays a logged-in session: plain to plain without idle buffers, else the generic way.
-async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route)) {
+async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, Route)) {
     // Each field is recorded once (the log formatter appends every recording).
     let span = tracing::Span::current();
     if matches!(client, Client::Plain(_)) {
@@ -353,19 +406,16 @@ async fn relay_job(env: &Env, client: Client, (backend, route): (Upstream, Route
     tracing::info!(cached = route.cached, "relaying");
     // An idle relayed session keeps no more than it must: not even the route's cache keys.
     drop(route);
-    env.stats.relaying.fetch_add(1, Ordering::Relaxed);
+    let stats = &env.relay;
+    stats.relaying.fetch_add(1, Ordering::Relaxed);
     let moved = match (client, backend) {
         (Client::Plain(c), Upstream::Plain(b)) => relay::relay_tcp(c, b, env.idle_timeout).await,
         (Client::Plain(c), b) => Box::pin(relay::relay(c, b, env.idle_timeout)).await,
         (Client::Tls(c), b) => Box::pin(relay::relay(*c, b, env.idle_timeout)).await,
     };
-    env.stats.relaying.fetch_sub(1, Ordering::Relaxed);
-    env.stats.bytes_up.fetch_add(moved.up, Ordering::Relaxed);
-    env.stats
-        .bytes_down
-        .fetch_add(moved.down, Ordering::Relaxed);
-    env.stats
-        .bytes_spliced
-        .fetch_add(moved.spliced, Ordering::Relaxed);
+    stats.relaying.fetch_sub(1, Ordering::Relaxed);
+    stats.bytes_up.fetch_add(moved.up, Ordering::Relaxed);
+    stats.bytes_down.fetch_add(moved.down, Ordering::Relaxed);
+    stats.bytes_spliced.fetch_add(moved.spliced, Ordering::Relaxed);
     tracing::info!(up = moved.up, down = moved.down, "session ended");
 }

@@ -205,3 +205,50 @@ where
     }
     slots
 }
+
+/// The runtime of one worker process: `threads` threads, by default the CPUs divided among
+/// the workers; one thread is a single-threaded event loop (no work stealing), nginx's
+/// model with `--workers N --threads 1`.
+pub fn runtime(threads: Option<usize>, workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads.unwrap_or_else(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cpus / workers.max(1)).max(1)
+    });
+    if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
+/// In worker 0 of several: starts the others on `proxy`'s concrete addresses.
+pub fn start_others(proxy: &crate::Proxy, workers: usize) -> std::io::Result<Option<Supervisor>> {
+    if workers <= 1 || index() > 0 {
+        return Ok(None);
+    }
+    let plan = Plan {
+        workers,
+        listen_flags: crate::server::Kind::ALL
+            .into_iter()
+            .filter_map(|k| Some((k.flag(), proxy.local_addr(k)?)))
+            .collect(),
+        admin: proxy.admin_addr(),
+    };
+    Supervisor::start(plan).map(Some)
+}
+
+/// What ends this worker: a signal, or, in workers 1 and up, worker 0 closing our input.
+pub async fn stop_reason(signals: common::shutdown::Signals) -> &'static str {
+    if index() == 0 {
+        return signals.recv().await;
+    }
+    tokio::select! {
+        name = signals.recv() => name,
+        _ = parent_gone() => "worker 0 closed our input",
+    }
+}

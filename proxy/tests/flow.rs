@@ -12,14 +12,13 @@ use mailbox_stub::trusted::TrustedProxies;
 use proto::v1::attr_change::Op;
 use proto::v1::provisioning_client::ProvisioningClient;
 use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest};
-use proxy::lookup::LookupClient;
-use proxy::route::Router;
-use proxy::server::{self, Kind};
-use proxy::session::{Env, Forward, StartTls, Stats};
-use proxy::throttle::{Count, Limits, Throttle};
+use clap::Parser;
+use proxy::config::Config;
+use proxy::server::Kind;
+use proxy::session::{Forward, StartTls};
 use route_lookup::testing::{Harness, TOKEN};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
     pairs
@@ -74,49 +73,46 @@ async fn proxy(
     upstream: Option<Arc<rustls::ClientConfig>>,
     forward: Forward,
 ) -> Proxy {
-    let lookup = Arc::new(LookupClient::new(
-        vec![format!("http://{}/service/extension/nginx-lookup", h.http)
-            .parse()
-            .unwrap()],
-        None,
-        Duration::from_secs(5),
-        Duration::from_secs(30),
-    ));
+    let lookup = format!("http://{}/service/extension/nginx-lookup", h.http);
+    let mut config = Config::try_parse_from([
+        "proxy",
+        "--lookup-url",
+        &lookup,
+        "--imap-listen",
+        "127.0.0.1:0",
+        "--imaps-listen",
+        "off",
+        "--pop3-listen",
+        "off",
+        "--pop3s-listen",
+        "off",
+        "--admin-listen",
+        "off",
+        "--starttls",
+        "off",
+        "--preauth-timeout",
+        "10",
+        "--idle-timeout",
+        "60",
+        "--backend-timeout-ms",
+        "5000",
+        "--lookup-timeout-ms",
+        "5000",
+        "--grace-period",
+        "1",
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    // Certificates made in memory by the test stand in for --tls-cert/--upstream-ca files.
+    config.tls = tls;
+    config.starttls = starttls;
+    config.upstream = upstream;
+    config.forward = forward;
+    let bound = proxy::Proxy::bind(config).await.unwrap();
+    let imap = bound.local_addr(Kind::Imap).unwrap();
     let (stop, watch) = Shutdown::new();
-    let env = Arc::new(Env {
-        router: Router::new(None, lookup, 3600),
-        tls: tls.map(tokio_rustls::TlsAcceptor::from),
-        starttls,
-        forward,
-        preauth_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(60),
-        backend_timeout: Duration::from_secs(5),
-        max_bad_commands: 5,
-        stats: Stats::default(),
-        shutdown: watch.clone(),
-        name: "zproxy".into(),
-        throttle: Throttle::new(
-            None,
-            Limits {
-                ip_max: 0,
-                ip_window: 1,
-                user_max: 0,
-                user_window: 1,
-                count: Count::Successful,
-            },
-        ),
-        upstream_tls: upstream.map(tokio_rustls::TlsConnector::from),
-    });
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let imap = l.local_addr().unwrap();
-    tokio::spawn(server::run(
-        env,
-        vec![(Kind::Imap, l)],
-        None,
-        100,
-        Duration::from_secs(1),
-        watch,
-    ));
+    tokio::spawn(bound.run(watch));
     Proxy { imap, _stop: stop }
 }
 

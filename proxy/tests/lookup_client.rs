@@ -96,6 +96,7 @@ async fn routes_refusals_and_keep_alive() {
         server: "127.0.0.1".parse().unwrap(),
         port: 17143,
         user: "ann@example.com".into(),
+        pass: None,
         cache_alias: true,
     };
     for _ in 0..5 {

@@ -17,7 +17,8 @@ use proto::v1::{
 use proxy::cache::{CacheCluster, CacheConfig};
 use proxy::lookup::LookupClient;
 use proxy::membership::{follow, Backends};
-use proxy::route::{Decision, Login, Router};
+use proxy::login::{Decision, Login};
+use proxy::route::Router;
 use route_lookup::testing::{Harness, TOKEN};
 
 fn bearer(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {

@@ -4,64 +4,123 @@
 //! tagged BAD. A successful login hands the connection to the relay.
 
 use std::io;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use base64::Engine;
-use codec::imap::{continuation, parse_line, tagged, untagged, Arg, ParseError, Parser, Status};
-use common::session_io::{self, Filled};
+use codec::imap::{tagged, untagged, Arg, Command, Limits, Status};
+use common::line_session::{self, Dispatch, Ended, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
-use super::{Env, LoggedIn, Outcome, Peer, Replay, StartTls};
+use super::{checked_user, hand_over, Handoff, Outcome, Peer, Shared};
+use crate::login::{Credentials, LoggedIn, Protocol};
+
+/// A command, owned: what the session needs of it.
+#[derive(Debug)]
+pub struct Cmd {
+    tag: Vec<u8>,
+    name: String,
+    /// Each argument as a string, `None` for a list or NIL.
+    args: Vec<Option<Vec<u8>>>,
+    lists: bool,
+}
+
+impl Cmd {
+    fn own(command: &Command<'_>) -> Self {
+        Self {
+            tag: command.tag.to_vec(),
+            name: String::from_utf8_lossy(command.name).to_ascii_uppercase(),
+            args: command
+                .args
+                .iter()
+                .map(|a| a.as_astring().map(<[u8]>::to_vec))
+                .collect(),
+            lists: command.args.iter().any(|a| matches!(a, Arg::List(_))),
+        }
+    }
+
+    fn arg(&self, i: usize) -> Option<Vec<u8>> {
+        self.args.get(i).cloned().flatten()
+    }
+}
+
+type Io = LineSession<line_session::imap::Imap<Cmd>>;
 
 /// One client connection.
 pub struct Session {
-    env: Arc<Env>,
+    handler: Handler,
+    io: Io,
+}
+
+struct Handler {
+    front: Shared,
     peer: Peer,
-    parser: Parser,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-    bad: u32,
     attempt: u32,
 }
 
-enum Next {
-    Continue,
-    Close,
-    StartTls,
-    /// Logged in; relay this backend after writing the pending output.
-    Relay(Box<(crate::upstream::Upstream, crate::route::Route)>),
-}
+/// Literals before login: enough for any credentials, far from what a client could make us
+/// hold.
+const PREAUTH_LITERAL: usize = 64 * 1024;
 
 impl Session {
-    /// A new session.
-    pub fn new(env: Arc<Env>, peer: Peer) -> Self {
+    /// A new session for a connection accepted at `accepted`.
+    pub fn new(front: Shared, peer: Peer, accepted: Instant) -> Self {
+        let limits = Limits {
+            max_literal: PREAUTH_LITERAL,
+            ..Limits::default()
+        };
+        let dialect = line_session::imap::Imap::new(limits, "OK", Cmd::own);
+        let io = LineSession::new(dialect, front.bounds(accepted), front.shutdown.clone());
         Self {
-            env,
-            peer,
-            parser: Parser::default(),
-            buf: Vec::new(),
-            out: Vec::new(),
-            bad: 0,
-            attempt: 0,
+            handler: Handler {
+                front,
+                peer,
+                attempt: 0,
+            },
+            io,
         }
     }
 
     /// Marks the client connection as encrypted (after STARTTLS).
     pub fn set_tls(&mut self) {
-        self.peer.tls = true;
+        self.handler.peer.tls = true;
     }
 
-    fn login_allowed(&self) -> bool {
-        self.peer.tls || self.env.starttls != StartTls::Only
+    /// Serves the pre-auth dialogue, then hands over to the relay.
+    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if greet {
+            let caps = self.handler.capabilities();
+            let name = &self.handler.front.name;
+            let greeting = format!("OK [CAPABILITY {caps}] {name} IMAP4rev1 proxy ready");
+            untagged(self.io.out(), &greeting);
+            self.io.flush(stream).await?;
+        }
+        match self.io.drive(stream, &mut self.handler).await? {
+            Ended::Closed => Ok(Outcome::Close),
+            Ended::StartTls => Ok(Outcome::StartTls),
+            Ended::Done(handoff) => hand_over(self.io.take_buffered(), *handoff).await,
+        }
     }
+}
 
+/// Continue, or close when the session has used up its strikes.
+fn go_on<D>(strike_left: bool) -> Step<D> {
+    if strike_left {
+        Step::Continue
+    } else {
+        Step::Close
+    }
+}
+
+impl Handler {
     fn capabilities(&self) -> String {
         let mut caps = String::from("IMAP4rev1 ID LITERAL+ SASL-IR");
-        if self.env.tls.is_some() && !self.peer.tls && self.env.starttls != StartTls::Off {
+        if self.front.offers_starttls(&self.peer) {
             caps.push_str(" STARTTLS");
         }
-        if self.login_allowed() {
+        if self.front.login_allowed(&self.peer) {
             caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
         } else {
             caps.push_str(" LOGINDISABLED");
@@ -69,372 +128,193 @@ impl Session {
         caps
     }
 
-    /// Serves the pre-auth dialogue, then the relay.
-    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if greet {
-            let caps = self.capabilities();
-            untagged(
-                &mut self.out,
-                &format!(
-                    "OK [CAPABILITY {caps}] {} IMAP4rev1 proxy ready",
-                    self.env.name
-                ),
-            );
-            self.flush(stream).await?;
-        }
-        loop {
-            let next = match self.parser.parse(&self.buf) {
-                Ok((command, used)) => {
-                    let tag = command.tag.to_vec();
-                    let name = String::from_utf8_lossy(command.name).to_ascii_uppercase();
-                    let args: Vec<Option<Vec<u8>>> = command
-                        .args
-                        .iter()
-                        .map(|a| a.as_astring().map(<[u8]>::to_vec))
-                        .collect();
-                    let lists = command.args.iter().any(|a| matches!(a, Arg::List(_)));
-                    self.buf.drain(..used);
-                    self.dispatch(&tag, &name, &args, lists, stream).await?
-                }
-                Err(ParseError::Incomplete) => {
-                    if !self.fill(stream).await? {
-                        return Ok(Outcome::Close);
-                    }
-                    Next::Continue
-                }
-                Err(ParseError::NeedsLiteral { .. }) => {
-                    continuation(&mut self.out, "OK");
-                    Next::Continue
-                }
-                Err(ParseError::Bad {
-                    tag,
-                    message,
-                    consumed,
-                }) => {
-                    self.buf.drain(..consumed.min(self.buf.len()));
-                    self.bad_command(tag.as_deref(), message)
-                }
-                Err(ParseError::Discard { consumed }) => {
-                    self.buf.drain(..consumed.min(self.buf.len()));
-                    Next::Continue
-                }
-                Err(ParseError::Fatal { message, .. }) => {
-                    untagged(&mut self.out, &format!("BYE {message}"));
-                    Next::Close
-                }
-            };
-            self.flush(stream).await?;
-            match next {
-                Next::Continue => {}
-                Next::Close => return Ok(Outcome::Close),
-                Next::StartTls => {
-                    // Bytes sent before the handshake are never executed (CVE-2011-0411).
-                    self.buf.clear();
-                    self.parser = Parser::default();
-                    return Ok(Outcome::StartTls);
-                }
-                Next::Relay(job) => return super::hand_over(&mut self.buf, job).await,
-            }
-        }
-    }
-
-    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
-        session_io::flush(
-            stream,
-            &mut self.out,
-            "imap write",
-            self.env.preauth_timeout,
-        )
-        .await
-    }
-
-    async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
+    /// The client's answer to a SASL challenge; `None` when the session is over (too long:
+    /// answered with BAD and closed; or the client left).
+    async fn sasl_answer<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
+        io: &mut Io,
         stream: &mut S,
-    ) -> io::Result<bool> {
-        let timeout = self.env.preauth_timeout;
-        let said =
-            match session_io::fill(stream, &mut self.buf, timeout, &self.env.shutdown).await? {
-                Filled::Data => return Ok(true),
-                Filled::Closed => return Ok(false),
-                Filled::TimedOut => "BYE Autologout; idle for too long",
-                Filled::ShuttingDown => "BYE Server shutting down",
-            };
-        untagged(&mut self.out, said);
-        self.flush(stream).await?;
-        Ok(false)
-    }
-
-    fn bad_command(&mut self, tag: Option<&[u8]>, message: &str) -> Next {
-        self.bad += 1;
-        match tag {
-            Some(t) => tagged(&mut self.out, t, Status::Bad, None, message),
-            None => untagged(&mut self.out, &format!("BAD {message}")),
-        }
-        if self.bad >= self.env.max_bad_commands {
-            untagged(&mut self.out, "BYE Too many invalid commands");
-            return Next::Close;
-        }
-        Next::Continue
-    }
-
-    async fn dispatch<S>(
-        &mut self,
         tag: &[u8],
-        name: &str,
-        args: &[Option<Vec<u8>>],
-        lists: bool,
-        stream: &mut S,
-    ) -> io::Result<Next>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        Ok(match name {
-            "CAPABILITY" => {
-                let caps = self.capabilities();
-                untagged(&mut self.out, &format!("CAPABILITY {caps}"));
-                tagged(&mut self.out, tag, Status::Ok, None, "CAPABILITY completed");
-                Next::Continue
-            }
-            "NOOP" => {
-                tagged(&mut self.out, tag, Status::Ok, None, "NOOP completed");
-                Next::Continue
-            }
-            "LOGOUT" => {
-                untagged(&mut self.out, "BYE Logging out");
-                tagged(&mut self.out, tag, Status::Ok, None, "LOGOUT completed");
-                Next::Close
-            }
-            "ID" if lists || !args.is_empty() => {
-                untagged(&mut self.out, "ID (\"name\" \"zproxy\")");
-                tagged(&mut self.out, tag, Status::Ok, None, "ID completed");
-                Next::Continue
-            }
-            "STARTTLS"
-                if self.env.tls.is_some()
-                    && !self.peer.tls
-                    && self.env.starttls != StartTls::Off =>
-            {
-                tagged(
-                    &mut self.out,
-                    tag,
-                    Status::Ok,
-                    None,
-                    "Begin TLS negotiation now",
-                );
-                Next::StartTls
-            }
-            "LOGIN" | "AUTHENTICATE" if !self.login_allowed() => {
-                tagged(
-                    &mut self.out,
-                    tag,
-                    Status::No,
-                    Some("PRIVACYREQUIRED"),
-                    "Use STARTTLS first",
-                );
-                self.bad += 1;
-                Next::Continue
-            }
-            "LOGIN" => match (
-                args.first().cloned().flatten(),
-                args.get(1).cloned().flatten(),
-                args.len(),
-            ) {
-                (Some(user), Some(pass), 2) => self.login(tag, None, &user, &pass).await,
-                _ => self.bad_command(Some(tag), "LOGIN needs a user name and a password"),
-            },
-            "AUTHENTICATE" => self.authenticate(tag, args, stream).await?,
-            _ => self.bad_command(Some(tag), "Command not allowed before login"),
-        })
-    }
-
-    async fn read_response<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        stream: &mut S,
+        challenge: &str,
     ) -> io::Result<Option<Vec<u8>>> {
-        self.flush(stream).await?;
-        loop {
-            match parse_line(&self.buf, 8192) {
-                Ok((line, used)) => {
-                    let line = line.to_vec();
-                    self.buf.drain(..used);
-                    return Ok(Some(line));
-                }
-                Err(ParseError::Incomplete) => {
-                    if !self.fill(stream).await? {
-                        return Ok(None);
-                    }
-                }
-                Err(_) => return Ok(None),
+        codec::imap::continuation(io.out(), challenge);
+        Ok(match io.read_line(stream).await? {
+            Line::Read(answer) => Some(answer),
+            Line::TooLong => {
+                tagged(io.out(), tag, Status::Bad, None, "Authentication answer too long");
+                untagged(io.out(), "BYE Authentication answer too long");
+                None
             }
-        }
+            Line::Closed => None,
+        })
     }
 
     async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
-        tag: &[u8],
-        args: &[Option<Vec<u8>>],
+        cmd: &Cmd,
+        io: &mut Io,
         stream: &mut S,
-    ) -> io::Result<Next> {
+    ) -> io::Result<Step<Box<Handoff>>> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        let mechanism = args
-            .first()
-            .cloned()
-            .flatten()
+        let tag = &cmd.tag[..];
+        let mechanism = cmd
+            .arg(0)
             .map(|m| String::from_utf8_lossy(&m).to_ascii_uppercase());
         let (user, pass) = match mechanism.as_deref() {
             Some("PLAIN") => {
-                let response = match args.get(1).cloned().flatten() {
+                let response = match cmd.arg(1) {
                     Some(r) => r,
-                    None => {
-                        continuation(&mut self.out, "");
-                        match self.read_response(stream).await? {
-                            Some(r) => r,
-                            None => return Ok(Next::Close),
-                        }
-                    }
+                    None => match self.sasl_answer(io, stream, tag, "").await? {
+                        Some(r) => r,
+                        None => return Ok(Step::Close),
+                    },
                 };
                 let plain = match codec::sasl::decode_plain(&response) {
                     Ok(p) => p,
-                    Err(e) => return Ok(self.bad_command(Some(tag), &e.to_string())),
+                    Err(e) => return Ok(go_on(io.bad_command(Some(tag), &e.to_string()))),
                 };
-                if plain.other_authzid() {
-                    return Ok(self
-                        .login(tag, Some(&plain.authzid), &plain.authcid, &plain.password)
-                        .await);
-                }
-                (plain.authcid, plain.password)
+                let authzid = plain.other_authzid().then_some(&plain.authzid[..]);
+                return self
+                    .login(io, tag, authzid, &plain.authcid, &plain.password)
+                    .await;
             }
             Some("LOGIN") => {
-                let user = match args.get(1).cloned().flatten() {
+                let user = match cmd.arg(1) {
                     Some(u) => u,
-                    None => {
-                        continuation(&mut self.out, &b64.encode("Username:"));
-                        match self.read_response(stream).await? {
-                            Some(r) => r,
-                            None => return Ok(Next::Close),
-                        }
-                    }
+                    None => match self
+                        .sasl_answer(io, stream, tag, &b64.encode("Username:"))
+                        .await?
+                    {
+                        Some(r) => r,
+                        None => return Ok(Step::Close),
+                    },
                 };
-                continuation(&mut self.out, &b64.encode("Password:"));
-                let Some(pass) = self.read_response(stream).await? else {
-                    return Ok(Next::Close);
+                let Some(pass) = self
+                    .sasl_answer(io, stream, tag, &b64.encode("Password:"))
+                    .await?
+                else {
+                    return Ok(Step::Close);
                 };
                 match (b64.decode(&user), b64.decode(&pass)) {
                     (Ok(u), Ok(p)) => (u, p),
-                    _ => return Ok(self.bad_command(Some(tag), "Invalid base64")),
+                    _ => return Ok(go_on(io.bad_command(Some(tag), "Invalid base64"))),
                 }
             }
             Some(_) => {
-                tagged(
-                    &mut self.out,
-                    tag,
-                    Status::No,
-                    None,
-                    "Unsupported authentication mechanism",
-                );
-                return Ok(Next::Continue);
+                let text = "Unsupported authentication mechanism";
+                tagged(io.out(), tag, Status::No, None, text);
+                return Ok(Step::Continue);
             }
-            None => return Ok(self.bad_command(Some(tag), "AUTHENTICATE needs a mechanism")),
+            None => {
+                let text = "AUTHENTICATE needs a mechanism";
+                return Ok(go_on(io.bad_command(Some(tag), text)));
+            }
         };
-        Ok(self.login(tag, None, &user, &pass).await)
+        self.login(io, tag, None, &user, &pass).await
     }
 
     async fn login(
         &mut self,
+        io: &mut Io,
         tag: &[u8],
         authzid: Option<&[u8]>,
         user: &[u8],
         pass: &[u8],
-    ) -> Next {
-        let Ok(user) = std::str::from_utf8(user) else {
-            return self.bad_command(Some(tag), "User name is not UTF-8");
+    ) -> io::Result<Step<Box<Handoff>>> {
+        let Some(user) = checked_user(user, pass, authzid) else {
+            return Ok(go_on(io.bad_command(Some(tag), "Invalid credentials")));
         };
-        if user.is_empty()
-            || user.len() > 256
-            || pass.len() > 1024
-            || authzid.is_some_and(|a| a.len() > 256)
-        {
-            return self.bad_command(Some(tag), "Invalid credentials");
-        }
         self.attempt += 1;
-        match self
-            .env
-            .login(
-                &self.peer,
-                user,
-                pass,
-                self.attempt,
-                Replay::Imap { tag, authzid },
-            )
-            .await
-        {
+        let creds = Credentials {
+            user,
+            pass,
+            authzid,
+        };
+        let protocol = Protocol::Imap { tag };
+        let logged_in = self
+            .front
+            .login
+            .login(&self.peer, creds, self.attempt, protocol)
+            .await;
+        Ok(match logged_in {
             LoggedIn::Ok {
                 backend,
                 reply,
                 route,
             } => {
-                self.env.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
-                self.out.extend_from_slice(&reply.lines);
-                Next::Relay(Box::new((backend, route)))
+                io.out().extend_from_slice(&reply.lines);
+                Step::Done(Box::new(Handoff { backend, route }))
             }
             LoggedIn::Refused(reply) => {
-                self.env
-                    .stats
-                    .logins_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                self.out.extend_from_slice(&reply.lines);
-                self.after_failure()
+                io.out().extend_from_slice(&reply.lines);
+                go_on(io.failed_login())
             }
             LoggedIn::LookupRefused(status) => {
-                self.env
-                    .stats
-                    .logins_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                let temporary = status == codec::auth_http::STATUS_TEMPORARY;
-                let code = if temporary {
+                let code = if status == codec::auth_http::STATUS_TEMPORARY {
                     "UNAVAILABLE"
                 } else {
                     "AUTHENTICATIONFAILED"
                 };
-                tagged(&mut self.out, tag, Status::No, Some(code), &status);
-                self.after_failure()
+                tagged(io.out(), tag, Status::No, Some(code), &status);
+                go_on(io.failed_login())
             }
             LoggedIn::Unavailable => {
-                self.env
-                    .stats
-                    .logins_unavailable
-                    .fetch_add(1, Ordering::Relaxed);
-                tagged(
-                    &mut self.out,
-                    tag,
-                    Status::No,
-                    Some("UNAVAILABLE"),
-                    "Temporary failure, try again later",
-                );
-                Next::Continue
+                let text = "Temporary failure, try again later";
+                tagged(io.out(), tag, Status::No, Some("UNAVAILABLE"), text);
+                Step::Continue
             }
             LoggedIn::Throttled => {
-                self.env
-                    .stats
-                    .logins_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                untagged(&mut self.out, "BYE Login rejected for this user");
-                tagged(&mut self.out, tag, Status::No, None, "LOGIN failed");
-                Next::Close
+                untagged(io.out(), "BYE Login rejected for this user");
+                tagged(io.out(), tag, Status::No, None, "LOGIN failed");
+                Step::Close
             }
-        }
+        })
     }
+}
 
-    fn after_failure(&mut self) -> Next {
-        self.bad += 1;
-        if self.bad >= self.env.max_bad_commands {
-            untagged(&mut self.out, "BYE Too many failed logins");
-            return Next::Close;
-        }
-        Next::Continue
+impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::imap::Imap<Cmd>, S> for Handler {
+    type Done = Box<Handoff>;
+
+    async fn dispatch(&mut self, cmd: Cmd, io: &mut Io, stream: &mut S) -> io::Result<Step<Self::Done>> {
+        let tag = &cmd.tag[..];
+        Ok(match cmd.name.as_str() {
+            "CAPABILITY" => {
+                let caps = self.capabilities();
+                untagged(io.out(), &format!("CAPABILITY {caps}"));
+                tagged(io.out(), tag, Status::Ok, None, "CAPABILITY completed");
+                Step::Continue
+            }
+            "NOOP" => {
+                tagged(io.out(), tag, Status::Ok, None, "NOOP completed");
+                Step::Continue
+            }
+            "LOGOUT" => {
+                untagged(io.out(), "BYE Logging out");
+                tagged(io.out(), tag, Status::Ok, None, "LOGOUT completed");
+                Step::Close
+            }
+            "ID" if cmd.lists || !cmd.args.is_empty() => {
+                untagged(io.out(), "ID (\"name\" \"zproxy\")");
+                tagged(io.out(), tag, Status::Ok, None, "ID completed");
+                Step::Continue
+            }
+            "STARTTLS" if self.front.offers_starttls(&self.peer) => {
+                tagged(io.out(), tag, Status::Ok, None, "Begin TLS negotiation now");
+                Step::StartTls
+            }
+            "LOGIN" | "AUTHENTICATE" if !self.front.login_allowed(&self.peer) => {
+                let text = "Use STARTTLS first";
+                tagged(io.out(), tag, Status::No, Some("PRIVACYREQUIRED"), text);
+                go_on(io.failed_login())
+            }
+            "LOGIN" => match (cmd.arg(0), cmd.arg(1), cmd.args.len()) {
+                (Some(user), Some(pass), 2) => {
+                    return self.login(io, tag, None, &user, &pass).await;
+                }
+                _ => go_on(io.bad_command(Some(tag), "LOGIN needs a user name and a password")),
+            },
+            "AUTHENTICATE" => return self.authenticate(&cmd, io, stream).await,
+            _ => go_on(io.bad_command(Some(tag), "Command not allowed before login")),
+        })
     }
 }

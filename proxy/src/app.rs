@@ -1,0 +1,223 @@
+//! The proxy as one value: [`Proxy::bind`] builds the route cache client, the lookup
+//! client, the resolver, the throttle and the login service from a [`RuntimeConfig`] and
+//! binds every listener; [`Proxy::run`] serves until the shutdown watch fires, then drains.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::shutdown::{Shutdown, ShutdownWatch};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::cache::{CacheCluster, CacheConfig};
+use crate::config::RuntimeConfig;
+use crate::login::{Connector, LoginService, RouteResolver};
+use crate::lookup::LookupClient;
+use crate::membership::Backends;
+use crate::route::Router;
+use crate::server::{self, Kind, RelayStats, Service};
+use crate::session::Frontend;
+use crate::throttle::Throttle;
+
+/// Why the proxy could not start.
+#[derive(Debug, Error)]
+pub enum BindError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// Its address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A bound proxy, ready to serve.
+#[derive(Debug)]
+pub struct Proxy {
+    service: Arc<Service>,
+    stop: Shutdown,
+    listeners: Vec<(Kind, TcpListener)>,
+    admin: Option<TcpListener>,
+    membership: Option<Membership>,
+    max_connections: usize,
+    grace: std::time::Duration,
+}
+
+/// What following route-lookup's watch needs.
+#[derive(Debug)]
+struct Membership {
+    url: String,
+    token: Option<String>,
+    cache: Option<Arc<CacheCluster>>,
+    seeds: Vec<String>,
+    backends: Arc<Backends>,
+}
+
+impl Proxy {
+    /// Builds the proxy of `config` (the route cache, then route-lookup) and binds it.
+    pub async fn bind(config: RuntimeConfig) -> Result<Self, BindError> {
+        let cache = (!config.memcached.is_empty() || config.directory.is_some()).then(|| {
+            // With a directory and no static nodes, the cluster starts empty and follows
+            // the watch.
+            Arc::new(CacheCluster::new(
+                &config.memcached,
+                CacheConfig {
+                    fetch_timeout: config.cache_timeout,
+                    retry_interval: config.retry_interval,
+                    connections_per_node: config.cache_connections_per_node,
+                },
+            ))
+        });
+        let lookup = Arc::new(LookupClient::new(
+            config.urls.clone(),
+            config.lookup_secret.clone(),
+            config.lookup_timeout,
+            config.retry_interval,
+        ));
+        let backends = Arc::new(Backends::default());
+        let mut router = Router::new(cache.clone(), lookup.clone(), config.route_ttl);
+        if config.directory.is_some() {
+            router = router.with_backends(backends.clone());
+        }
+        let membership = config.directory.clone().map(|(url, token)| Membership {
+            url,
+            token,
+            cache: cache.clone(),
+            seeds: config.memcached.clone(),
+            backends,
+        });
+        let mut proxy = Self::assemble(&config, Arc::new(router), cache, Some(lookup)).await?;
+        proxy.membership = membership;
+        Ok(proxy)
+    }
+
+    /// Binds a proxy of `config` that routes with `resolver` instead of the route cache and
+    /// route-lookup (tests; login throttles are off without the cache).
+    pub async fn bind_with_resolver(
+        config: RuntimeConfig,
+        resolver: Arc<dyn RouteResolver>,
+    ) -> Result<Self, BindError> {
+        Self::assemble(&config, resolver, None, None).await
+    }
+
+    async fn assemble(
+        config: &RuntimeConfig,
+        resolver: Arc<dyn RouteResolver>,
+        cache: Option<Arc<CacheCluster>>,
+        lookup: Option<Arc<LookupClient>>,
+    ) -> Result<Self, BindError> {
+        // Sessions are built with the proxy's own watch; `run` ties it to the caller's.
+        let (stop, watch) = Shutdown::new();
+        let connector = Connector::new(
+            config.forward,
+            config.upstream.clone().map(tokio_rustls::TlsConnector::from),
+            config.backend_timeout,
+        );
+        let throttle = Throttle::new(cache.clone(), config.limits);
+        let front = Frontend {
+            login: LoginService::new(resolver, connector, throttle),
+            tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            starttls: config.starttls,
+            preauth_timeout: config.preauth,
+            login_deadline: config.login_deadline,
+            max_bad_commands: config.max_bad_commands,
+            max_sasl_line: MAX_SASL_LINE,
+            shutdown: watch,
+            name: config.name.clone(),
+        };
+        let mut listeners = Vec::new();
+        let addrs = [
+            config.listen.imap,
+            config.listen.imaps,
+            config.listen.pop3,
+            config.listen.pop3s,
+        ];
+        for (kind, addr) in Kind::ALL.into_iter().zip(addrs) {
+            let Some(addr) = addr else { continue };
+            let bound = if config.shared_listeners {
+                common::listener::bind_shared(kind.name(), addr)
+            } else {
+                common::listener::bind(kind.name(), addr).await
+            };
+            let listener = bound.map_err(|source| BindError::Listen {
+                what: kind.name(),
+                addr,
+                source,
+            })?;
+            listeners.push((kind, listener));
+        }
+        let admin = match config.admin_listen {
+            Some(addr) => Some(common::listener::bind("admin", addr).await.map_err(
+                |source| BindError::Listen {
+                    what: "admin",
+                    addr,
+                    source,
+                },
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            service: Arc::new(Service {
+                front: Arc::new(front),
+                idle_timeout: config.idle,
+                relay: RelayStats::default(),
+                lookup,
+                cache,
+            }),
+            stop,
+            listeners,
+            admin,
+            membership: None,
+            max_connections: config.max_connections,
+            grace: config.grace,
+        })
+    }
+
+    /// The bound address of a client listener.
+    pub fn local_addr(&self, kind: Kind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .and_then(|(_, l)| l.local_addr().ok())
+    }
+
+    /// The bound address of the admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` fires, then drains relayed sessions for the grace period.
+    pub async fn run(self, shutdown: ShutdownWatch) {
+        let (stop, watch) = (self.stop, self.service.front.shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.triggered().await;
+            stop.trigger();
+        });
+        let shutdown = watch;
+        if let Some(m) = self.membership {
+            tokio::spawn(crate::membership::follow(
+                m.url,
+                m.token,
+                m.cache,
+                m.seeds,
+                m.backends,
+                shutdown.clone(),
+            ));
+        }
+        server::run(
+            self.service,
+            self.listeners,
+            self.admin,
+            self.max_connections,
+            self.grace,
+            shutdown,
+        )
+        .await;
+    }
+}
+
+/// Longest SASL answer line: OAuth bearer tokens run to several kilobytes.
+const MAX_SASL_LINE: usize = 64 * 1024;

@@ -1,0 +1,262 @@
+//! Everything from "credentials parsed" to "logged in upstream", behind one call:
+//! [`LoginService::login`]. It checks the user's throttle, asks the [`RouteResolver`] where
+//! the account lives, has the [`Connector`] reach that mailbox server and replay the login
+//! there, forgets a cached route only when it may be wrong, and counts the outcome. The
+//! IMAP and POP3 front ends see nothing else.
+//!
+//! # Layout
+//! - [`resolver`]: the [`RouteResolver`] seam and its types.
+//! - [`connector`]: connect, PROXY v2 header, upstream TLS, replay.
+
+pub mod connector;
+pub mod resolver;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use connector::{ConnectError, Connector};
+pub use resolver::{BoxFuture, Decision, Login, Route, RouteResolver};
+
+use crate::backend::LoginReply;
+use crate::throttle::Throttle;
+use crate::upstream::Upstream;
+
+/// How the client's address reaches the mailbox server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// IMAP `ID` with x-originating-ip, POP3 `XCLIENT ADDR=`.
+    Id,
+    /// A PROXY protocol v2 header at connection start.
+    ProxyV2,
+    /// Not forwarded.
+    Off,
+}
+
+/// Where a session is.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    /// The client.
+    pub client: SocketAddr,
+    /// Our address on the client connection.
+    pub local: SocketAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+}
+
+/// What the client logs in with.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    /// The login name as typed (routing follows it).
+    pub user: &'a str,
+    /// The password.
+    pub pass: &'a [u8],
+    /// The SASL authorization identity, when the client asked for one other than itself
+    /// (replayed as SASL PLAIN, as Zimbra does).
+    pub authzid: Option<&'a [u8]>,
+}
+
+/// The protocol the login is replayed in.
+#[derive(Debug, Clone, Copy)]
+pub enum Protocol<'a> {
+    /// IMAP, under the client's tag.
+    Imap {
+        /// The client's tag.
+        tag: &'a [u8],
+    },
+    /// POP3.
+    Pop3,
+}
+
+/// What logging in produced.
+#[derive(Debug)]
+pub enum LoggedIn {
+    /// The backend accepted: pass `reply` on, then relay.
+    Ok {
+        /// The backend connection.
+        backend: Upstream,
+        /// Its answer to the login.
+        reply: LoginReply,
+        /// Where.
+        route: Route,
+    },
+    /// The backend refused: pass its answer on; the session may retry.
+    Refused(LoginReply),
+    /// route-lookup refused (after its Auth-Wait): its generic text.
+    LookupRefused(String),
+    /// The user is over its login limit.
+    Throttled,
+    /// Nobody could serve the login.
+    Unavailable,
+}
+
+/// Login counters for /metrics.
+#[derive(Debug, Default)]
+pub struct LoginStats {
+    /// Logins relayed.
+    pub ok: AtomicU64,
+    /// Logins refused by route-lookup or the backend, or throttled.
+    pub refused: AtomicU64,
+    /// Logins that failed for lack of a lookup service or backend.
+    pub unavailable: AtomicU64,
+    /// Routes served from the cache.
+    pub cache_hits: AtomicU64,
+    /// Routes looked up.
+    pub cache_misses: AtomicU64,
+}
+
+/// Routes, connects and replays logins.
+pub struct LoginService {
+    resolver: Arc<dyn RouteResolver>,
+    connector: Connector,
+    throttle: Throttle,
+    stats: LoginStats,
+}
+
+impl std::fmt::Debug for LoginService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginService")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginService {
+    /// A service routing with `resolver`, reaching backends through `connector`, limiting
+    /// users with `throttle`.
+    pub fn new(resolver: Arc<dyn RouteResolver>, connector: Connector, throttle: Throttle) -> Self {
+        Self {
+            resolver,
+            connector,
+            throttle,
+            stats: LoginStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &LoginStats {
+        &self.stats
+    }
+
+    /// The connector (its connect-time histogram is in /metrics).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// The throttle (the per-IP check happens at connect).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// Logs `creds` in for the client at `peer`: its `attempt`th try on this connection.
+    pub async fn login(
+        &self,
+        peer: &Peer,
+        creds: Credentials<'_>,
+        attempt: u32,
+        protocol: Protocol<'_>,
+    ) -> LoggedIn {
+        let result = if self.throttle.allow_user(creds.user).await {
+            let result = self.login_unthrottled(peer, creds, attempt, protocol).await;
+            match &result {
+                LoggedIn::Ok { .. } => self.throttle.record(creds.user, true).await,
+                LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) => {
+                    self.throttle.record(creds.user, false).await
+                }
+                LoggedIn::Throttled | LoggedIn::Unavailable => {}
+            }
+            result
+        } else {
+            tracing::warn!(user = creds.user, client = %peer.client.ip(), "login rejected: user over its limit");
+            LoggedIn::Throttled
+        };
+        let counter = match &result {
+            LoggedIn::Ok { .. } => &self.stats.ok,
+            LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) | LoggedIn::Throttled => {
+                &self.stats.refused
+            }
+            LoggedIn::Unavailable => &self.stats.unavailable,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn login_unthrottled(
+        &self,
+        peer: &Peer,
+        creds: Credentials<'_>,
+        attempt: u32,
+        protocol: Protocol<'_>,
+    ) -> LoggedIn {
+        // The backend port depends on how we reach the backend, not on how the client
+        // reached us.
+        let service = match (protocol, self.connector.uses_tls()) {
+            (Protocol::Imap { .. }, false) => "imap",
+            (Protocol::Imap { .. }, true) => "imapssl",
+            (Protocol::Pop3, false) => "pop3",
+            (Protocol::Pop3, true) => "pop3ssl",
+        };
+        let login = Login {
+            user: creds.user,
+            pass: creds.pass,
+            protocol: service,
+            attempt,
+            client_ip: peer.client.ip(),
+            proxy_ip: peer.local.ip(),
+        };
+        // A cached route whose backend cannot be reached is forgotten and looked up once
+        // more: the account may have moved while its old server went away.
+        for round in 0..2 {
+            let route = match self.resolver.route(&login).await {
+                Decision::Route(r) => r,
+                Decision::Refused { status, wait } => {
+                    if let Some(w) = wait.filter(|&w| w > 0) {
+                        tokio::time::sleep(Duration::from_secs(u64::from(w.min(60)))).await;
+                    }
+                    return LoggedIn::LookupRefused(status);
+                }
+                Decision::Unavailable => return LoggedIn::Unavailable,
+            };
+            let counter = if route.cached {
+                &self.stats.cache_hits
+            } else {
+                &self.stats.cache_misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let upstream = Credentials {
+                user: &route.user,
+                pass: route.pass.as_deref().unwrap_or(creds.pass),
+                authzid: creds.authzid,
+            };
+            let error = match self
+                .connector
+                .login(route.backend, peer, &upstream, protocol)
+                .await
+            {
+                Ok((backend, reply)) if reply.ok => {
+                    return LoggedIn::Ok {
+                        backend,
+                        reply,
+                        route,
+                    }
+                }
+                Ok((_, reply)) => {
+                    // A temporary refusal says nothing about the route; any other may mean
+                    // the account moved (a mailbox refuses accounts it does not host).
+                    if !reply.temporary {
+                        self.resolver.forget(&route).await;
+                    }
+                    return LoggedIn::Refused(reply);
+                }
+                Err(e) => e,
+            };
+            tracing::warn!(backend = %route.backend, error = %error, cached = route.cached, "backend login failed");
+            self.resolver.forget(&route).await;
+            if !(matches!(error, ConnectError::Unreachable(_)) && route.cached && round == 0) {
+                return LoggedIn::Unavailable;
+            }
+        }
+        LoggedIn::Unavailable
+    }
+}

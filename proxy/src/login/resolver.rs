@@ -1,0 +1,71 @@
+//! The seam between a login and where it goes: a [`RouteResolver`] turns a login into a
+//! [`Decision`] and forgets a route that turned out wrong. The real one is
+//! [`crate::route::Router`] (the route cache, then route-lookup, trusting only registered
+//! mailbox servers); tests plug in their own.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+
+use codec::route_key::CacheKey;
+
+/// A boxed future, as a resolver returns them (one allocation per login).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A login to route.
+#[derive(Debug, Clone)]
+pub struct Login<'a> {
+    /// As the client typed it.
+    pub user: &'a str,
+    /// The password.
+    pub pass: &'a [u8],
+    /// `imap`, `imapssl`, `pop3` or `pop3ssl`: how the mailbox server will be reached.
+    pub protocol: &'static str,
+    /// 1 for the session's first attempt.
+    pub attempt: u32,
+    /// The client.
+    pub client_ip: IpAddr,
+    /// The proxy's address on the client connection.
+    pub proxy_ip: IpAddr,
+}
+
+/// Where a login goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The backend.
+    pub backend: SocketAddr,
+    /// The account name to log in as upstream.
+    pub user: String,
+    /// The password to log in with upstream, when route-lookup gave one (`Auth-Pass`, as
+    /// nginx uses it); else the client's.
+    pub pass: Option<Vec<u8>>,
+    /// Whether it came from the cache.
+    pub cached: bool,
+    /// The cache keys that produced or now hold it (deleted if the route proves wrong).
+    pub keys: Vec<CacheKey>,
+}
+
+/// The routing decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go there.
+    Route(Route),
+    /// route-lookup refused: its text and wait.
+    Refused {
+        /// Auth-Status text (generic).
+        status: String,
+        /// Seconds to wait before answering.
+        wait: Option<u32>,
+    },
+    /// Nobody could answer.
+    Unavailable,
+}
+
+/// Finds where a login goes.
+pub trait RouteResolver: Send + Sync {
+    /// Routes `login`.
+    fn route<'a>(&'a self, login: &'a Login<'a>) -> BoxFuture<'a, Decision>;
+    /// Forgets `route` (it led to a refusal or a dead backend), so the next login asks
+    /// the source again.
+    fn forget<'a>(&'a self, route: &'a Route) -> BoxFuture<'a, ()>;
+}
