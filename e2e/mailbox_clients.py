@@ -1266,17 +1266,17 @@ def refuse_locked():
 
 @check("refusals")
 def refuse_other_host():
-    """an account whose mail host is another server: IMAP 'NO [UNAVAILABLE] Account ... is
+    """an account whose mail host is another server: IMAP 'NO [AUTHENTICATIONFAILED] Account ... is
     not on <host> (its mail host is ...)', POP3 '-ERR [SYS/PERM] ...'; with a wrong password
     it is a plain authentication failure"""
     want = (f"Account {acct('far')} is not on {opts.hostname} "
             f"(its mail host is {opts.other_host})").encode()
     r, reply = imap_login_reply(acct("far"), pw("far"))
     r.close()
-    expect(reply == b"R1 NO [UNAVAILABLE] " + want, "IMAP LOGIN reply", reply)
+    expect(reply == b"R1 NO [AUTHENTICATIONFAILED] " + want, "IMAP LOGIN reply", reply)
     r, reply = imap_login_reply(acct("far"), pw("far"), port=opts.imaps, use_tls=True)
     r.close()
-    expect(reply == b"R1 NO [UNAVAILABLE] " + want, "IMAPS LOGIN reply", reply)
+    expect(reply == b"R1 NO [AUTHENTICATIONFAILED] " + want, "IMAPS LOGIN reply", reply)
     r, reply = pop3_pass_reply(acct("far"), pw("far"))
     r.close()
     expect(reply == b"-ERR [SYS/PERM] " + want, "POP3 PASS reply", reply)

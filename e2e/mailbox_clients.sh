@@ -219,7 +219,7 @@ expect_fail "curl imap:// with a wrong password: Login denied, the server said N
 expect_fail "curl pop3:// with a wrong password: Login denied, the server said -ERR [AUTH]" \
   '^< -ERR \[AUTH\] Authentication failed' c -v -u "curl@example.com:wrong" "pop3://127.0.0.1:$pop3/"
 expect_fail "curl imap:// as far@example.com (mail host mbx2): refused, 'not on $host'" \
-  "NO \[UNAVAILABLE\] Account far@example.com is not on $host \(its mail host is mbx2.example.com\)" \
+  "NO \[AUTHENTICATIONFAILED\] Account far@example.com is not on $host \(its mail host is mbx2.example.com\)" \
   c -v -u "far@example.com:pw-far" "imap://127.0.0.1:$imap/"
 expect_fail "curl pop3:// as far@example.com (mail host mbx2): refused, 'not on $host'" \
   "^< -ERR \[SYS/PERM\] Account far@example.com is not on $host \(its mail host is mbx2.example.com\)" \

@@ -149,7 +149,7 @@ async fn logins_and_refusals() {
         ("b LOGIN nobody@example.com secret\r\n", "b NO [AUTHENTICATIONFAILED] Authentication failed\r\n"),
         (
             "c LOGIN bob@example.com secret\r\n",
-            "c NO [UNAVAILABLE] Account bob@example.com is not on mbx1.example.com (its mail host is mbx2.example.com)\r\n",
+            "c NO [AUTHENTICATIONFAILED] Account bob@example.com is not on mbx1.example.com (its mail host is mbx2.example.com)\r\n",
         ),
         ("d SELECT INBOX\r\n", "d BAD Log in first\r\n"),
         ("e AUTHENTICATE PLAIN AGFubkBleGFtcGxlLmNvbQBzZWNyZXQ=\r\n", "e OK "),

@@ -377,9 +377,11 @@ impl Session {
                 if !self.env.serves(&mail_host) {
                     tracing::warn!(%account, %mail_host, "login for an account of another mail host");
                     self.bad += 1;
+                    // Not "try again later": the route that sent the client here is
+                    // wrong, and a proxy should forget it.
                     return self.no(
                         tag,
-                        Some("UNAVAILABLE"),
+                        Some("AUTHENTICATIONFAILED"),
                         &format!(
                             "Account {account} is not on {} (its mail host is {mail_host})",
                             self.env.hostname
