@@ -14,6 +14,7 @@ use crate::config::RuntimeConfig;
 use crate::login::{Connector, LoginService, RouteResolver};
 use crate::lookup::LookupClient;
 use crate::membership::Backends;
+use crate::preauth::PreauthLimit;
 use crate::route::Router;
 use crate::server::{self, Kind, RelayStats, Service};
 use crate::session::Frontend;
@@ -125,6 +126,7 @@ impl Proxy {
             login_deadline: config.login_deadline,
             max_bad_commands: config.max_bad_commands,
             max_sasl_line: MAX_SASL_LINE,
+            preauth: Arc::new(PreauthLimit::new(config.max_preauth_per_ip)),
             shutdown: watch,
             name: config.name.clone(),
         };

@@ -158,6 +158,9 @@ pub struct Config {
     /// the login dialogue.
     #[arg(long, env = "PROXY_BACKEND_TIMEOUT_MS", default_value_t = 10000)]
     pub backend_timeout_ms: u64,
+    /// Connections one client address may hold before they have logged in (0: unlimited).
+    #[arg(long, env = "PROXY_MAX_PREAUTH_PER_IP", default_value_t = 50)]
+    pub max_preauth_per_ip: usize,
     /// Seconds from accept to logged in upstream, in total (the pre-auth timeout bounds
     /// each read; this bounds the whole dialogue).
     #[arg(long, env = "PROXY_LOGIN_DEADLINE", default_value_t = 120)]
@@ -255,6 +258,8 @@ pub struct RuntimeConfig {
     pub idle: Duration,
     /// Bad commands and failed logins per connection.
     pub max_bad_commands: u32,
+    /// Pre-auth connections per client address (0: unlimited).
+    pub max_preauth_per_ip: usize,
     /// Connections per listener.
     pub max_connections: usize,
     /// Drain time after SIGTERM.
@@ -396,6 +401,7 @@ impl Config {
             login_deadline: Duration::from_secs(self.login_deadline),
             idle: Duration::from_secs(self.idle_timeout.max(1)),
             max_bad_commands: self.max_bad_commands,
+            max_preauth_per_ip: self.max_preauth_per_ip,
             max_connections: self.max_connections,
             grace: Duration::from_secs(self.grace_period),
             name: self.name.clone(),

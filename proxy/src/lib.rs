@@ -27,6 +27,7 @@
 //! - [`upstream`]: the backend connection, plain or TLS.
 //! - [`relay`]: copying bytes both ways with an idle timeout; [`splice`]: its zero-copy
 //!   path for bulk transfers.
+//! - [`preauth`]: the cap on connections per client address not yet logged in.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 //! - [`workers`]: several worker processes sharing the listeners (`--workers`).
@@ -38,6 +39,7 @@ pub mod config;
 pub mod login;
 pub mod lookup;
 pub mod membership;
+pub mod preauth;
 pub mod relay;
 pub mod route;
 pub mod server;

@@ -167,6 +167,12 @@ impl AdminSource for Admin {
             s.bytes_spliced.load(Ordering::Relaxed),
         );
         w.single(
+            "proxy_preauth_refused_total",
+            "counter",
+            "connections refused because their address held --max-preauth-per-ip connections not yet logged in",
+            self.env.front.preauth.refused.load(Ordering::Relaxed),
+        );
+        w.single(
             "proxy_sessions_relaying",
             "gauge",
             "sessions relaying now",
@@ -299,6 +305,20 @@ async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, client: S
         }
         return;
     }
+    let Some(preauth) = env.front.preauth.admit(client.ip()) else {
+        tracing::warn!(client = %client.ip(), "connection refused: too many connections from this address not logged in (--max-preauth-per-ip)");
+        let line: &[u8] = match kind {
+            Kind::Imap | Kind::Imaps => b"* BYE Too many connections from your address\r\n",
+            Kind::Pop3 | Kind::Pop3s => {
+                b"-ERR [SYS/TEMP] Too many connections from your address\r\n"
+            }
+        };
+        if !implicit {
+            use tokio::io::AsyncWriteExt;
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(line)).await;
+        }
+        return;
+    };
     let peer = Peer {
         client,
         local,
@@ -307,13 +327,21 @@ async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, client: S
     // The session lives on the heap and is gone before the relay starts, and the TLS path
     // (handshake state, TLS stream) is boxed: this future is what an idle relayed plain
     // session keeps, so it must hold nothing of the login dialogue.
-    let mut session = match kind {
-        Kind::Imap | Kind::Imaps => {
-            Dialogue::Imap(Box::new(imap::Session::new(env.front.clone(), peer, accepted)))
-        }
-        Kind::Pop3 | Kind::Pop3s => {
-            Dialogue::Pop3(Box::new(pop3::Session::new(env.front.clone(), peer, accepted)))
-        }
+    let protocol = match kind {
+        Kind::Imap | Kind::Imaps => Protocol::Imap(Box::new(imap::Session::new(
+            env.front.clone(),
+            peer,
+            accepted,
+        ))),
+        Kind::Pop3 | Kind::Pop3s => Protocol::Pop3(Box::new(pop3::Session::new(
+            env.front.clone(),
+            peer,
+            accepted,
+        ))),
+    };
+    let mut session = Dialogue {
+        protocol,
+        _preauth: preauth,
     };
     let result = if implicit {
         Box::pin(tls_path(&env, session, stream, true)).await
@@ -364,8 +392,14 @@ async fn tls_path(
     Ok(())
 }
 
-/// The session of the listener's protocol.
-enum Dialogue {
+/// The session of the listener's protocol, and its place among its address's pre-auth
+/// connections (given back when the dialogue is dropped, before the relay).
+struct Dialogue {
+    protocol: Protocol,
+    _preauth: crate::preauth::PreauthGuard,
+}
+
+enum Protocol {
     Imap(Box<imap::Session>),
     Pop3(Box<pop3::Session>),
 }
@@ -375,16 +409,16 @@ impl Dialogue {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        match self {
-            Dialogue::Imap(s) => Box::pin(s.run(stream, greet)).await,
-            Dialogue::Pop3(s) => Box::pin(s.run(stream, greet)).await,
+        match &mut self.protocol {
+            Protocol::Imap(s) => Box::pin(s.run(stream, greet)).await,
+            Protocol::Pop3(s) => Box::pin(s.run(stream, greet)).await,
         }
     }
 
     fn set_tls(&mut self) {
-        match self {
-            Dialogue::Imap(s) => s.set_tls(),
-            Dialogue::Pop3(s) => s.set_tls(),
+        match &mut self.protocol {
+            Protocol::Imap(s) => s.set_tls(),
+            Protocol::Pop3(s) => s.set_tls(),
         }
     }
 }
@@ -416,6 +450,8 @@ async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, R
     stats.relaying.fetch_sub(1, Ordering::Relaxed);
     stats.bytes_up.fetch_add(moved.up, Ordering::Relaxed);
     stats.bytes_down.fetch_add(moved.down, Ordering::Relaxed);
-    stats.bytes_spliced.fetch_add(moved.spliced, Ordering::Relaxed);
+    stats
+        .bytes_spliced
+        .fetch_add(moved.spliced, Ordering::Relaxed);
     tracing::info!(up = moved.up, down = moved.down, "session ended");
 }

@@ -1524,3 +1524,99 @@ async fn logout_quit_and_shutdown_before_login() {
     pop3.closed().await;
     assert!(r.asked().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Bounds on the login itself and on pre-auth connections per address.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_login_deadline_also_bounds_the_login_upstream() {
+    // A mailbox server that accepts and never says a word: the backend timeout (10 s) is
+    // far away, the login deadline is not.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s);
+        }
+    });
+    let r = FakeResolver::new();
+    r.route("ann", addr, "ann@example.com");
+    let p = start(
+        r.clone(),
+        false,
+        &["--login-deadline", "1", "--backend-timeout-ms", "10000"],
+    )
+    .await;
+    let started = Instant::now();
+    let mut c = imap_client(&p).await;
+    c.send("a LOGIN ann secret\r\n").await;
+    assert_eq!(c.line().await, "* BYE Autologout; login took too long\r\n");
+    c.closed().await;
+    let after = started.elapsed();
+    assert!(after < Duration::from_millis(1500), "closed after {after:?}");
+    held.abort();
+}
+
+#[tokio::test]
+async fn connections_not_logged_in_are_capped_per_address() {
+    let r = FakeResolver::new();
+    let p = start(r.clone(), false, &["--max-preauth-per-ip", "2"]).await;
+    let first = imap_client(&p).await;
+    let _second = pop3_client(&p).await;
+    // The cap counts the address across listeners.
+    let mut third = connect(p.imap).await;
+    assert_eq!(
+        third.line().await,
+        "* BYE Too many connections from your address\r\n"
+    );
+    third.closed().await;
+    let mut fourth = connect(p.pop3).await;
+    assert_eq!(
+        fourth.line().await,
+        "-ERR [SYS/TEMP] Too many connections from your address\r\n"
+    );
+    fourth.closed().await;
+    // A place comes back when a connection ends.
+    let mut first = first;
+    first.send("z LOGOUT\r\n").await;
+    assert_eq!(first.line().await, "* BYE Logging out\r\n");
+    assert_eq!(first.line().await, "z OK LOGOUT completed\r\n");
+    first.closed().await;
+    let mut again = None;
+    for _ in 0..50 {
+        let mut c = connect(p.imap).await;
+        let l = c.line().await;
+        if l == IMAP_GREETING {
+            again = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "no place came back after LOGOUT");
+}
+
+#[tokio::test]
+async fn logged_in_sessions_do_not_count_against_the_preauth_cap() {
+    let backend = Script::imap().spawn().await;
+    let r = FakeResolver::new();
+    r.route("ann", backend.addr, "ann@example.com");
+    let p = start(r.clone(), false, &["--max-preauth-per-ip", "1"]).await;
+    let mut relayed = Vec::new();
+    for i in 0..3 {
+        let mut c = imap_client(&p).await;
+        c.send(&format!("a{i} LOGIN ann secret\r\n")).await;
+        assert_eq!(c.line().await, format!("a{i} {LOGGED_IN}"));
+        relayed.push(c);
+    }
+}
+
+#[tokio::test]
+async fn the_id_answer_carries_the_configured_name() {
+    let p = start(FakeResolver::new(), false, &[]).await;
+    let mut c = imap_client(&p).await;
+    c.send("i ID NIL\r\n").await;
+    assert_eq!(c.line().await, "* ID (\"name\" \"zp-test\")\r\n");
+    assert_eq!(c.line().await, "i OK ID completed\r\n");
+}

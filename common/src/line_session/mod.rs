@@ -285,6 +285,12 @@ impl<L: Dialect> LineSession<L> {
         self.strike(Farewell::TooManyFailures)
     }
 
+    /// Writes the last words for `why` (when the session itself gives up, e.g. at its
+    /// deadline); close after flushing.
+    pub fn farewell(&mut self, why: Farewell) {
+        self.dialect.farewell(&mut self.out, why);
+    }
+
     fn strike(&mut self, why: Farewell) -> bool {
         self.bad += 1;
         if self.bad >= self.bounds.max_bad {

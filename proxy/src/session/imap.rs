@@ -7,11 +7,11 @@ use std::io;
 
 use base64::Engine;
 use codec::imap::{tagged, untagged, Arg, Command, Limits, Status};
-use common::line_session::{self, Dispatch, Ended, Line, LineSession, Step};
+use common::line_session::{self, Dispatch, Ended, Farewell, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{checked_user, hand_over, Handoff, Outcome, Peer, Shared};
+use super::{checked_user, hand_over, within_deadline, Handoff, Outcome, Peer, Shared};
 use crate::login::{Credentials, LoggedIn, Protocol};
 
 /// A command, owned: what the session needs of it.
@@ -141,7 +141,13 @@ impl Handler {
         Ok(match io.read_line(stream).await? {
             Line::Read(answer) => Some(answer),
             Line::TooLong => {
-                tagged(io.out(), tag, Status::Bad, None, "Authentication answer too long");
+                tagged(
+                    io.out(),
+                    tag,
+                    Status::Bad,
+                    None,
+                    "Authentication answer too long",
+                );
                 untagged(io.out(), "BYE Authentication answer too long");
                 None
             }
@@ -231,11 +237,14 @@ impl Handler {
             authzid,
         };
         let protocol = Protocol::Imap { tag };
-        let logged_in = self
+        let login = self
             .front
             .login
-            .login(&self.peer, creds, self.attempt, protocol)
-            .await;
+            .login(&self.peer, creds, self.attempt, protocol);
+        let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
+            io.farewell(Farewell::Deadline);
+            return Ok(Step::Close);
+        };
         Ok(match logged_in {
             LoggedIn::Ok {
                 backend,
@@ -275,7 +284,12 @@ impl Handler {
 impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::imap::Imap<Cmd>, S> for Handler {
     type Done = Box<Handoff>;
 
-    async fn dispatch(&mut self, cmd: Cmd, io: &mut Io, stream: &mut S) -> io::Result<Step<Self::Done>> {
+    async fn dispatch(
+        &mut self,
+        cmd: Cmd,
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Step<Self::Done>> {
         let tag = &cmd.tag[..];
         Ok(match cmd.name.as_str() {
             "CAPABILITY" => {
@@ -294,7 +308,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::imap::Imap<Cmd>, 
                 Step::Close
             }
             "ID" if cmd.lists || !cmd.args.is_empty() => {
-                untagged(io.out(), "ID (\"name\" \"zproxy\")");
+                let mut id = b"* ID (\"name\" ".to_vec();
+                codec::imap::quoted(&mut id, self.front.name.as_bytes());
+                id.extend_from_slice(b")\r\n");
+                io.out().extend_from_slice(&id);
                 tagged(io.out(), tag, Status::Ok, None, "ID completed");
                 Step::Continue
             }

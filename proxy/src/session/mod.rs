@@ -57,6 +57,8 @@ pub struct Frontend {
     pub max_bad_commands: u32,
     /// Longest SASL answer (OAuth tokens run to kilobytes).
     pub max_sasl_line: usize,
+    /// Pre-auth connections per client address.
+    pub preauth: Arc<crate::preauth::PreauthLimit>,
     /// Shutdown.
     pub shutdown: ShutdownWatch,
     /// The name in greetings.
@@ -106,14 +108,23 @@ pub struct Handoff {
 /// to the backend first.
 async fn hand_over(pipelined: Vec<u8>, handoff: Handoff) -> std::io::Result<Outcome> {
     use tokio::io::AsyncWriteExt;
-    let Handoff {
-        mut backend,
-        route,
-    } = handoff;
+    let Handoff { mut backend, route } = handoff;
     if !pipelined.is_empty() {
         backend.write_all(&pipelined).await?;
     }
     Ok(Outcome::Relay(Box::new((backend, route))))
+}
+
+/// Runs a login, but not past the session's deadline: `None` when the deadline came first
+/// (the lookup's Auth-Wait and every backend step are inside the deadline too).
+async fn within_deadline<F: std::future::Future>(
+    deadline: Option<Instant>,
+    login: F,
+) -> Option<F::Output> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(at, login).await.ok(),
+        None => Some(login.await),
+    }
 }
 
 /// Validates credentials before they leave the session: bounded, non-empty, UTF-8 name.

@@ -5,11 +5,11 @@
 use std::io;
 
 use codec::pop3::{self, Command, Limits};
-use common::line_session::{self, Dispatch, Ended, Line, LineSession, Step};
+use common::line_session::{self, Dispatch, Ended, Farewell, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{checked_user, hand_over, Handoff, Outcome, Peer, Shared};
+use super::{checked_user, hand_over, within_deadline, Handoff, Outcome, Peer, Shared};
 use crate::login::{Credentials, LoggedIn, Protocol};
 
 /// A command, owned: what the session needs of it.
@@ -181,11 +181,14 @@ impl Handler {
             pass,
             authzid,
         };
-        let logged_in = self
+        let login = self
             .front
             .login
-            .login(&self.peer, creds, self.attempt, Protocol::Pop3)
-            .await;
+            .login(&self.peer, creds, self.attempt, Protocol::Pop3);
+        let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
+            io.farewell(Farewell::Deadline);
+            return Ok(Step::Close);
+        };
         Ok(match logged_in {
             LoggedIn::Ok {
                 backend,
@@ -223,7 +226,12 @@ impl Handler {
 impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::pop3::Pop3<Cmd>, S> for Handler {
     type Done = Box<Handoff>;
 
-    async fn dispatch(&mut self, cmd: Cmd, io: &mut Io, stream: &mut S) -> io::Result<Step<Self::Done>> {
+    async fn dispatch(
+        &mut self,
+        cmd: Cmd,
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Step<Self::Done>> {
         Ok(match cmd {
             Cmd::Capa => {
                 self.capa(io.out());
@@ -241,7 +249,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::pop3::Pop3<Cmd>, 
                 pop3::ok(io.out(), "Begin TLS negotiation");
                 Step::StartTls
             }
-            Cmd::User(_) | Cmd::Pass(_) | Cmd::Auth(..) if !self.front.login_allowed(&self.peer) => {
+            Cmd::User(_) | Cmd::Pass(_) | Cmd::Auth(..)
+                if !self.front.login_allowed(&self.peer) =>
+            {
                 pop3::err(io.out(), "[AUTH] Use STLS first");
                 go_on(io.failed_login())
             }
@@ -257,7 +267,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::pop3::Pop3<Cmd>, 
             Cmd::Auth(mechanism, initial) => {
                 return self.auth(mechanism, initial, io, stream).await;
             }
-            Cmd::Stls | Cmd::Other => go_on(io.bad_command(None, "Command not allowed before login")),
+            Cmd::Stls | Cmd::Other => {
+                go_on(io.bad_command(None, "Command not allowed before login"))
+            }
         })
     }
 }
