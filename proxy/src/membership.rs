@@ -85,31 +85,32 @@ pub async fn follow(
     }
 }
 
+/// Why one watch stream ended.
+#[derive(Debug, thiserror::Error)]
+enum WatchError {
+    #[error("bad --directory URL or connection: {0}")]
+    Connect(#[from] tonic::transport::Error),
+    #[error("the --admin-token is not a valid header value")]
+    BadToken,
+    #[error("route-lookup answered {}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+}
+
 async fn watch_once(
     url: &str,
     token: Option<&str>,
     cache: Option<&CacheCluster>,
     static_nodes: &[String],
     backends: &Backends,
-) -> Result<(), String> {
-    let channel = Endpoint::from_shared(url.to_string())
-        .map_err(|e| e.to_string())?
+) -> Result<(), WatchError> {
+    let channel = Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_secs(3))
         .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    let token = proto::BearerToken::new(token).ok_or("bad token")?;
+        .await?;
+    let token = proto::BearerToken::new(token).ok_or(WatchError::BadToken)?;
     let mut client = RegistryClient::with_interceptor(channel, token);
-    let mut stream = client
-        .watch(WatchRequest {})
-        .await
-        .map_err(|s| s.message().to_string())?
-        .into_inner();
-    while let Some(m) = stream
-        .message()
-        .await
-        .map_err(|s| s.message().to_string())?
-    {
+    let mut stream = client.watch(WatchRequest {}).await?.into_inner();
+    while let Some(m) = stream.message().await? {
         tracing::info!(
             revision = m.revision,
             cache_nodes = m.cache_nodes.len(),
