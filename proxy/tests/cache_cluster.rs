@@ -1,7 +1,8 @@
 //! The route-cache cluster client against real cache-nodes (in-process): placement as
 //! libmemcached's ketama, add/get/delete/incr, escaped keys reaching the node as sent,
-//! a dead or stalled node ejected (its keys are misses, nothing blocks past the fetch
-//! timeout), and membership changes that keep the other nodes' connections.
+//! a dead or stalled node ejected (nothing blocks past the fetch timeout; its keys go to
+//! the next node on the ring while it is out, and back when it returns), and membership
+//! changes that keep the other nodes' connections.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -158,28 +159,78 @@ async fn a_failing_node_is_ejected_and_never_blocks() {
             stored += 1;
         }
     }
-    // Only the first request to each bad node waits (at most the fetch timeout); then it
-    // is ejected and skipped.
+    // Only the first request to each bad node waits (at most the fetch timeout) and is
+    // lost; then the node is ejected and its keys go to the next node on the ring.
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
-    let live = keys
-        .iter()
-        .filter(|k| cluster.node_for(k).unwrap().addr() == a.to_string())
-        .count();
-    assert_eq!(
-        stored, live,
-        "writes to bad nodes are dropped, the rest stored"
-    );
+    assert_eq!(stored, keys.len() - 2, "one lost write per bad node");
     for n in cluster.nodes() {
         assert_eq!(n.is_ejected(), n.addr() != a.to_string(), "{}", n.addr());
     }
+    let mut hits = 0;
     for k in &keys {
-        let on_live = cluster.node_for(k).unwrap().addr() == a.to_string();
-        assert_eq!(cluster.get(k).await.is_some(), on_live);
+        assert_eq!(cluster.node_for(k).unwrap().addr(), a.to_string());
+        if cluster.get(k).await.is_some() {
+            hits += 1;
+        }
     }
+    assert_eq!(hits, stored, "every stored route is found again");
+}
+
+#[tokio::test]
+async fn an_ejected_nodes_keys_go_to_the_next_node_and_come_back() {
+    let (a, _sa) = node().await;
+    let (b, stop_b) = node().await;
+    let cluster = CacheCluster::new(
+        &[a.to_string(), b.to_string()],
+        CacheConfig {
+            retry_interval: Duration::from_millis(500),
+            ..config()
+        },
+    );
+    let on_b: Vec<CacheKey> = (0..200)
+        .map(|i| route_key("imap", &format!("u{i}@example.com")))
+        .filter(|k| cluster.node_for(k).unwrap().addr() == b.to_string())
+        .take(10)
+        .collect();
+    assert_eq!(on_b.len(), 10);
+    stop_b.trigger();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The first request finds b dead and ejects it; every later one goes to a.
+    let first = cluster.add(&on_b[0], b"10.0.0.1:7143", 60).await;
+    assert!(!first, "the write to the dead node is lost");
+    for k in &on_b[1..] {
+        assert!(
+            cluster.add(k, b"10.0.0.1:7143", 60).await,
+            "cached on a at once"
+        );
+        assert_eq!(raw_get(a, k.wire()).await.as_deref(), Some("10.0.0.1:7143"));
+        assert_eq!(cluster.get(k).await.as_deref(), Some(&b"10.0.0.1:7143"[..]));
+    }
+    // b comes back on its address; after the retry interval its keys go back to it
+    // (empty, so a miss: the route is looked up and cached there again).
+    let config = cache_node::config::Config::try_parse_from([
+        "cache-node",
+        "--listen",
+        &b.to_string(),
+        "--admin-listen",
+        "off",
+    ])
+    .unwrap()
+    .validate()
+    .unwrap();
+    let n = cache_node::server::CacheNode::bind(config).await.unwrap();
+    let (_restarted, watch) = Shutdown::new();
+    tokio::spawn(n.run(watch));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let k = &on_b[1];
+    assert_eq!(cluster.node_for(k).unwrap().addr(), b.to_string());
+    assert_eq!(cluster.get(k).await, None, "b is back and empty");
+    assert!(cluster.add(k, b"10.0.0.9:7143", 60).await);
+    assert_eq!(raw_get(b, k.wire()).await.as_deref(), Some("10.0.0.9:7143"));
 }
 
 #[tokio::test]

@@ -75,11 +75,65 @@ impl Ring {
 
     /// The node index that holds `key`, or `None` for an empty ring.
     pub fn node_for(&self, key: &[u8]) -> Option<usize> {
+        self.node_for_among(key, |_| true)
+    }
+
+    /// The node index that holds `key` among the nodes `usable` accepts: the first usable
+    /// point clockwise from the key's. With equal weights this is where libmemcached's
+    /// auto-eject puts the key (it rebuilds the continuum without the ejected node, whose
+    /// points are the only ones that go); `None` when no node is usable.
+    pub fn node_for_among(&self, key: &[u8], usable: impl Fn(usize) -> bool) -> Option<usize> {
         if self.points.is_empty() {
             return None;
         }
         let hash = point(&md5(key), 0);
-        let i = self.points.partition_point(|&(p, _)| p < hash);
-        Some(self.points[if i == self.points.len() { 0 } else { i }].1)
+        let start = self.points.partition_point(|&(p, _)| p < hash);
+        let (after, before) = self.points.split_at(start);
+        before
+            .iter()
+            .chain(after)
+            .map(|&(_, node)| node)
+            .find(|&node| usable(node))
+    }
+}
+
+#[cfg(test)]
+mod among_tests {
+    use super::*;
+
+    fn nodes(n: u16) -> Vec<Node> {
+        (0..n)
+            .map(|i| Node {
+                host: "10.0.0.1".into(),
+                port: 11211 + i,
+                weight: 1,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn skipping_a_node_places_keys_as_a_ring_without_it() {
+        let all = nodes(4);
+        let ring = Ring::new(&all);
+        let without: Vec<Node> = all.iter().filter(|n| n.port != 11213).cloned().collect();
+        let smaller = Ring::new(&without);
+        let mut moved = 0;
+        for k in 0..2000 {
+            let key = format!("route:proto=imap;user=u{k}@example.com");
+            let chosen = ring.node_for_among(key.as_bytes(), |i| all[i].port != 11213);
+            let expected = smaller.node_for(key.as_bytes()).map(|i| without[i].port);
+            assert_eq!(chosen.map(|i| all[i].port), expected, "{key}");
+            // Only the skipped node's keys move.
+            let home = ring.node_for(key.as_bytes()).map(|i| all[i].port);
+            if home != expected {
+                assert_eq!(home, Some(11213));
+                moved += 1;
+            }
+        }
+        assert!(
+            (300..700).contains(&moved),
+            "about a quarter of the keys moved: {moved}"
+        );
+        assert_eq!(ring.node_for_among(b"k", |_| false), None);
     }
 }

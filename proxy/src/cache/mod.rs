@@ -2,9 +2,12 @@
 //!
 //! Keys go to nodes by libmemcached's weighted ketama (so memcached's own tools agree on
 //! placement); each node has a few persistent connections; a request that errors or
-//! outlasts the fetch timeout ejects its node for the retry interval, and while ejected
-//! its keys are misses and its writes are dropped. Membership can change at any time
-//! ([`CacheCluster::set_nodes`]); nodes that stay keep their connections.
+//! outlasts the fetch timeout ejects its node for the retry interval. While a node is
+//! ejected its keys go to the next node on the ring, as libmemcached's auto-eject does, so
+//! routes are cached again at once instead of every login of a third of the accounts
+//! asking route-lookup; when the node is back, its keys go back to it. Membership can
+//! change at any time ([`CacheCluster::set_nodes`]); nodes that stay keep their
+//! connections.
 
 mod node;
 
@@ -125,11 +128,13 @@ impl CacheCluster {
         self.members().nodes.clone()
     }
 
-    /// The node that holds `key`.
+    /// The node that holds `key`: its ketama node, or while that one is ejected the next
+    /// one on the ring that is not; `None` when every node is out.
     pub fn node_for(&self, key: &CacheKey) -> Option<Arc<Node>> {
         let m = self.members();
+        let usable = |i: usize| m.nodes.get(i).is_some_and(|n| !n.is_ejected());
         m.ring
-            .node_for(key.logical().as_bytes())
+            .node_for_among(key.logical().as_bytes(), usable)
             .and_then(|i| m.nodes.get(i).cloned())
     }
 
