@@ -18,6 +18,7 @@ use crate::preauth::PreauthLimit;
 use crate::route::Router;
 use crate::server::{self, Kind, RelayStats, Service};
 use crate::session::Frontend;
+use crate::stale::StaleRoutes;
 use crate::throttle::Throttle;
 
 /// Why the proxy could not start.
@@ -45,6 +46,14 @@ pub struct Proxy {
     membership: Option<Membership>,
     max_connections: usize,
     grace: std::time::Duration,
+}
+
+/// The real resolver's parts whose counters /metrics shows (none with a test's resolver).
+#[derive(Default)]
+struct Sources {
+    cache: Option<Arc<CacheCluster>>,
+    lookup: Option<Arc<LookupClient>>,
+    stale: Option<Arc<StaleRoutes>>,
 }
 
 /// What following route-lookup's watch needs.
@@ -79,7 +88,12 @@ impl Proxy {
             config.retry_interval,
         ));
         let backends = Arc::new(Backends::default());
-        let mut router = Router::new(cache.clone(), lookup.clone(), config.route_ttl);
+        let stale = Arc::new(StaleRoutes::new(
+            config.stale_routes_max,
+            config.stale_routes_max_age,
+        ));
+        let mut router =
+            Router::new(cache.clone(), lookup.clone(), config.route_ttl).with_stale(stale.clone());
         if config.directory.is_some() {
             router = router.with_backends(backends.clone());
         }
@@ -90,7 +104,12 @@ impl Proxy {
             seeds: config.memcached.clone(),
             backends,
         });
-        let mut proxy = Self::assemble(&config, Arc::new(router), cache, Some(lookup)).await?;
+        let sources = Sources {
+            cache,
+            lookup: Some(lookup),
+            stale: Some(stale),
+        };
+        let mut proxy = Self::assemble(&config, Arc::new(router), sources).await?;
         proxy.membership = membership;
         Ok(proxy)
     }
@@ -101,20 +120,27 @@ impl Proxy {
         config: RuntimeConfig,
         resolver: Arc<dyn RouteResolver>,
     ) -> Result<Self, BindError> {
-        Self::assemble(&config, resolver, None, None).await
+        Self::assemble(&config, resolver, Sources::default()).await
     }
 
     async fn assemble(
         config: &RuntimeConfig,
         resolver: Arc<dyn RouteResolver>,
-        cache: Option<Arc<CacheCluster>>,
-        lookup: Option<Arc<LookupClient>>,
+        sources: Sources,
     ) -> Result<Self, BindError> {
+        let Sources {
+            cache,
+            lookup,
+            stale,
+        } = sources;
         // Sessions are built with the proxy's own watch; `run` ties it to the caller's.
         let (stop, watch) = Shutdown::new();
         let connector = Connector::new(
             config.forward,
-            config.upstream.clone().map(tokio_rustls::TlsConnector::from),
+            config
+                .upstream
+                .clone()
+                .map(tokio_rustls::TlsConnector::from),
             config.backend_timeout,
         );
         let throttle = Throttle::new(cache.clone(), config.limits);
@@ -151,16 +177,17 @@ impl Proxy {
             })?;
             listeners.push((kind, listener));
         }
-        let admin = match config.admin_listen {
-            Some(addr) => Some(common::listener::bind("admin", addr).await.map_err(
-                |source| BindError::Listen {
-                    what: "admin",
-                    addr,
-                    source,
-                },
-            )?),
-            None => None,
-        };
+        let admin =
+            match config.admin_listen {
+                Some(addr) => Some(common::listener::bind("admin", addr).await.map_err(
+                    |source| BindError::Listen {
+                        what: "admin",
+                        addr,
+                        source,
+                    },
+                )?),
+                None => None,
+            };
         Ok(Self {
             service: Arc::new(Service {
                 front: Arc::new(front),
@@ -168,6 +195,7 @@ impl Proxy {
                 relay: RelayStats::default(),
                 lookup,
                 cache,
+                stale,
             }),
             stop,
             listeners,

@@ -161,6 +161,13 @@ pub struct Config {
     /// Connections one client address may hold before they have logged in (0: unlimited).
     #[arg(long, env = "PROXY_MAX_PREAUTH_PER_IP", default_value_t = 50)]
     pub max_preauth_per_ip: usize,
+    /// Routes this proxy keeps from recent logins, used only when neither the cache nor any
+    /// lookup URL answers (0: none).
+    #[arg(long, env = "PROXY_STALE_ROUTES_MAX", default_value_t = 100_000)]
+    pub stale_routes_max: usize,
+    /// Seconds a kept route stays usable after its last login.
+    #[arg(long, env = "PROXY_STALE_ROUTES_MAX_AGE", default_value_t = 86_400)]
+    pub stale_routes_max_age: u64,
     /// Seconds from accept to logged in upstream, in total (the pre-auth timeout bounds
     /// each read; this bounds the whole dialogue).
     #[arg(long, env = "PROXY_LOGIN_DEADLINE", default_value_t = 120)]
@@ -238,6 +245,10 @@ pub struct RuntimeConfig {
     pub directory: Option<(String, Option<String>)>,
     /// Route TTL in the cache, seconds.
     pub route_ttl: u32,
+    /// Routes kept for when the route source is down (0: none).
+    pub stale_routes_max: usize,
+    /// How long a kept route stays usable.
+    pub stale_routes_max_age: Duration,
     /// Login limits.
     pub limits: Limits,
     /// Client TLS.
@@ -335,8 +346,7 @@ impl Config {
         if !(1..=1024).contains(&self.cache_connections_per_node) {
             return Err("--cache-connections-per-node must be in 1..=1024".into());
         }
-        if self.lookup_timeout_ms == 0 || self.backend_timeout_ms == 0 || self.login_deadline == 0
-        {
+        if self.lookup_timeout_ms == 0 || self.backend_timeout_ms == 0 || self.login_deadline == 0 {
             return Err(
                 "--lookup-timeout-ms, --backend-timeout-ms and --login-deadline must be at least 1"
                     .into(),
@@ -348,8 +358,8 @@ impl Config {
         }
         let upstream = match (&self.upstream_tls, &self.upstream_ca) {
             (true, Some(ca)) => {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+                let pem =
+                    std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
                 Some(
                     common::tls::client_config_from_pem(&pem)
                         .map_err(|e| ConfigError(e.to_string()))?,
@@ -378,6 +388,8 @@ impl Config {
                 .clone()
                 .map(|url| (url, self.admin_token.clone())),
             route_ttl: self.route_ttl,
+            stale_routes_max: self.stale_routes_max,
+            stale_routes_max_age: Duration::from_secs(self.stale_routes_max_age),
             limits: Limits {
                 ip_max: self.ip_login_limit,
                 ip_window: self.ip_login_limit_time.max(1),

@@ -27,6 +27,7 @@
 //! - [`upstream`]: the backend connection, plain or TLS.
 //! - [`relay`]: copying bytes both ways with an idle timeout; [`splice`]: its zero-copy
 //!   path for bulk transfers.
+//! - [`stale`]: routes used recently, for when neither the cache nor route-lookup answers.
 //! - [`preauth`]: the cap on connections per client address not yet logged in.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
@@ -45,6 +46,7 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod splice;
+pub mod stale;
 pub mod throttle;
 pub mod upstream;
 pub mod workers;

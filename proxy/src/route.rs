@@ -11,10 +11,12 @@ use codec::route_key::{alias_key, route_key};
 use crate::cache::CacheCluster;
 use crate::login::{BoxFuture, Decision, Login, Route, RouteResolver};
 use crate::lookup::{LookupAnswer, LookupClient, LookupError, LookupRequest};
+use crate::stale::StaleRoutes;
 
 /// The real [`RouteResolver`]: the route cache, then route-lookup.
 #[derive(Debug)]
 pub struct Router {
+    stale: Option<Arc<StaleRoutes>>,
     backends: Option<Arc<crate::membership::Backends>>,
     cache: Option<Arc<CacheCluster>>,
     lookup: Arc<LookupClient>,
@@ -38,6 +40,7 @@ impl Router {
     /// A router over an optional cache cluster and route-lookup.
     pub fn new(cache: Option<Arc<CacheCluster>>, lookup: Arc<LookupClient>, ttl: u32) -> Self {
         Self {
+            stale: None,
             backends: None,
             cache,
             lookup,
@@ -52,8 +55,45 @@ impl Router {
         self
     }
 
-    /// Routes `login`.
+    /// Keeps the routes used recently in `stale`, for when neither the cache nor any lookup
+    /// URL can answer.
+    pub fn with_stale(mut self, stale: Arc<StaleRoutes>) -> Self {
+        self.stale = Some(stale);
+        self
+    }
+
+    /// Routes `login`: the cache, else route-lookup, else (when route-lookup cannot be
+    /// reached) the route this proxy used for it recently.
     pub async fn route(&self, login: &Login<'_>) -> Decision {
+        let decision = self.fresh_route(login).await;
+        let Some(stale) = &self.stale else {
+            return decision;
+        };
+        let name = route_user(&login.user.to_lowercase(), login.proxy_ip);
+        match &decision {
+            Decision::Route(r) => stale.remember(login.protocol, &name, r.backend, &r.user),
+            Decision::Refused { .. } => stale.forget(login.protocol, &name),
+            Decision::Unavailable => {
+                if let Some(r) = stale.recall(login.protocol, &name) {
+                    stale
+                        .served
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(backend = %r.backend, "route-lookup unavailable: using the route this login had last time");
+                    return Decision::Route(Route {
+                        backend: r.backend,
+                        user: r.account,
+                        pass: None,
+                        // Like a cached route: if its backend is gone it is forgotten.
+                        cached: true,
+                        keys: Vec::new(),
+                    });
+                }
+            }
+        }
+        decision
+    }
+
+    async fn fresh_route(&self, login: &Login<'_>) -> Decision {
         let user = login.user.to_lowercase();
         let alias = alias_key(&user, &login.proxy_ip.to_string());
         if let Some(cache) = &self.cache {
@@ -147,8 +187,12 @@ impl Router {
         }
     }
 
-    /// Forgets a route the backend refused (and its alias).
+    /// Forgets a route the backend refused (and its alias), in the cache and among the
+    /// stale routes.
     pub async fn forget(&self, route: &Route) {
+        if let Some(stale) = &self.stale {
+            stale.forget_account(&route.user);
+        }
         if let Some(cache) = &self.cache {
             for key in &route.keys {
                 cache.delete(key).await;

@@ -46,6 +46,8 @@ pub struct Service {
     pub lookup: Option<Arc<LookupClient>>,
     /// The cache cluster, for its counters.
     pub cache: Option<Arc<CacheCluster>>,
+    /// The routes kept for when the route source is down, for their counters.
+    pub stale: Option<Arc<crate::stale::StaleRoutes>>,
 }
 
 /// Which listener.
@@ -196,6 +198,20 @@ impl AdminSource for Admin {
             "TCP connects to mailbox servers",
             self.env.front.login.connector().connect_time(),
         );
+        if let Some(stale) = &self.env.stale {
+            w.single(
+                "proxy_stale_routes",
+                "gauge",
+                "routes kept from recent logins for when the route source is down",
+                stale.len() as u64,
+            );
+            w.single(
+                "proxy_stale_routes_served_total",
+                "counter",
+                "logins routed by a kept route because neither the cache nor route-lookup answered",
+                stale.served.load(Ordering::Relaxed),
+            );
+        }
         if let Some(cache) = &self.env.cache {
             w.header(
                 "proxy_cache_requests_total",
