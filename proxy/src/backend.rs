@@ -62,9 +62,10 @@ fn temporary_refusal(lines: &[u8]) -> bool {
         .rsplit(|&b| b == b'\n')
         .next()
         .unwrap_or_default();
-    [&b"[UNAVAILABLE]"[..], b"[SYS/TEMP]"]
-        .iter()
-        .any(|code| last.windows(code.len()).any(|w| w.eq_ignore_ascii_case(code)))
+    [&b"[UNAVAILABLE]"[..], b"[SYS/TEMP]"].iter().any(|code| {
+        last.windows(code.len())
+            .any(|w| w.eq_ignore_ascii_case(code))
+    })
 }
 
 /// Connects within `timeout`.

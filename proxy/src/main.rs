@@ -22,10 +22,12 @@ fn main() {
     });
     runtime.block_on(async move {
         let signals = Signals::install();
-        let proxy = proxy::Proxy::bind(runtime_config).await.unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot start");
-            std::process::exit(1)
-        });
+        let proxy = proxy::Proxy::bind(runtime_config)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot start");
+                std::process::exit(1)
+            });
         let supervisor = workers::start_others(&proxy, config.workers).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot start the worker processes");
             std::process::exit(1)

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use common::shutdown::Shutdown;
 use mailbox_stub::server::{Kind as StubKind, MailboxStub};
 use mailbox_stub::trusted::TrustedProxies;
 use proto::v1::attr_change::Op;
 use proto::v1::provisioning_client::ProvisioningClient;
 use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest};
-use clap::Parser;
 use proxy::config::Config;
 use proxy::server::Kind;
 use proxy::session::{Forward, StartTls};

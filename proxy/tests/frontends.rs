@@ -1555,7 +1555,10 @@ async fn the_login_deadline_also_bounds_the_login_upstream() {
     assert_eq!(c.line().await, "* BYE Autologout; login took too long\r\n");
     c.closed().await;
     let after = started.elapsed();
-    assert!(after < Duration::from_millis(1500), "closed after {after:?}");
+    assert!(
+        after < Duration::from_millis(1500),
+        "closed after {after:?}"
+    );
     held.abort();
 }
 

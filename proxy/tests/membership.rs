@@ -15,9 +15,9 @@ use proto::v1::{
     AttrChange, CreateAccountRequest, CreateRequest, LeaseRequest, RegisterRequest, ServiceKind,
 };
 use proxy::cache::{CacheCluster, CacheConfig};
+use proxy::login::{Decision, Login};
 use proxy::lookup::LookupClient;
 use proxy::membership::{follow, Backends};
-use proxy::login::{Decision, Login};
 use proxy::route::Router;
 use route_lookup::testing::{Harness, TOKEN};
 

@@ -42,7 +42,8 @@ async fn lookup_service(up: Arc<AtomicBool>) -> String {
                     let head = if request.contains("auth-user: eve") {
                         "Auth-Status: Authentication failed\r\nAuth-Wait: 0\r\n".to_string()
                     } else {
-                        "Auth-Status: OK\r\nAuth-Server: 10.0.0.5\r\nAuth-Port: 7143\r\n".to_string()
+                        "Auth-Status: OK\r\nAuth-Server: 10.0.0.5\r\nAuth-Port: 7143\r\n"
+                            .to_string()
                     };
                     let reply = format!("HTTP/1.1 200 OK\r\n{head}Content-Length: 0\r\n\r\n");
                     if s.write_all(reply.as_bytes()).await.is_err() {
@@ -92,7 +93,10 @@ async fn a_known_route_survives_the_route_source_going_down() {
         Decision::Route(r) => {
             assert_eq!(r.backend, fresh.backend);
             assert_eq!(r.user, "ann@example.com");
-            assert!(r.cached, "treated as cached: a dead backend makes it forgotten");
+            assert!(
+                r.cached,
+                "treated as cached: a dead backend makes it forgotten"
+            );
         }
         other => panic!("{other:?}"),
     }
