@@ -211,7 +211,7 @@ declare -A stub_pid
 start_stub 1
 start_stub 2
 
-NO_COLOR=1 RUST_LOG=info spawn "$BIN/proxy" --imap-listen "127.0.0.1:$p_imap" --imaps-listen "127.0.0.1:$p_imaps" \
+RUST_LOG=info spawn "$BIN/proxy" --imap-listen "127.0.0.1:$p_imap" --imaps-listen "127.0.0.1:$p_imaps" \
   --pop3-listen "127.0.0.1:$p_pop3" --pop3s-listen "127.0.0.1:$p_pop3s" \
   --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
   --lookup-url "http://127.0.0.1:$rl_http/service/extension/nginx-lookup" \
@@ -593,5 +593,47 @@ check "the proxy times its route lookups ($n in its histogram)" positive "$n"
 n=$(px proxy_backend_connect_duration_seconds_count)
 check "the proxy times its backend connects ($n in its histogram)" positive "$n"
 echo "# proxy metrics: $(curl -s --max-time 5 "http://127.0.0.1:$p_admin/metrics" | grep -E '^proxy_(logins_total|routes_total|connections_active|sessions_relaying)' | tr '\n' ' ')"
+
+# ---- failed logins for fail2ban ------------------------------------------------------------
+
+echo "--- failed logins: one 'login failed' line each, matched by deploy/fail2ban's filter"
+filter="$root/deploy/fail2ban/filter.d/zproxy.conf"
+SRC=127.0.0.7 login imap ann "guess one" >/dev/null
+SRC=127.0.0.7 login pop3s ann "guess two" >/dev/null
+SRC=127.0.0.7 login imaps nobody-here "guess three" >/dev/null
+sleep 0.3
+if grep -q $'\x1b\[' "$tmp/proxy.log"; then
+  not_ok "the proxy's log file carries no colour escapes (stderr is no terminal; NO_COLOR not set)" "$(grep -m2 $'\x1b\[' "$tmp/proxy.log" | cat -v)"
+else
+  ok "the proxy's log file carries no colour escapes (stderr is no terminal; NO_COLOR not set)"
+fi
+guesses=$(grep -E ' login failed .* client=127\.0\.0\.7 .* reason="(bad_credentials|backend_refused)"' "$tmp/proxy.log" | grep -c 'user=' || true)
+that "three wrong logins from 127.0.0.7 wrote three 'login failed' lines naming that client ($guesses)" \
+  "$(grep ' login failed ' "$tmp/proxy.log" | tail -n 5)" test "$guesses" = 3
+f2b_matched() { fail2ban-regex "$1" "$filter" | sed -n 's/^Lines: .* \([0-9]*\) matched.*/\1/p'; }
+want=$(grep -cE ' login failed .* reason="(bad_credentials|unknown_user|backend_refused)"' "$tmp/proxy.log" || true)
+got=$(f2b_matched "$tmp/proxy.log")
+that "fail2ban-regex with the shipped filter matches exactly the client-caused 'login failed' lines of the text log ($got of $want)" \
+  "$(fail2ban-regex "$tmp/proxy.log" "$filter" | grep -E '^(Lines|Failregex)')" test "$got" = "$want" -a "$want" -ge 3
+if grep -E ' login failed ' "$tmp/proxy.log" | grep -qiE 'guess (one|two|three)'; then
+  not_ok "no 'login failed' line carries the password"
+else
+  ok "no 'login failed' line carries the password"
+fi
+# The same with JSON logs, from a second proxy on the same route source.
+port p_json
+RUST_LOG=info spawn "$BIN/proxy" --imap-listen "127.0.0.1:$p_json" --imaps-listen off --pop3-listen off \
+  --pop3s-listen off --starttls off --admin-listen off --log-format json \
+  --lookup-url "http://127.0.0.1:$rl_http/service/extension/nginx-lookup" 2>>"$tmp/proxy-json.log" >&2
+wait_port 127.0.0.1 "$p_json" || not_ok "the JSON-logging proxy listens on $p_json"
+SRC=127.0.0.8 login "imap-plain:$p_json" ann "json guess one" >/dev/null
+SRC=127.0.0.8 login "imap-plain:$p_json" bob "json guess two" >/dev/null
+sleep 0.3
+got=$(f2b_matched "$tmp/proxy-json.log")
+json_lines=$(grep -c '"message":"login failed".*"client":"127.0.0.8"' "$tmp/proxy-json.log" || true)
+that "JSON log: two wrong logins from 127.0.0.8 are two 'login failed' objects ($json_lines), both matched by the filter ($got)" \
+  "$(grep 'login failed' "$tmp/proxy-json.log" | head -n 3)" test "$json_lines" = 2 -a "$got" = 2
+n=$(px 'proxy_login_failures_total{reason="backend_refused"}')
+check "the proxy counts failed logins by reason ($n backend_refused)" positive "$n"
 
 summary "proxy whole flow" "($((SECONDS - started)) s)"

@@ -194,6 +194,10 @@ pub struct Config {
     /// admin port + i.
     #[arg(long, env = "PROXY_WORKERS", default_value_t = 1)]
     pub workers: usize,
+    /// Log lines as `text` (colour only on a terminal without NO_COLOR) or `json` (one
+    /// object per line, with the session's span fields).
+    #[arg(long, env = "PROXY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: common::telemetry::LogFormat,
     /// Threads per worker process (default: the CPUs divided among the workers; 1 runs a
     /// single-threaded event loop).
     #[arg(long, env = "PROXY_THREADS")]

@@ -15,7 +15,7 @@ fn main() {
     let worker = workers::index();
     runtime_config.shared_listeners |= worker > 0;
     let grace = runtime_config.grace;
-    common::telemetry::init("info");
+    common::telemetry::init_with("info", config.log_format);
     let runtime = workers::runtime(config.threads, config.workers).unwrap_or_else(|e| {
         eprintln!("proxy: cannot start the runtime: {e}");
         std::process::exit(1)

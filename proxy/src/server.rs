@@ -140,6 +140,21 @@ impl AdminSource for Admin {
                 v.load(Ordering::Relaxed),
             );
         }
+        w.header(
+            "proxy_login_failures_total",
+            "counter",
+            "failed logins by reason (each also logged as `login failed`)",
+        );
+        for (reason, v) in crate::login::FailReason::ALL
+            .iter()
+            .zip(&logins.failures)
+        {
+            w.sample(
+                "proxy_login_failures_total",
+                &[("reason", reason.word())],
+                v.load(Ordering::Relaxed),
+            );
+        }
         w.header("proxy_routes_total", "counter", "routes by source");
         w.sample(
             "proxy_routes_total",
@@ -339,6 +354,7 @@ async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, client: S
         client,
         local,
         tls: implicit,
+        listener: kind.name(),
     };
     // The session lives on the heap and is gone before the relay starts, and the TLS path
     // (handshake state, TLS stream) is boxed: this future is what an idle relayed plain

@@ -43,6 +43,8 @@ pub struct Peer {
     pub local: SocketAddr,
     /// Whether the client connection is TLS.
     pub tls: bool,
+    /// The listener's name (`imap`, `imaps`, `pop3`, `pop3s`), for log lines.
+    pub listener: &'static str,
 }
 
 /// What the client logs in with.
@@ -55,6 +57,8 @@ pub struct Credentials<'a> {
     /// The SASL authorization identity, when the client asked for one other than itself
     /// (replayed as SASL PLAIN, as Zimbra does).
     pub authzid: Option<&'a [u8]>,
+    /// How the client gave them (`login`, `plain`, `sasl-login`, `user`), for log lines.
+    pub mechanism: &'static str,
 }
 
 /// The protocol the login is replayed in.
@@ -104,6 +108,55 @@ pub struct LoginStats {
     pub cache_hits: AtomicU64,
     /// Routes looked up.
     pub cache_misses: AtomicU64,
+    /// Failed logins by reason, in [`FailReason::ALL`] order.
+    pub failures: [AtomicU64; 4],
+}
+
+/// Why a login failed, as the `login failed` log line and /metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailReason {
+    /// route-lookup refused the credentials.
+    BadCredentials,
+    /// The user is over its login limit.
+    Throttled,
+    /// The mailbox server refused the login.
+    BackendRefused,
+    /// Nobody could serve it now (the client may try again).
+    Temporary,
+}
+
+impl FailReason {
+    /// Every reason.
+    pub const ALL: [FailReason; 4] = [
+        FailReason::BadCredentials,
+        FailReason::Throttled,
+        FailReason::BackendRefused,
+        FailReason::Temporary,
+    ];
+
+    /// Its word in logs and metrics.
+    pub fn word(self) -> &'static str {
+        match self {
+            FailReason::BadCredentials => "bad_credentials",
+            FailReason::Throttled => "throttled",
+            FailReason::BackendRefused => "backend_refused",
+            FailReason::Temporary => "temporary",
+        }
+    }
+
+    fn of(outcome: &LoggedIn) -> Option<Self> {
+        Some(match outcome {
+            LoggedIn::Ok { .. } => return None,
+            LoggedIn::Refused(reply) if reply.temporary => FailReason::Temporary,
+            LoggedIn::Refused(_) => FailReason::BackendRefused,
+            LoggedIn::LookupRefused(status) if status == codec::auth_http::STATUS_TEMPORARY => {
+                FailReason::Temporary
+            }
+            LoggedIn::LookupRefused(_) => FailReason::BadCredentials,
+            LoggedIn::Throttled => FailReason::Throttled,
+            LoggedIn::Unavailable => FailReason::Temporary,
+        })
+    }
 }
 
 /// Routes, connects and replays logins.
@@ -168,7 +221,6 @@ impl LoginService {
             }
             result
         } else {
-            tracing::warn!(user = creds.user, client = %peer.client.ip(), "login rejected: user over its limit");
             LoggedIn::Throttled
         };
         let counter = match &result {
@@ -179,6 +231,20 @@ impl LoginService {
             LoggedIn::Unavailable => &self.stats.unavailable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(reason) = FailReason::of(&result) {
+            let i = FailReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+            self.stats.failures[i].fetch_add(1, Ordering::Relaxed);
+            // One line per failed login for fail2ban and people alike. The name is printed
+            // quoted and escaped ({:?}), so no login name can forge a log line.
+            tracing::warn!(
+                user = ?creds.user,
+                client = %peer.client.ip(),
+                listener = peer.listener,
+                mechanism = creds.mechanism,
+                reason = reason.word(),
+                "login failed"
+            );
+        }
         result
     }
 
@@ -227,7 +293,7 @@ impl LoginService {
             let upstream = Credentials {
                 user: &route.user,
                 pass: route.pass.as_deref().unwrap_or(creds.pass),
-                authzid: creds.authzid,
+                ..creds
             };
             let error = match self
                 .connector

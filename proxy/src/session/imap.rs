@@ -181,7 +181,7 @@ impl Handler {
                 };
                 let authzid = plain.other_authzid().then_some(&plain.authzid[..]);
                 return self
-                    .login(io, tag, authzid, &plain.authcid, &plain.password)
+                    .login(io, tag, "plain", authzid, &plain.authcid, &plain.password)
                     .await;
             }
             Some("LOGIN") => {
@@ -216,13 +216,14 @@ impl Handler {
                 return Ok(go_on(io.bad_command(Some(tag), text)));
             }
         };
-        self.login(io, tag, None, &user, &pass).await
+        self.login(io, tag, "sasl-login", None, &user, &pass).await
     }
 
     async fn login(
         &mut self,
         io: &mut Io,
         tag: &[u8],
+        mechanism: &'static str,
         authzid: Option<&[u8]>,
         user: &[u8],
         pass: &[u8],
@@ -235,6 +236,7 @@ impl Handler {
             user,
             pass,
             authzid,
+            mechanism,
         };
         let protocol = Protocol::Imap { tag };
         let login = self
@@ -326,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::imap::Imap<Cmd>, 
             }
             "LOGIN" => match (cmd.arg(0), cmd.arg(1), cmd.args.len()) {
                 (Some(user), Some(pass), 2) => {
-                    return self.login(io, tag, None, &user, &pass).await;
+                    return self.login(io, tag, "login", None, &user, &pass).await;
                 }
                 _ => go_on(io.bad_command(Some(tag), "LOGIN needs a user name and a password")),
             },

@@ -161,13 +161,14 @@ impl Handler {
             Err(e) => return Ok(go_on(io.bad_command(None, &e.to_string()))),
         };
         let authzid = plain.other_authzid().then_some(&plain.authzid[..]);
-        self.login(io, authzid, &plain.authcid, &plain.password)
+        self.login(io, "plain", authzid, &plain.authcid, &plain.password)
             .await
     }
 
     async fn login(
         &mut self,
         io: &mut Io,
+        mechanism: &'static str,
         authzid: Option<&[u8]>,
         user: &[u8],
         pass: &[u8],
@@ -180,6 +181,7 @@ impl Handler {
             user,
             pass,
             authzid,
+            mechanism,
         };
         let login = self
             .front
@@ -261,7 +263,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::pop3::Pop3<Cmd>, 
                 Step::Continue
             }
             Cmd::Pass(p) => match self.user.take() {
-                Some(u) => return self.login(io, None, &u, &p).await,
+                Some(u) => return self.login(io, "user", None, &u, &p).await,
                 None => go_on(io.bad_command(None, "USER first")),
             },
             Cmd::Auth(mechanism, initial) => {
