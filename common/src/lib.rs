@@ -4,6 +4,9 @@
 //! command means.
 //!
 //! # Layout
+//! - [`cidr`]: address ranges in flags (`--proxy-protocol-from`, trusted proxies).
+//! - [`proxy_header`]: taking a PROXY protocol header off a connection from a trusted load
+//!   balancer, bounded in size and time, leaving what follows in the socket.
 //! - [`listen`]: the `HOST:PORT | off` listen-address type every listen flag uses.
 //! - [`listener`]: bind, the accept loop with a connection limit and backoff, per-connection
 //!   spans and drain tracking.
@@ -22,11 +25,13 @@
 //! - [`exit`]: process exit codes (64 for a bad configuration).
 
 pub mod admin;
+pub mod cidr;
 pub mod exit;
 pub mod line_session;
 pub mod listen;
 pub mod listener;
 pub mod metrics;
+pub mod proxy_header;
 pub mod session_io;
 pub mod shutdown;
 pub mod telemetry;

@@ -153,6 +153,8 @@ impl Proxy {
             max_bad_commands: config.max_bad_commands,
             max_sasl_line: MAX_SASL_LINE,
             preauth: Arc::new(PreauthLimit::new(config.max_preauth_per_ip)),
+            proxy_protocol_from: config.proxy_protocol_from.clone(),
+            proxy_header_errors: Default::default(),
             shutdown: watch,
             name: config.name.clone(),
         };

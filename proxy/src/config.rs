@@ -158,6 +158,11 @@ pub struct Config {
     /// the login dialogue.
     #[arg(long, env = "PROXY_BACKEND_TIMEOUT_MS", default_value_t = 10000)]
     pub backend_timeout_ms: u64,
+    /// Load balancers whose connections start with a PROXY protocol header (v1 or v2)
+    /// naming the real client, `ADDR[/LEN],…`; from them a connection without a valid
+    /// header is closed, from anyone else one that sends a header is refused.
+    #[arg(long, env = "PROXY_PROXY_PROTOCOL_FROM", value_name = "CIDR,…", default_value = "")]
+    pub proxy_protocol_from: common::cidr::CidrList,
     /// Connections one client address may hold before they have logged in (0: unlimited).
     #[arg(long, env = "PROXY_MAX_PREAUTH_PER_IP", default_value_t = 50)]
     pub max_preauth_per_ip: usize,
@@ -275,6 +280,8 @@ pub struct RuntimeConfig {
     pub max_bad_commands: u32,
     /// Pre-auth connections per client address (0: unlimited).
     pub max_preauth_per_ip: usize,
+    /// Peers that must send a PROXY protocol header.
+    pub proxy_protocol_from: common::cidr::CidrList,
     /// Connections per listener.
     pub max_connections: usize,
     /// Drain time after SIGTERM.
@@ -418,6 +425,7 @@ impl Config {
             idle: Duration::from_secs(self.idle_timeout.max(1)),
             max_bad_commands: self.max_bad_commands,
             max_preauth_per_ip: self.max_preauth_per_ip,
+            proxy_protocol_from: self.proxy_protocol_from.clone(),
             max_connections: self.max_connections,
             grace: Duration::from_secs(self.grace_period),
             name: self.name.clone(),

@@ -184,6 +184,12 @@ impl AdminSource for Admin {
             s.bytes_spliced.load(Ordering::Relaxed),
         );
         w.single(
+            "proxy_protocol_header_errors_total",
+            "counter",
+            "connections from --proxy-protocol-from peers closed for a missing or bad PROXY header",
+            self.env.front.proxy_header_errors.load(Ordering::Relaxed),
+        );
+        w.single(
             "proxy_preauth_refused_total",
             "counter",
             "connections refused because their address held --max-preauth-per-ip connections not yet logged in",
@@ -311,6 +317,7 @@ async fn connection(env: Arc<Service>, kind: Kind, stream: TcpStream, client: So
     use tracing::Instrument;
     let span = tracing::info_span!(
         "session",
+        client = tracing::field::Empty,
         tls = tracing::field::Empty,
         user = tracing::field::Empty,
         backend = tracing::field::Empty,
@@ -318,12 +325,36 @@ async fn connection(env: Arc<Service>, kind: Kind, stream: TcpStream, client: So
     session(env, kind, stream, client).instrument(span).await;
 }
 
-async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, client: SocketAddr) {
+async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, peer_addr: SocketAddr) {
     let accepted = Instant::now();
-    let Ok(local) = stream.local_addr() else {
+    let Ok(mut local) = stream.local_addr() else {
         return;
     };
     let implicit = matches!(kind, Kind::Imaps | Kind::Pop3s);
+    // Behind a load balancer the client is who its PROXY header says; everything below
+    // (throttles, forwarding, logs, lookups) sees that address.
+    let from_balancer = env.front.proxy_protocol_from.contains(peer_addr.ip());
+    let mut client = peer_addr;
+    if from_balancer {
+        match common::proxy_header::read(&mut stream, env.front.preauth_timeout).await {
+            Ok(header) => {
+                if let Some(source) = header.source {
+                    client = source;
+                    tracing::Span::current().record("client", tracing::field::display(source));
+                }
+                if let Some(destination) = header.destination {
+                    local = destination;
+                }
+            }
+            Err(e) => {
+                env.front
+                    .proxy_header_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "connection closed: no valid PROXY header from a --proxy-protocol-from peer");
+                return;
+            }
+        }
+    }
     if !Box::pin(env.front.login.throttle().allow_ip(client.ip())).await {
         tracing::warn!(client = %client.ip(), "connection rejected: IP over its login limit");
         let line: &[u8] = match kind {
@@ -375,6 +406,9 @@ async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, client: S
         protocol,
         _preauth: preauth,
     };
+    if !from_balancer {
+        session.refuse_proxy_header();
+    }
     let result = if implicit {
         Box::pin(tls_path(&env, session, stream, true)).await
     } else {
@@ -444,6 +478,13 @@ impl Dialogue {
         match &mut self.protocol {
             Protocol::Imap(s) => Box::pin(s.run(stream, greet)).await,
             Protocol::Pop3(s) => Box::pin(s.run(stream, greet)).await,
+        }
+    }
+
+    fn refuse_proxy_header(&mut self) {
+        match &mut self.protocol {
+            Protocol::Imap(s) => s.refuse_proxy_header(),
+            Protocol::Pop3(s) => s.refuse_proxy_header(),
         }
     }
 

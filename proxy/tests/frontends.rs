@@ -1623,3 +1623,101 @@ async fn the_id_answer_carries_the_configured_name() {
     assert_eq!(c.line().await, "* ID (\"name\" \"zp-test\")\r\n");
     assert_eq!(c.line().await, "i OK ID completed\r\n");
 }
+
+// ---------------------------------------------------------------------------------------
+// Behind a load balancer: the PROXY protocol.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn behind_a_balancer_the_proxy_header_names_the_client_everywhere() {
+    let backend = Script::imap().spawn().await;
+    let r = FakeResolver::new();
+    r.route("ann", backend.addr, "ann@example.com");
+    let p = start(
+        r.clone(),
+        false,
+        &["--proxy-protocol-from", "127.0.0.0/8", "--max-preauth-per-ip", "1"],
+    )
+    .await;
+    // v1, then v2 (binary): each connection's own client reaches the mailbox server.
+    let mut v1 = connect(p.imap).await;
+    v1.send("PROXY TCP4 192.0.2.9 127.0.0.1 40000 143\r\n").await;
+    assert_eq!(v1.line().await, IMAP_GREETING);
+    v1.send("a LOGIN ann secret\r\n").await;
+    assert_eq!(v1.line().await, format!("a {LOGGED_IN}"));
+    let mut v2 = connect(p.imap).await;
+    let mut header = Vec::new();
+    codec::proxy_protocol::encode_v2(
+        &mut header,
+        "[2001:db8::7]:40001".parse().unwrap(),
+        "[2001:db8::1]:143".parse().unwrap(),
+    );
+    v2.send_bytes(&header).await;
+    assert_eq!(v2.line().await, IMAP_GREETING);
+    // The pre-auth cap counts the real clients: two distinct ones, not one balancer.
+    v2.send("b LOGIN ann secret\r\n").await;
+    assert_eq!(v2.line().await, format!("b {LOGGED_IN}"));
+    let received = backend.received();
+    assert!(
+        received[0].starts_with("a.id ID (\"x-originating-ip\" \"192.0.2.9\""),
+        "{received:?}"
+    );
+    assert!(
+        received[1].starts_with("b.id ID (\"x-originating-ip\" \"2001:db8::7\""),
+        "{received:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_balancer_without_a_good_header_is_closed() {
+    let r = FakeResolver::new();
+    let p = start(
+        r.clone(),
+        false,
+        &["--proxy-protocol-from", "127.0.0.1", "--preauth-timeout", "1"],
+    )
+    .await;
+    // Malformed: closed at once, no greeting (a reset, as the junk is left unread).
+    for junk in ["GET / HTTP/1.1\r\n\r\n", "PROXY TCP9 x y z w\r\n"] {
+        let mut c = connect(p.imap).await;
+        c.send(junk).await;
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(WAIT, c.s.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))) && rest.is_empty(),
+            "{junk:?}: {read:?} {rest:?}"
+        );
+    }
+    // Silent: closed after the pre-auth timeout, no greeting.
+    let started = Instant::now();
+    let mut c = connect(p.pop3).await;
+    c.closed().await;
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_millis(2500),
+        "{after:?}"
+    );
+    assert!(r.asked().is_empty());
+}
+
+#[tokio::test]
+async fn a_proxy_header_from_anyone_else_is_refused() {
+    let r = FakeResolver::new();
+    let p = start(r.clone(), false, &[]).await;
+    let mut c = imap_client(&p).await;
+    c.send("PROXY TCP4 203.0.113.5 127.0.0.1 1 143\r\na LOGIN ann secret\r\n")
+        .await;
+    assert_eq!(
+        c.line().await,
+        "* BYE PROXY protocol header not accepted from this address\r\n"
+    );
+    c.closed().await;
+    let mut c = pop3_client(&p).await;
+    c.send_bytes(&codec::proxy_protocol::V2_SIGNATURE).await;
+    assert_eq!(
+        c.line().await,
+        "-ERR PROXY protocol header not accepted from this address\r\n"
+    );
+    c.closed().await;
+    assert!(r.asked().is_empty());
+}

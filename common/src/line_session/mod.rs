@@ -154,6 +154,8 @@ pub struct LineSession<L> {
     bad: u32,
     bounds: Bounds,
     shutdown: ShutdownWatch,
+    /// Until the first bytes show otherwise, a PROXY protocol header here is refused.
+    refuse_proxy_header: bool,
 }
 
 impl<L: Dialect> LineSession<L> {
@@ -166,7 +168,15 @@ impl<L: Dialect> LineSession<L> {
             bad: 0,
             bounds,
             shutdown,
+            refuse_proxy_header: false,
         }
+    }
+
+    /// Refuses a connection that starts with a PROXY protocol header (v1 or v2): the peer
+    /// is not one allowed to say where the client is, and a header it sends must not be
+    /// taken for commands.
+    pub fn refuse_proxy_header(&mut self) {
+        self.refuse_proxy_header = true;
     }
 
     /// The pending output; replies are written here and sent at the next flush.
@@ -233,6 +243,25 @@ impl<L: Dialect> LineSession<L> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         loop {
+            if self.refuse_proxy_header && !self.buf.is_empty() {
+                match proxy_header_start(&self.buf) {
+                    Some(true) => {
+                        tracing::warn!("connection refused: PROXY protocol header from a peer not allowed to send one");
+                        let why =
+                            Farewell::Fatal("PROXY protocol header not accepted from this address");
+                        self.dialect.farewell(&mut self.out, why);
+                        self.flush(stream).await?;
+                        return Ok(None);
+                    }
+                    Some(false) => self.refuse_proxy_header = false,
+                    None => {
+                        if !self.fill(stream).await? {
+                            return Ok(None);
+                        }
+                        continue;
+                    }
+                }
+            }
             match self.dialect.decode(&self.buf) {
                 Decoded::Command { command, consumed } => {
                     self.buf.drain(..consumed.min(self.buf.len()));
@@ -400,6 +429,23 @@ pub enum Line {
     TooLong,
     /// The connection is over.
     Closed,
+}
+
+/// Whether `buf` starts with a PROXY protocol signature: `Some(true)` yes, `Some(false)`
+/// no, `None` not enough bytes to tell.
+fn proxy_header_start(buf: &[u8]) -> Option<bool> {
+    let signatures: [&[u8]; 2] = [b"PROXY ", &codec::proxy_protocol::V2_SIGNATURE];
+    let mut undecided = false;
+    for sig in signatures {
+        let n = buf.len().min(sig.len());
+        if buf[..n] == sig[..n] {
+            if n == sig.len() {
+                return Some(true);
+            }
+            undecided = true;
+        }
+    }
+    (!undecided).then_some(false)
 }
 
 fn memchr_newline(buf: &[u8]) -> Option<usize> {

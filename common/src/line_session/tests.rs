@@ -174,3 +174,39 @@ async fn silence_ends_at_the_read_timeout() {
     assert!(matches!(ended, Ok(Ended::Closed)));
     assert_eq!(started.elapsed().as_secs(), 5);
 }
+
+#[tokio::test]
+async fn a_proxy_header_is_refused_where_it_is_not_allowed() {
+    for input in [
+        &b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nNOOP\r\n"[..],
+        &codec::proxy_protocol::V2_SIGNATURE,
+    ] {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let (_stop, watch) = Shutdown::new();
+        client.write_all(input).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut io = LineSession::new(dialect(), bounds(None), watch);
+        io.refuse_proxy_header();
+        let ended = io.drive(&mut server, &mut Echo).await;
+        assert!(matches!(ended, Ok(Ended::Closed)), "{ended:?}");
+        drop(server);
+        let mut out = String::new();
+        client.read_to_string(&mut out).await.unwrap();
+        assert_eq!(
+            out,
+            "-ERR PROXY protocol header not accepted from this address\r\n"
+        );
+    }
+    // A command that merely starts like one is a command.
+    let (mut client, mut server) = tokio::io::duplex(4096);
+    let (_stop, watch) = Shutdown::new();
+    client.write_all(b"PRO\r\nNOOP\r\n").await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut io = LineSession::new(dialect(), bounds(None), watch);
+    io.refuse_proxy_header();
+    let _ = io.drive(&mut server, &mut Echo).await;
+    drop(server);
+    let mut out = String::new();
+    client.read_to_string(&mut out).await.unwrap();
+    assert_eq!(out, "-ERR unknown command\r\n+OK\r\n");
+}

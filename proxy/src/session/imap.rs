@@ -85,6 +85,12 @@ impl Session {
         self.handler.peer.tls = true;
     }
 
+    /// Refuses the connection if it starts with a PROXY protocol header (the peer is not
+    /// one allowed to send it).
+    pub fn refuse_proxy_header(&mut self) {
+        self.io.refuse_proxy_header();
+    }
+
     /// Serves the pre-auth dialogue, then hands over to the relay.
     pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
     where

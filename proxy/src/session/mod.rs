@@ -57,6 +57,10 @@ pub struct Frontend {
     pub max_bad_commands: u32,
     /// Longest SASL answer (OAuth tokens run to kilobytes).
     pub max_sasl_line: usize,
+    /// Peers that must start with a PROXY protocol header.
+    pub proxy_protocol_from: common::cidr::CidrList,
+    /// Connections from them closed for a missing or bad header.
+    pub proxy_header_errors: std::sync::atomic::AtomicU64,
     /// Pre-auth connections per client address.
     pub preauth: Arc<crate::preauth::PreauthLimit>,
     /// Shutdown.
