@@ -23,10 +23,14 @@
 #     password survives nginx's Auth-Pass escaping and verifies against the argon2 hash,
 #     and a wrong password is refused at the lookup, never reaching Dovecot.
 #   - our own proxy in front of the same Dovecot: STARTTLS, IMAPS, POP3 STLS, POP3S, the odd
-#     password, the alias, a wrong password, LOGIN before STARTTLS refused.
+#     password, the alias, a wrong password, LOGIN before STARTTLS refused;
+#   - our proxy behind HAProxy (send-proxy, send-proxy-v2) and nginx's stream module
+#     (proxy_protocol on): Dovecot logs the real client (rip=), the per-IP limit counts the
+#     client and not the balancer, PROXY headers from unlisted addresses are refused, and a
+#     malformed or missing header from the balancer closes the connection.
 # Prints "ok - ..." / "not ok - ..." per check (with log tails on failure) and exits
 # non-zero if any failed. Needs: nginx-full libnginx-mod-mail dovecot-imapd dovecot-pop3d
-# curl openssl postgresql-client python3, and PostgreSQL on 127.0.0.1:5432 (see PGURL).
+# haproxy curl openssl postgresql-client python3, and PostgreSQL on 127.0.0.1:5432 (see PGURL).
 # KEEP_TMP=1 keeps the temporary directory (configs, logs) for inspection; E2E_VERBOSE=1
 # also shows what each passing check saw.
 set -euo pipefail
@@ -43,7 +47,7 @@ py=/usr/bin/python3
 for b in "$rl_bin" "$zmprov_bin"; do
   [[ -x $b ]] || { echo "no binary at $b (cargo build -p route-lookup -p zmprov)" >&2; exit 1; }
 done
-need_commands "" nginx dovecot curl openssl psql timeout
+need_commands "" nginx dovecot haproxy curl openssl psql timeout
 nginx_mail_module=/usr/lib/nginx/modules/ngx_mail_module.so
 [[ -f $nginx_mail_module ]] || { echo "missing $nginx_mail_module (libnginx-mod-mail)" >&2; exit 1; }
 
@@ -383,6 +387,9 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
+# The proxies run on 127.0.0.1: their IMAP ID x-originating-ip / POP3 XCLIENT is believed,
+# so Dovecot logs the real client (rip=) as it would behind any trusted proxy.
+login_trusted_networks = 127.0.0.1/32
 pop3_uidl_format = %08Xu%08Xv
 # Every login reaches Dovecot from nginx's address, so its per-IP auth penalty (2 s, 4 s,
 # ... up to 15 s before *any* login from that IP after failures) would slow every user
@@ -728,6 +735,105 @@ PY
     ok "zproxy: alice's next login to Dovecot came from the cache (routes from cache $before -> $after)"
   else
     not_ok "zproxy: alice's next login to Dovecot came from the cache" "routes from cache: $before -> $after"
+  fi
+
+  echo "--- behind a load balancer: HAProxy (send-proxy, send-proxy-v2) and nginx stream (proxy_protocol on) in front of our proxy"
+  port lb_imap
+  port lb_admin
+  # Our second proxy trusts PROXY headers from 127.0.0.1 only and throttles per client IP
+  # (2 connections per minute), so a count against the balancer would show at once.
+  RUST_LOG=info spawn "$proxy_bin" --imap-listen "127.0.0.1:$lb_imap" --imaps-listen off \
+    --pop3-listen off --pop3s-listen off --starttls off --lookup-url "$auth_url" --lookup-secret "$lookup_secret" \
+    --memcached "127.0.0.1:$px_cache" --admin-listen "127.0.0.1:$lb_admin" \
+    --proxy-protocol-from 127.0.0.1 --ip-login-limit 2 --ip-login-limit-time 60 --preauth-timeout 2 \
+    2>"$tmp/proxy-lb.log"
+  wait_up "our proxy behind the balancers" "${E2E_PIDS[-1]}" 127.0.0.1 "$lb_imap"
+  port hp_v1
+  port hp_v2
+  cat >"$tmp/haproxy.cfg" <<HAP
+global
+  maxconn 200
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+listen imap-v1
+  bind 127.0.0.1:$hp_v1
+  server zproxy 127.0.0.1:$lb_imap send-proxy
+listen imap-v2
+  bind 127.0.0.1:$hp_v2
+  server zproxy 127.0.0.1:$lb_imap send-proxy-v2
+HAP
+  spawn haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1
+  wait_up haproxy "${E2E_PIDS[-1]}" 127.0.0.1 "$hp_v2"
+  port ns_imap
+  cat >"$tmp/nginx-stream.conf" <<NGX
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+pid $tmp/nginx-stream.pid;
+events { worker_connections 64; }
+stream {
+  server {
+    listen 127.0.0.1:$ns_imap;
+    proxy_pass 127.0.0.1:$lb_imap;
+    proxy_protocol on;
+  }
+}
+NGX
+  spawn nginx -c "$tmp/nginx-stream.conf" -p "$tmp/" -e "$tmp/nginx-stream-error.log" -g 'daemon off;' \
+    2>>"$tmp/nginx-stream-error.log"
+  wait_up "nginx stream" "${E2E_PIDS[-1]}" 127.0.0.1 "$ns_imap"
+  rips_before=$(grep -c 'rip=127\.0\.0\.9,' "$tmp/dovecot.log" || true)
+  expect_ok "HAProxy send-proxy (v1) from 127.0.0.9: alice's message from Dovecot" "^Subject: $alice_subject" \
+    c --interface 127.0.0.9 "${alice[@]}" "imap://127.0.0.1:$hp_v1/INBOX;UID=1"
+  expect_ok "HAProxy send-proxy-v2 from 127.0.0.9: alice's message from Dovecot" "^Subject: $alice_subject" \
+    c --interface 127.0.0.9 "${alice[@]}" "imap://127.0.0.1:$hp_v2/INBOX;UID=1"
+  sleep 0.3
+  rips=$(($(grep -c 'rip=127\.0\.0\.9,' "$tmp/dovecot.log" || true) - rips_before))
+  if ((rips == 2)); then
+    ok "Dovecot logged both logins with the client's address (rip=127.0.0.9), not the balancer's"
+  else
+    not_ok "Dovecot logged both logins with the client's address (rip=127.0.0.9)" "$(grep 'imap-login: Login' "$tmp/dovecot.log" | tail -n 3)"
+  fi
+  expect_fail "the per-IP limit counts 127.0.0.9 (its third connection in a minute is refused)" "rejected|denied|failed|BYE" \
+    c -v --interface 127.0.0.9 "${alice[@]}" "imap://127.0.0.1:$hp_v1/INBOX;UID=1"
+  expect_ok "... and not the balancer: 127.0.0.10 through the same HAProxy still logs in" "^Subject: $alice_subject" \
+    c --interface 127.0.0.10 "${alice[@]}" "imap://127.0.0.1:$hp_v1/INBOX;UID=1"
+  expect_ok "nginx stream proxy_protocol on, from 127.0.0.11: alice's message from Dovecot" "^Subject: $alice_subject" \
+    c --interface 127.0.0.11 "${alice[@]}" "imap://127.0.0.1:$ns_imap/INBOX;UID=1"
+  sleep 0.3
+  if grep -q 'rip=127\.0\.0\.11,' "$tmp/dovecot.log"; then
+    ok "Dovecot saw nginx stream's client as rip=127.0.0.11"
+  else
+    not_ok "Dovecot saw nginx stream's client as rip=127.0.0.11" "$(grep 'imap-login: Login' "$tmp/dovecot.log" | tail -n 3)"
+  fi
+  # From an address not in --proxy-protocol-from (127.0.0.12 is not 127.0.0.1), a PROXY
+  # header is refused and nothing reaches route-lookup.
+  lookups_before=$(grep -c 'lookup' "$tmp/route-lookup-main.log" || true)
+  refused=$(printf 'PROXY TCP4 203.0.113.9 127.0.0.1 1 143\r\na LOGIN alice@example.com x\r\n' |
+    timeout 5 "$py" -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),source_address=("127.0.0.12",0)); s.sendall(sys.stdin.buffer.read()); print(s.makefile("rb").read().decode(errors="replace"))' "$lb_imap" || true)
+  if grep -q 'PROXY protocol header not accepted' <<<"$refused"; then
+    ok "a PROXY header from an unlisted address (127.0.0.12) is refused"
+  else
+    not_ok "a PROXY header from an unlisted address (127.0.0.12) is refused" "$refused"
+  fi
+  # A listed peer whose header is malformed or absent is closed; nothing is looked up.
+  # (wait_up's probe connection already counted one.)
+  header_errors() { curl -s --max-time 5 "http://127.0.0.1:$lb_admin/metrics" | awk '$1 == "proxy_protocol_header_errors_total" { print $2 }'; }
+  errors_before=$(header_errors)
+  junk=$(printf 'PROXY TCP4 not-an-address\r\n' |
+    timeout 5 "$py" -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(sys.stdin.buffer.read())
+try: print(repr(s.recv(100)))
+except OSError as e: print("closed", e)' "$lb_imap" || true)
+  silent=$(timeout 8 "$py" -c 'import socket,sys,time; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); t=time.time(); d=s.recv(100); print(repr(d), round(time.time()-t,1))' "$lb_imap" || true)
+  lookups_after=$(grep -c 'lookup' "$tmp/route-lookup-main.log" || true)
+  errors=$(($(header_errors) - errors_before))
+  if [[ $junk == "b''" || $junk == closed* ]] && [[ $silent == "b'' "* ]] && ((errors == 2)) &&
+    [[ $lookups_before == "$lookups_after" ]]; then
+    ok "from the balancer's address a malformed header and a missing one (after --preauth-timeout: ${silent#b\'\' } s) close the connection, are counted ($errors) and reach no route-lookup"
+  else
+    not_ok "from the balancer's address a malformed or missing header closes the connection" "junk: $junk; silent: $silent; errors: $errors; lookups $lookups_before -> $lookups_after"
   fi
 else
   not_ok "our proxy's binary is at $proxy_bin (cargo build -p proxy)"
