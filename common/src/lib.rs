@@ -15,6 +15,8 @@
 //!   login deadline, last words.
 //! - [`session_io`]: reading into and writing out of a line-protocol session's buffers,
 //!   bounded by time and the shutdown watch.
+//! - [`reload`]: SIGHUP means reload, never exit, in every binary.
+//! - [`certs`]: certificates chosen by SNI from several PEM pairs, reloaded on SIGHUP.
 //! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
 //!   listeners stop, sessions finish, `main` waits under a grace period.
 //! - [`admin`]: the admin HTTP server with `/healthz` and Prometheus `/metrics`.
@@ -25,6 +27,7 @@
 //! - [`exit`]: process exit codes (64 for a bad configuration).
 
 pub mod admin;
+pub mod certs;
 pub mod cidr;
 pub mod exit;
 pub mod line_session;
@@ -32,6 +35,7 @@ pub mod listen;
 pub mod listener;
 pub mod metrics;
 pub mod proxy_header;
+pub mod reload;
 pub mod session_io;
 pub mod shutdown;
 pub mod telemetry;

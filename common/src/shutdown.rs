@@ -67,8 +67,10 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Installs the handlers (inside a Tokio runtime).
+    /// Installs the handlers (inside a Tokio runtime), and SIGHUP's ([`crate::reload`]):
+    /// from here on SIGHUP reloads and never ends the process.
     pub fn install() -> Self {
+        crate::reload::install();
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};

@@ -114,6 +114,13 @@ impl Proxy {
         Ok(proxy)
     }
 
+    /// The certificates in use, if any (their reloads and expiries are in /metrics).
+    fn follow_certificates(config: &RuntimeConfig) {
+        if let Some(certs) = &config.certs {
+            certs.follow_reloads();
+        }
+    }
+
     /// Binds a proxy of `config` that routes with `resolver` instead of the route cache and
     /// route-lookup (tests; login throttles are off without the cache).
     pub async fn bind_with_resolver(
@@ -133,6 +140,7 @@ impl Proxy {
             lookup,
             stale,
         } = sources;
+        Self::follow_certificates(config);
         // Sessions are built with the proxy's own watch; `run` ties it to the caller's.
         let (stop, watch) = Shutdown::new();
         let connector = Connector::new(
@@ -198,6 +206,7 @@ impl Proxy {
                 lookup,
                 cache,
                 stale,
+                certs: config.certs.clone(),
             }),
             stop,
             listeners,

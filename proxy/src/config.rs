@@ -65,12 +65,14 @@ pub struct Config {
     /// POP3S listener (implicit TLS; needs --tls-cert), or `off`.
     #[arg(long, env = "PROXY_POP3S_LISTEN", default_value = "0.0.0.0:995")]
     pub pop3s_listen: ListenAddr,
-    /// PEM certificate chain.
-    #[arg(long, env = "PROXY_TLS_CERT", value_name = "PEM", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key.
-    #[arg(long, env = "PROXY_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    /// PEM certificate chain; repeat with --tls-key for several certificates, chosen by the
+    /// client's SNI (the first pair for clients without SNI or a name no certificate has).
+    /// Re-read on SIGHUP.
+    #[arg(long, env = "PROXY_TLS_CERT", value_name = "PEM", value_delimiter = ',')]
+    pub tls_cert: Vec<PathBuf>,
+    /// PEM private key of the --tls-cert in the same position.
+    #[arg(long, env = "PROXY_TLS_KEY", value_name = "PEM", value_delimiter = ',')]
+    pub tls_key: Vec<PathBuf>,
     /// STARTTLS/STLS: off, on, or only (no login before TLS). Default: only with a
     /// certificate; without one, plaintext listeners need an explicit `off`.
     #[arg(long, env = "PROXY_STARTTLS", value_enum)]
@@ -262,6 +264,8 @@ pub struct RuntimeConfig {
     pub limits: Limits,
     /// Client TLS.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The certificates behind it, reloaded on SIGHUP.
+    pub certs: Option<Arc<common::certs::CertStore>>,
     /// STARTTLS mode.
     pub starttls: StartTls,
     /// Forwarding of the client address.
@@ -318,13 +322,29 @@ impl Config {
             .map(|u| u.parse::<LookupUrl>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigError(e.to_string()))?;
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(c), Some(k)) => Some(
-                common::tls::server_config(c, k, &[b"imap", b"pop3"])
-                    .map_err(|e| ConfigError(e.to_string()))?,
-            ),
-            _ => None,
+        if self.tls_cert.len() != self.tls_key.len() {
+            return Err(format!(
+                "--tls-cert and --tls-key come in pairs ({} certificates, {} keys)",
+                self.tls_cert.len(),
+                self.tls_key.len()
+            )
+            .into());
+        }
+        let certs = if self.tls_cert.is_empty() {
+            None
+        } else {
+            let pairs = self
+                .tls_cert
+                .iter()
+                .zip(&self.tls_key)
+                .map(|(cert, key)| common::certs::CertPair {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                })
+                .collect();
+            Some(common::certs::CertStore::load(pairs).map_err(|e| ConfigError(e.to_string()))?)
         };
+        let tls = certs.as_ref().map(|c| c.server_config(&[b"imap", b"pop3"]));
         let starttls = match (self.starttls, tls.is_some()) {
             (Some(StartTlsArg::Off), _) => StartTls::Off,
             (Some(StartTlsArg::On), true) => StartTls::On,
@@ -412,6 +432,7 @@ impl Config {
                 },
             },
             tls,
+            certs,
             starttls,
             forward: match self.forward_client_ip {
                 ForwardArg::Id => Forward::Id,

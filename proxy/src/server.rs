@@ -48,6 +48,8 @@ pub struct Service {
     pub cache: Option<Arc<CacheCluster>>,
     /// The routes kept for when the route source is down, for their counters.
     pub stale: Option<Arc<crate::stale::StaleRoutes>>,
+    /// The client-facing certificates, for their reloads and expiries.
+    pub certs: Option<Arc<common::certs::CertStore>>,
 }
 
 /// Which listener.
@@ -219,6 +221,28 @@ impl AdminSource for Admin {
             "TCP connects to mailbox servers",
             self.env.front.login.connector().connect_time(),
         );
+        if let Some(certs) = &self.env.certs {
+            w.header(
+                "proxy_tls_reloads_total",
+                "counter",
+                "certificate reloads on SIGHUP, by result (failed: the previous certificates stayed)",
+            );
+            for (result, v) in [("ok", &certs.reloads_ok), ("failed", &certs.reloads_failed)] {
+                w.sample(
+                    "proxy_tls_reloads_total",
+                    &[("result", result)],
+                    v.load(Ordering::Relaxed),
+                );
+            }
+            w.header(
+                "proxy_tls_certificate_expiry_seconds",
+                "gauge",
+                "when each certificate in use expires (notAfter), seconds since the epoch",
+            );
+            for (cert, at) in certs.expiries() {
+                w.sample("proxy_tls_certificate_expiry_seconds", &[("cert", &cert)], at);
+            }
+        }
         if let Some(stale) = &self.env.stale {
             w.single(
                 "proxy_stale_routes",

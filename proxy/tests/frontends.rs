@@ -1721,3 +1721,101 @@ async fn a_proxy_header_from_anyone_else_is_refused() {
     c.closed().await;
     assert!(r.asked().is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Several certificates, chosen by SNI, reloaded without touching open sessions.
+// ---------------------------------------------------------------------------------------
+
+/// The certificate the proxy presents on `addr` for `sni` (trusting `roots`), and the
+/// TLS connection.
+async fn presented(addr: SocketAddr, sni: &str, roots: &str) -> (Vec<u8>, TlsClient) {
+    let config = common::tls::client_config_from_pem(roots.as_bytes()).unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(sni.to_string().try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    let der = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+    (der, Client { s: BufReader::new(tls) })
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn certificates_by_sni_and_reloaded_under_open_sessions() {
+    let dir = std::env::temp_dir().join(format!("proxy-sni-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, host: &str| {
+        let (cert, key) = common::tls::self_signed(&[host]).unwrap();
+        std::fs::write(dir.join(format!("{name}.crt")), &cert).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), &key).unwrap();
+        cert
+    };
+    let path = |f: &str| dir.join(f).display().to_string();
+    let first = write("first", "localhost");
+    let second = write("second", "mail.example.net");
+    let backend = Script::imap().spawn().await;
+    let r = FakeResolver::new();
+    r.route("ann", backend.addr, "ann@example.com");
+    let (c1, k1, c2, k2) = (
+        path("first.crt"),
+        path("first.key"),
+        path("second.crt"),
+        path("second.key"),
+    );
+    let p = start(
+        r.clone(),
+        false,
+        &[
+            "--tls-cert", &c1, "--tls-key", &k1, "--tls-cert", &c2, "--tls-key", &k2,
+            "--imaps-listen", "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let imaps = p.imaps.unwrap();
+    let roots = format!("{first}{second}");
+    let (der, _) = presented(imaps, "mail.example.net", &roots).await;
+    assert_eq!(der, der_of(&second), "the certificate naming the SNI");
+    let (der, mut open) = presented(imaps, "localhost", &roots).await;
+    assert_eq!(der, der_of(&first));
+    // A name no certificate has gets the first pair (the client then refuses it).
+    let config = common::tls::client_config_from_pem(roots.as_bytes()).unwrap();
+    let tcp = TcpStream::connect(imaps).await.unwrap();
+    let refused = tokio_rustls::TlsConnector::from(config)
+        .connect("other.example.org".try_into().unwrap(), tcp)
+        .await;
+    assert!(refused.is_err(), "the first certificate does not name other.example.org");
+
+    // A session relayed over the first certificate...
+    assert_eq!(open.line().await, IMAP_GREETING);
+    open.send("a LOGIN ann secret\r\n").await;
+    assert_eq!(open.line().await, format!("a {LOGGED_IN}"));
+    // ...then the second pair is renewed and a reload announced (what SIGHUP does).
+    let renewed = write("second", "mail.example.net");
+    common::reload::announce();
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = presented(imaps, "mail.example.net", &format!("{roots}{renewed}")).await.0;
+        if seen == der_of(&renewed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, der_of(&renewed), "new handshakes get the renewed certificate");
+    open.send("b NOOP\r\n").await;
+    assert_eq!(open.line().await, "* ECHO b NOOP\r\n", "the open session still relays");
+    // A truncated key: the reload is refused, the renewed certificate stays.
+    std::fs::write(dir.join("second.key"), "-----BEGIN PRIVATE KEY-----\nMIIE\n").unwrap();
+    common::reload::announce();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (der, _) = presented(imaps, "mail.example.net", &format!("{roots}{renewed}")).await;
+    assert_eq!(der, der_of(&renewed));
+    let _ = std::fs::remove_dir_all(&dir);
+}
