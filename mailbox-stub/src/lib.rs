@@ -7,6 +7,8 @@
 //! - [`config`]: flags and their validation.
 //! - [`server`]: listeners, TLS, PROXY headers, the connection path, and the
 //!   [`server::MailboxStub::builder`] tests use (in-memory users, fault injection).
+//! - [`connection`]: a session on the shared line-session driver (greeting faults,
+//!   PROXY-header prefill, STARTTLS), for both protocols.
 //! - [`imap`]: the IMAP session (state machine, one file per command family).
 //! - [`pop3`]: the POP3 session.
 //! - [`auth`]: password checks (route-lookup's `Authenticate` with a positive cache, or a
@@ -18,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod connection;
 pub mod env;
 pub mod imap;
 pub mod mail;

@@ -7,13 +7,12 @@ use std::collections::BTreeSet;
 use std::io;
 use std::sync::Arc;
 
-use codec::pop3::{self, parse_command, parse_line, skip_line, Command, Limits, ParseError};
-use common::session_io::{self, Filled};
+use codec::pop3::{self, Command, Limits};
+use common::line_session::{self, Bounds, Dispatch, Line, LineSession, Step, Tally};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::auth::AuthResult;
 use crate::env::{ClientAddr, Env};
-use crate::imap::Outcome;
 use crate::store::{Account, Message};
 
 enum State {
@@ -28,17 +27,24 @@ enum State {
     },
 }
 
+/// The connection's driver: reads, framing, the strike cap, timeouts, last words.
+type Io = LineSession<line_session::pop3::Pop3<Owned>>;
+
 /// One POP3 connection.
+pub(crate) type Connection =
+    crate::connection::Connection<line_session::pop3::Pop3<Owned>, Session>;
+
+/// The POP3 state machine of one connection (commands in, replies out).
 pub struct Session {
     env: Arc<Env>,
     state: State,
-    buf: Vec<u8>,
+    /// Replies, handed to the driver after each command.
     out: Vec<u8>,
-    bad: u32,
+    /// Malformed commands and failed logins the driver has yet to count.
+    tally: Tally,
     tls: bool,
     peer: std::net::IpAddr,
     client: ClientAddr,
-    discarding: bool,
 }
 
 enum Next {
@@ -47,30 +53,76 @@ enum Next {
     StartTls,
 }
 
-impl Session {
-    /// A new session; `tls` says whether the connection is already encrypted.
+impl Connection {
+    /// A new connection; `tls` says whether it is already encrypted.
     pub fn new(env: Arc<Env>, tls: bool, peer: std::net::IpAddr, client: ClientAddr) -> Self {
-        Self {
+        let dialect = line_session::pop3::Pop3::new(Limits::default(), Owned::from);
+        let session = Session {
             env,
             state: State::Authorization { user: None },
-            buf: Vec::new(),
             out: Vec::new(),
-            bad: 0,
+            tally: Tally::default(),
             tls,
             peer,
             client,
-            discarding: false,
-        }
+        };
+        let bounds = session.bounds();
+        Self::with(session, dialect, bounds)
+    }
+}
+
+impl crate::connection::Session for Session {
+    fn env(&self) -> &Arc<Env> {
+        &self.env
     }
 
-    /// Bytes that arrived before the session started (after a PROXY header).
-    pub fn prefill(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+    fn greet(&self, out: &mut Vec<u8>) {
+        pop3::ok(out, format!("{} POP3 ready", self.env.hostname));
     }
 
-    /// Marks the stream as encrypted (after STLS).
-    pub fn set_tls(&mut self) {
+    fn set_tls(&mut self) {
         self.tls = true;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::pop3::Pop3<Owned>, S> for Session {
+    type Done = std::convert::Infallible;
+
+    async fn dispatch(
+        &mut self,
+        cmd: Owned,
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Step<Self::Done>> {
+        tracing::debug!(command = cmd.keyword, "pop3 command");
+        let next = self.command(cmd, io, stream).await?;
+        io.out().append(&mut self.out);
+        let go_on = self.tally.settle(io);
+        io.set_bounds(self.bounds());
+        Ok(match next {
+            Next::Close => Step::Close,
+            Next::StartTls => Step::StartTls,
+            Next::Continue if go_on => Step::Continue,
+            Next::Continue => Step::Close,
+        })
+    }
+}
+
+impl Session {
+    /// The driver's bounds for the current state: the pre-auth timeout before login, the
+    /// idle timeout after.
+    fn bounds(&self) -> Bounds {
+        let read_timeout = match self.state {
+            State::Authorization { .. } => self.env.timeouts.preauth,
+            State::Transaction { .. } => self.env.timeouts.idle,
+        };
+        Bounds {
+            read_timeout,
+            write_timeout: self.env.timeouts.idle,
+            deadline: None,
+            max_bad: self.env.max_bad_commands,
+            max_line: 8192,
+        }
     }
 
     fn capa(&mut self) {
@@ -97,114 +149,14 @@ impl Session {
         pop3::multiline_end(&mut self.out);
     }
 
-    /// Serves the connection until QUIT, EOF, or STLS.
-    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if greet {
-            let faults = self.env.faults();
-            if faults.stall {
-                self.env.shutdown.triggered().await;
-                return Ok(Outcome::Close);
-            }
-            if let Some(d) = faults.greeting_delay {
-                tokio::time::sleep(d).await;
-            }
-            pop3::ok(&mut self.out, format!("{} POP3 ready", self.env.hostname));
-            self.flush(stream).await?;
-        }
-        let limits = Limits::default();
-        loop {
-            if self.discarding {
-                match skip_line(&self.buf) {
-                    Some(n) => {
-                        self.buf.drain(..n);
-                        self.discarding = false;
-                    }
-                    None => {
-                        self.buf.clear();
-                        if !self.fill(stream).await? {
-                            return Ok(Outcome::Close);
-                        }
-                        continue;
-                    }
-                }
-            }
-            let next = match parse_command(&self.buf, &limits) {
-                Ok(parsed) => {
-                    let consumed = parsed.consumed;
-                    let owned = Owned::from(&parsed.command);
-                    self.buf.drain(..consumed);
-                    tracing::debug!(command = owned.keyword, "pop3 command");
-                    self.dispatch(owned, stream).await?
-                }
-                Err(ParseError::Incomplete) => {
-                    if !self.fill(stream).await? {
-                        return Ok(Outcome::Close);
-                    }
-                    Next::Continue
-                }
-                Err(ParseError::LineTooLong) => {
-                    self.discarding = true;
-                    self.bad_command("line too long")
-                }
-                Err(ParseError::Invalid { consumed, reason }) => {
-                    self.buf.drain(..consumed.min(self.buf.len()));
-                    self.bad_command(reason)
-                }
-            };
-            self.flush(stream).await?;
-            match next {
-                Next::Continue => {}
-                Next::Close => return Ok(Outcome::Close),
-                Next::StartTls => {
-                    // Plaintext pipelined after STLS is never executed.
-                    self.buf.clear();
-                    return Ok(Outcome::StartTls);
-                }
-            }
-        }
-    }
-
-    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
-        session_io::flush(stream, &mut self.out, "pop3 write", self.env.timeouts.idle).await
-    }
-
-    async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        stream: &mut S,
-    ) -> io::Result<bool> {
-        let timeout = match self.state {
-            State::Authorization { .. } => self.env.timeouts.preauth,
-            State::Transaction { .. } => self.env.timeouts.idle,
-        };
-        let said =
-            match session_io::fill(stream, &mut self.buf, timeout, &self.env.shutdown).await? {
-                Filled::Data => return Ok(true),
-                Filled::Closed => return Ok(false),
-                Filled::TimedOut => "Timeout, closing connection",
-                Filled::ShuttingDown => "Server shutting down",
-            };
-        pop3::err(&mut self.out, said);
-        self.flush(stream).await?;
-        Ok(false)
-    }
-
+    /// Answers a malformed command; the driver counts it against the cap.
     fn bad_command(&mut self, reason: &str) -> Next {
-        self.bad += 1;
         pop3::err(&mut self.out, reason);
-        if self.bad >= self.env.max_bad_commands {
-            pop3::err(
-                &mut self.out,
-                "Too many invalid commands, closing connection",
-            );
-            return Next::Close;
-        }
+        self.tally.bad += 1;
         Next::Continue
     }
 
-    async fn dispatch<S>(&mut self, cmd: Owned, stream: &mut S) -> io::Result<Next>
+    async fn command<S>(&mut self, cmd: Owned, io: &mut Io, stream: &mut S) -> io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -242,7 +194,7 @@ impl Session {
                 let pass = String::from_utf8_lossy(&cmd.a).into_owned();
                 self.login(&user, &pass).await
             }
-            ("AUTH", false) => self.auth(&cmd, stream).await?,
+            ("AUTH", false) => self.auth(&cmd, io, stream).await?,
             ("XCLIENT", false) => {
                 let mut addr = None;
                 for (name, value) in pop3::xclient_params(&cmd.a) {
@@ -336,11 +288,8 @@ impl Session {
             AuthResult::Denied => {
                 tracing::info!(user, client = %self.client.ip, "login failed");
                 self.state = State::Authorization { user: None };
-                self.bad += 1;
+                self.tally.failed += 1;
                 pop3::err(&mut self.out, "[AUTH] Authentication failed");
-                if self.bad >= self.env.max_bad_commands {
-                    return Next::Close;
-                }
                 Next::Continue
             }
             AuthResult::Unavailable => {
@@ -354,7 +303,7 @@ impl Session {
         }
     }
 
-    async fn auth<S>(&mut self, cmd: &Owned, stream: &mut S) -> io::Result<Next>
+    async fn auth<S>(&mut self, cmd: &Owned, io: &mut Io, stream: &mut S) -> io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -377,24 +326,11 @@ impl Session {
             Some(i) => i.clone(),
             None => {
                 pop3::continuation(&mut self.out, "");
-                self.flush(stream).await?;
-                loop {
-                    match parse_line(&self.buf, &Limits { max_line: 8192 }) {
-                        Ok(p) => {
-                            let line = p.command.to_vec();
-                            self.buf.drain(..p.consumed);
-                            break line;
-                        }
-                        Err(ParseError::Incomplete) => {
-                            if !self.fill(stream).await? {
-                                return Ok(Next::Close);
-                            }
-                        }
-                        Err(_) => {
-                            self.buf.clear();
-                            return Ok(self.bad_command("Response too long"));
-                        }
-                    }
+                io.out().append(&mut self.out);
+                match io.read_line(stream).await? {
+                    Line::Read(line) => line,
+                    Line::TooLong => return Ok(self.bad_command("Response too long")),
+                    Line::Closed => return Ok(Next::Close),
                 }
             }
         };
@@ -516,7 +452,7 @@ impl Session {
 }
 
 /// An owned copy of a command, so the handler can read more lines (AUTH).
-struct Owned {
+pub(crate) struct Owned {
     keyword: &'static str,
     a: Vec<u8>,
     n: Option<u32>,

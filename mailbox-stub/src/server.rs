@@ -421,8 +421,8 @@ async fn handshake(
 
 /// The session of the listener's protocol.
 enum Dialogue {
-    Imap(imap::Session),
-    Pop3(pop3::Session),
+    Imap(imap::Connection),
+    Pop3(pop3::Connection),
 }
 
 impl Dialogue {
@@ -457,10 +457,10 @@ async fn serve(
     let tls = kind.implicit_tls();
     let mut session = match kind {
         Kind::Imap | Kind::Imaps => {
-            Dialogue::Imap(imap::Session::new(env.clone(), tls, peer, client))
+            Dialogue::Imap(imap::Connection::new(env.clone(), tls, peer, client))
         }
         Kind::Pop3 | Kind::Pop3s => {
-            Dialogue::Pop3(pop3::Session::new(env.clone(), tls, peer, client))
+            Dialogue::Pop3(pop3::Connection::new(env.clone(), tls, peer, client))
         }
     };
     match &mut session {

@@ -147,10 +147,7 @@ impl AdminSource for Admin {
             "counter",
             "failed logins by reason (each also logged as `login failed`)",
         );
-        for (reason, v) in crate::login::FailReason::ALL
-            .iter()
-            .zip(&logins.failures)
-        {
+        for (reason, v) in crate::login::FailReason::ALL.iter().zip(&logins.failures) {
             w.sample(
                 "proxy_login_failures_total",
                 &[("reason", reason.word())],
@@ -240,7 +237,11 @@ impl AdminSource for Admin {
                 "when each certificate in use expires (notAfter), seconds since the epoch",
             );
             for (cert, at) in certs.expiries() {
-                w.sample("proxy_tls_certificate_expiry_seconds", &[("cert", &cert)], at);
+                w.sample(
+                    "proxy_tls_certificate_expiry_seconds",
+                    &[("cert", &cert)],
+                    at,
+                );
             }
         }
         if let Some(stale) = &self.env.stale {
@@ -415,16 +416,12 @@ async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, peer_addr
     // (handshake state, TLS stream) is boxed: this future is what an idle relayed plain
     // session keeps, so it must hold nothing of the login dialogue.
     let protocol = match kind {
-        Kind::Imap | Kind::Imaps => Protocol::Imap(Box::new(imap::Session::new(
-            env.front.clone(),
-            peer,
-            accepted,
-        ))),
-        Kind::Pop3 | Kind::Pop3s => Protocol::Pop3(Box::new(pop3::Session::new(
-            env.front.clone(),
-            peer,
-            accepted,
-        ))),
+        Kind::Imap | Kind::Imaps => {
+            Protocol::Imap(Box::new(imap::session(env.front.clone(), peer, accepted)))
+        }
+        Kind::Pop3 | Kind::Pop3s => {
+            Protocol::Pop3(Box::new(pop3::session(env.front.clone(), peer, accepted)))
+        }
     };
     let mut session = Dialogue {
         protocol,

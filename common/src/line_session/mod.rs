@@ -114,6 +114,32 @@ pub enum Ended<D> {
     Done(D),
 }
 
+/// Malformed commands and failed logins that a session answered on its own (deep in its
+/// command handlers), handed to the driver's count after each command.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    /// Malformed commands answered.
+    pub bad: u32,
+    /// Failed logins answered.
+    pub failed: u32,
+}
+
+impl Tally {
+    /// Has `io` count them (writing its last words at the cap); false when the session must
+    /// close.
+    pub fn settle<L: Dialect>(&mut self, io: &mut LineSession<L>) -> bool {
+        let Tally { bad, failed } = std::mem::take(self);
+        let mut go_on = true;
+        for _ in 0..bad {
+            go_on = go_on && io.count_bad();
+        }
+        for _ in 0..failed {
+            go_on = go_on && io.failed_login();
+        }
+        go_on
+    }
+}
+
 /// The session's side of the driver: what each command does.
 // Only used with static dispatch: each concrete session's future is checked for `Send`
 // where it is spawned.
@@ -308,6 +334,12 @@ impl<L: Dialect> LineSession<L> {
         self.strike(Farewell::TooManyBad)
     }
 
+    /// Counts a malformed command the session has already answered itself; false when
+    /// that was one too many (the farewell is written: close after flushing).
+    pub fn count_bad(&mut self) -> bool {
+        self.strike(Farewell::TooManyBad)
+    }
+
     /// Counts a failed login (its answer is the session's); false when that was one too
     /// many (the farewell is written: close after flushing).
     pub fn failed_login(&mut self) -> bool {
@@ -336,6 +368,34 @@ impl<L: Dialect> LineSession<L> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         self.flush(stream).await?;
+        self.next_line(stream).await
+    }
+
+    /// Flushes, then reads one bounded line as [`LineSession::read_line`] does, unless
+    /// `until` resolves first (IMAP IDLE: a mailbox change); then its output comes back and
+    /// whatever part of a line was read stays buffered for the next call.
+    pub async fn read_line_until<S, F>(
+        &mut self,
+        stream: &mut S,
+        until: F,
+    ) -> io::Result<Result<Line, F::Output>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: std::future::Future,
+    {
+        self.flush(stream).await?;
+        // Reading is cancel-safe: bytes are appended to the buffer as they come and only a
+        // whole line is taken off it.
+        tokio::select! {
+            line = self.next_line(stream) => line.map(Ok),
+            other = until => Ok(Err(other)),
+        }
+    }
+
+    async fn next_line<S>(&mut self, stream: &mut S) -> io::Result<Line>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         loop {
             if let Some(end) = memchr_newline(&self.buf) {
                 if end > self.bounds.max_line {

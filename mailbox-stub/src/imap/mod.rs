@@ -11,11 +11,10 @@ mod view;
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
-use codec::imap::{continuation, parse_line, tagged, untagged, ParseError, Parser, Status};
-use common::session_io::{self, Filled};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use codec::imap::{continuation, tagged, untagged, Status};
+use common::line_session::{self, Bounds, Dispatch, Line, LineSession, Step, Tally};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::auth::AuthResult;
 use crate::env::{ClientAddr, Env};
@@ -46,14 +45,20 @@ pub(crate) enum State {
     },
 }
 
+/// The connection's driver: reads, framing, the strike cap, timeouts, last words.
+type Io = LineSession<line_session::imap::Imap<Cmd>>;
+
 /// One IMAP connection.
+pub(crate) type Connection = crate::connection::Connection<line_session::imap::Imap<Cmd>, Session>;
+
+/// The IMAP state machine of one connection (commands in, replies out).
 pub struct Session {
     env: Arc<Env>,
     state: State,
-    parser: Parser,
-    buf: Vec<u8>,
+    /// Replies, handed to the driver after each command.
     out: Vec<u8>,
-    bad: u32,
+    /// Malformed commands and failed logins the driver has yet to count.
+    tally: Tally,
     tls: bool,
     /// The TCP peer (a proxy, when one forwards the client's address).
     peer: std::net::IpAddr,
@@ -67,36 +72,104 @@ pub(crate) enum Next {
     StartTls,
 }
 
-impl Session {
-    /// A new session; `tls` says whether the connection is already encrypted.
+impl Connection {
+    /// A new connection; `tls` says whether it is already encrypted.
     pub fn new(env: Arc<Env>, tls: bool, peer: std::net::IpAddr, client: ClientAddr) -> Self {
-        let parser = Parser::new(env.imap_limits);
-        Self {
+        let dialect =
+            line_session::imap::Imap::new(env.imap_limits, "Ready for literal data", |c| {
+                Cmd::from(c)
+            });
+        let session = Session {
             env,
             state: State::NotAuthenticated,
-            parser,
-            buf: Vec::new(),
             out: Vec::new(),
-            bad: 0,
+            tally: Tally::default(),
             tls,
             peer,
             client,
-        }
-    }
-
-    /// Bytes that arrived before the session started (after a PROXY header).
-    pub fn prefill(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// Marks the stream as encrypted (after STARTTLS).
-    pub fn set_tls(&mut self) {
-        self.tls = true;
+        };
+        let bounds = session.bounds();
+        Self::with(session, dialect, bounds)
     }
 
     /// The address logged for this session.
     pub fn client(&self) -> ClientAddr {
-        self.client
+        self.session.client
+    }
+}
+
+impl crate::connection::Session for Session {
+    fn env(&self) -> &Arc<Env> {
+        &self.env
+    }
+
+    fn greet(&self, out: &mut Vec<u8>) {
+        let caps = self.capabilities();
+        let host = &self.env.hostname;
+        untagged(
+            out,
+            &format!("OK [CAPABILITY {caps}] {host} IMAP4rev1 ready"),
+        );
+    }
+
+    fn set_tls(&mut self) {
+        self.tls = true;
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::imap::Imap<Cmd>, S> for Session {
+    type Done = std::convert::Infallible;
+
+    async fn dispatch(
+        &mut self,
+        cmd: Cmd,
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Step<Self::Done>> {
+        tracing::debug!(command = %cmd.name, "imap command");
+        let next = self.command(cmd, io, stream).await?;
+        Ok(self.settle(io, next))
+    }
+}
+
+impl Session {
+    /// The driver's bounds for the current state: the pre-auth timeout before login, the
+    /// idle timeout after.
+    fn bounds(&self) -> Bounds {
+        let read_timeout = match self.state {
+            State::NotAuthenticated => self.env.timeouts.preauth,
+            _ => self.env.timeouts.idle,
+        };
+        Bounds {
+            read_timeout,
+            write_timeout: self.env.timeouts.idle,
+            deadline: None,
+            max_bad: self.env.max_bad_commands,
+            max_line: 8192,
+        }
+    }
+
+    /// Hands the replies to the driver, has it count what went wrong, and says what next.
+    fn settle(&mut self, io: &mut Io, next: Next) -> Step<std::convert::Infallible> {
+        io.out().append(&mut self.out);
+        let go_on = self.tally.settle(io);
+        io.set_bounds(self.bounds());
+        match next {
+            Next::Close => Step::Close,
+            Next::StartTls => Step::StartTls,
+            Next::Continue if go_on => Step::Continue,
+            Next::Continue => Step::Close,
+        }
+    }
+
+    /// Sends what is pending now (before waiting for the client, as AUTHENTICATE does).
+    async fn flush<S: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<()> {
+        io.out().append(&mut self.out);
+        io.flush(stream).await
     }
 
     fn capabilities(&self) -> String {
@@ -110,120 +183,13 @@ impl Session {
         caps
     }
 
-    /// Serves the connection until it closes or asks for TLS. `greet` is false when
-    /// resuming after STARTTLS.
-    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if greet {
-            let faults = self.env.faults();
-            if faults.stall {
-                self.env.shutdown.triggered().await;
-                return Ok(Outcome::Close);
-            }
-            if let Some(d) = faults.greeting_delay {
-                tokio::time::sleep(d).await;
-            }
-            let text = format!(
-                "[CAPABILITY {}] {} IMAP4rev1 ready",
-                self.capabilities(),
-                self.env.hostname
-            );
-            untagged(&mut self.out, &format!("OK {text}"));
-            self.flush(stream).await?;
-        }
-        loop {
-            let next = match self.parser.parse(&self.buf) {
-                Ok((command, used)) => {
-                    let cmd = Cmd::from(&command);
-                    self.buf.drain(..used);
-                    tracing::debug!(command = %cmd.name, "imap command");
-                    self.dispatch(cmd, stream).await?
-                }
-                Err(ParseError::Incomplete) => {
-                    if !self.fill(stream).await? {
-                        return Ok(Outcome::Close);
-                    }
-                    Next::Continue
-                }
-                Err(ParseError::NeedsLiteral { .. }) => {
-                    continuation(&mut self.out, "Ready for literal data");
-                    self.flush(stream).await?;
-                    Next::Continue
-                }
-                Err(ParseError::Bad {
-                    tag,
-                    message,
-                    consumed,
-                }) => {
-                    self.buf.drain(..consumed.min(self.buf.len()));
-                    self.bad_command(tag.as_deref(), message)
-                }
-                Err(ParseError::Discard { consumed }) => {
-                    self.buf.drain(..consumed.min(self.buf.len()));
-                    Next::Continue
-                }
-                Err(ParseError::Fatal { message, .. }) => {
-                    untagged(&mut self.out, &format!("BYE {message}"));
-                    Next::Close
-                }
-            };
-            self.flush(stream).await?;
-            match next {
-                Next::Continue => {}
-                Next::Close => return Ok(Outcome::Close),
-                Next::StartTls => {
-                    // Whatever the client sent after STARTTLS was sent in the clear:
-                    // never execute it (CVE-2011-0411 class).
-                    self.buf.clear();
-                    self.parser = Parser::new(self.env.imap_limits);
-                    return Ok(Outcome::StartTls);
-                }
-            }
-        }
-    }
-
-    async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S) -> io::Result<()> {
-        session_io::flush(stream, &mut self.out, "imap write", self.env.timeouts.idle).await
-    }
-
-    fn read_timeout(&self) -> Duration {
-        match self.state {
-            State::NotAuthenticated => self.env.timeouts.preauth,
-            _ => self.env.timeouts.idle,
-        }
-    }
-
-    /// Reads more bytes into the buffer; false at end of stream, on timeout (after BYE)
-    /// or at shutdown (after BYE).
-    async fn fill<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        stream: &mut S,
-    ) -> io::Result<bool> {
-        let timeout = self.read_timeout();
-        let said =
-            match session_io::fill(stream, &mut self.buf, timeout, &self.env.shutdown).await? {
-                Filled::Data => return Ok(true),
-                Filled::Closed => return Ok(false),
-                Filled::TimedOut => "BYE Autologout; idle for too long",
-                Filled::ShuttingDown => "BYE Server shutting down",
-            };
-        untagged(&mut self.out, said);
-        self.flush(stream).await?;
-        Ok(false)
-    }
-
+    /// Answers a malformed command; the driver counts it against the cap.
     fn bad_command(&mut self, tag: Option<&[u8]>, message: &str) -> Next {
-        self.bad += 1;
         match tag {
             Some(t) => tagged(&mut self.out, t, Status::Bad, None, message),
             None => untagged(&mut self.out, &format!("BAD {message}")),
         }
-        if self.bad >= self.env.max_bad_commands {
-            untagged(&mut self.out, "BYE Too many invalid commands");
-            return Next::Close;
-        }
+        self.tally.bad += 1;
         Next::Continue
     }
 
@@ -237,7 +203,7 @@ impl Session {
         Next::Continue
     }
 
-    async fn dispatch<S>(&mut self, cmd: Cmd, stream: &mut S) -> io::Result<Next>
+    async fn command<S>(&mut self, cmd: Cmd, io: &mut Io, stream: &mut S) -> io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -282,7 +248,7 @@ impl Session {
                 }
                 self.login(&tag, &user, &pass).await
             }
-            "AUTHENTICATE" if !authenticated => self.authenticate(&cmd, stream).await?,
+            "AUTHENTICATE" if !authenticated => self.authenticate(&cmd, io, stream).await?,
             "SELECT" | "EXAMINE" if authenticated => self.select(&cmd),
             "CREATE" | "DELETE" | "RENAME" | "SUBSCRIBE" | "UNSUBSCRIBE" | "LIST" | "LSUB"
             | "STATUS" | "APPEND"
@@ -290,7 +256,7 @@ impl Session {
             {
                 self.folder_command(&cmd)
             }
-            "IDLE" if authenticated => self.idle(&tag, stream).await?,
+            "IDLE" if authenticated => self.idle(&tag, io, stream).await?,
             "CLOSE" | "UNSELECT" if selected => self.close(&cmd),
             "EXPUNGE" if selected => self.expunge(&tag, None),
             "SEARCH" | "FETCH" | "STORE" | "COPY" if selected => self.message_command(&cmd, false),
@@ -376,7 +342,7 @@ impl Session {
             AuthResult::Ok { account, mail_host } => {
                 if !self.env.serves(&mail_host) {
                     tracing::warn!(%account, %mail_host, "login for an account of another mail host");
-                    self.bad += 1;
+                    self.tally.failed += 1;
                     // Not "try again later": the route that sent the client here is
                     // wrong, and a proxy should forget it.
                     return self.no(
@@ -414,18 +380,8 @@ impl Session {
             }
             AuthResult::Denied => {
                 tracing::info!(user, client = %self.client.ip, "login failed");
-                self.bad += 1;
-                if self.bad >= self.env.max_bad_commands {
-                    tagged(
-                        &mut self.out,
-                        tag,
-                        Status::No,
-                        Some("AUTHENTICATIONFAILED"),
-                        "Authentication failed",
-                    );
-                    untagged(&mut self.out, "BYE Too many failed logins");
-                    return Next::Close;
-                }
+                // The driver closes with "BYE Too many failed logins" at the cap.
+                self.tally.failed += 1;
                 self.no(tag, Some("AUTHENTICATIONFAILED"), "Authentication failed")
             }
             AuthResult::Unavailable => self.no(
@@ -436,7 +392,7 @@ impl Session {
         }
     }
 
-    async fn authenticate<S>(&mut self, cmd: &Cmd, stream: &mut S) -> io::Result<Next>
+    async fn authenticate<S>(&mut self, cmd: &Cmd, io: &mut Io, stream: &mut S) -> io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -450,24 +406,11 @@ impl Session {
             Some(initial) => initial.bytes().unwrap_or_default().to_vec(),
             None => {
                 continuation(&mut self.out, "");
-                self.flush(stream).await?;
-                loop {
-                    match parse_line(&self.buf, 8192) {
-                        Ok((line, used)) => {
-                            let line = line.to_vec();
-                            self.buf.drain(..used);
-                            break line;
-                        }
-                        Err(ParseError::Incomplete) => {
-                            if !self.fill(stream).await? {
-                                return Ok(Next::Close);
-                            }
-                        }
-                        Err(_) => {
-                            self.buf.clear();
-                            return Ok(self.bad_command(Some(&tag), "Response too long"));
-                        }
-                    }
+                self.flush(io, stream).await?;
+                match io.read_line(stream).await? {
+                    Line::Read(line) => line,
+                    Line::TooLong => return Ok(self.bad_command(Some(&tag), "Response too long")),
+                    Line::Closed => return Ok(Next::Close),
                 }
             }
         };
@@ -487,7 +430,7 @@ impl Session {
         Ok(self.login(&tag, &user, &password).await)
     }
 
-    async fn idle<S>(&mut self, tag: &[u8], stream: &mut S) -> io::Result<Next>
+    async fn idle<S>(&mut self, tag: &[u8], io: &mut Io, stream: &mut S) -> io::Result<Next>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -500,48 +443,19 @@ impl Session {
         let mut changes = account.subscribe();
         continuation(&mut self.out, "idling");
         self.sync(true);
-        self.flush(stream).await?;
-        let deadline = tokio::time::Instant::now() + self.env.timeouts.idle;
+        // The driver bounds the wait: the idle timeout ("BYE Autologout") and shutdown
+        // ("BYE Server shutting down") end it as they end any read.
         loop {
-            match parse_line(&self.buf, 1024) {
-                Ok((line, used)) => {
-                    let done = line.eq_ignore_ascii_case(b"DONE");
-                    self.buf.drain(..used);
-                    if done {
-                        return Ok(self.ok(tag, None, "IDLE terminated"));
-                    }
-                    return Ok(self.bad_command(Some(tag), "Expected DONE"));
+            io.out().append(&mut self.out);
+            match io.read_line_until(stream, changes.changed()).await? {
+                Ok(Line::Read(line)) if line.eq_ignore_ascii_case(b"DONE") => {
+                    return Ok(self.ok(tag, None, "IDLE terminated"))
                 }
-                Err(ParseError::Incomplete) => {}
-                // Over a kilobyte without a line end is not DONE: bound the buffer.
-                Err(_) => {
-                    self.buf.clear();
-                    return Ok(self.bad_command(Some(tag), "Expected DONE"));
+                Ok(Line::Read(_) | Line::TooLong) => {
+                    return Ok(self.bad_command(Some(tag), "Expected DONE"))
                 }
-            }
-            self.buf.reserve(1024);
-            let shutdown = self.env.shutdown.clone();
-            tokio::select! {
-                r = stream.read_buf(&mut self.buf) => {
-                    if r? == 0 {
-                        return Ok(Next::Close);
-                    }
-                }
-                r = changes.changed() => {
-                    if r.is_err() {
-                        return Ok(Next::Close);
-                    }
-                    self.sync(true);
-                    self.flush(stream).await?;
-                }
-                _ = tokio::time::sleep_until(deadline) => {
-                    untagged(&mut self.out, "BYE Autologout; idle for too long");
-                    return Ok(Next::Close);
-                }
-                _ = shutdown.triggered() => {
-                    untagged(&mut self.out, "BYE Server shutting down");
-                    return Ok(Next::Close);
-                }
+                Ok(Line::Closed) | Err(Err(_)) => return Ok(Next::Close),
+                Err(Ok(())) => self.sync(true),
             }
         }
     }

@@ -7,12 +7,12 @@ use std::io;
 
 use base64::Engine;
 use codec::imap::{tagged, untagged, Arg, Command, Limits, Status};
-use common::line_session::{self, Dispatch, Ended, Farewell, Line, LineSession, Step};
+use common::line_session::{self, Dispatch, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{checked_user, hand_over, within_deadline, Handoff, Outcome, Peer, Shared};
-use crate::login::{Credentials, LoggedIn, Protocol};
+use super::{checked_user, go_on, log_in, FrontEnd, Handoff, Peer, Refusal, Shared};
+use crate::login::{Credentials, Protocol};
 
 /// A command, owned: what the session needs of it.
 #[derive(Debug)]
@@ -46,12 +46,10 @@ impl Cmd {
 type Io = LineSession<line_session::imap::Imap<Cmd>>;
 
 /// One client connection.
-pub struct Session {
-    handler: Handler,
-    io: Io,
-}
+pub type Session = super::Session<line_session::imap::Imap<Cmd>, Handler>;
 
-struct Handler {
+/// The IMAP front end: what each command does before login.
+pub struct Handler {
     front: Shared,
     peer: Peer,
     attempt: u32,
@@ -61,62 +59,33 @@ struct Handler {
 /// hold.
 const PREAUTH_LITERAL: usize = 64 * 1024;
 
-impl Session {
-    /// A new session for a connection accepted at `accepted`.
-    pub fn new(front: Shared, peer: Peer, accepted: Instant) -> Self {
-        let limits = Limits {
-            max_literal: PREAUTH_LITERAL,
-            ..Limits::default()
-        };
-        let dialect = line_session::imap::Imap::new(limits, "OK", Cmd::own);
-        let io = LineSession::new(dialect, front.bounds(accepted), front.shutdown.clone());
-        Self {
-            handler: Handler {
-                front,
-                peer,
-                attempt: 0,
-            },
-            io,
-        }
-    }
-
-    /// Marks the client connection as encrypted (after STARTTLS).
-    pub fn set_tls(&mut self) {
-        self.handler.peer.tls = true;
-    }
-
-    /// Refuses the connection if it starts with a PROXY protocol header (the peer is not
-    /// one allowed to send it).
-    pub fn refuse_proxy_header(&mut self) {
-        self.io.refuse_proxy_header();
-    }
-
-    /// Serves the pre-auth dialogue, then hands over to the relay.
-    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if greet {
-            let caps = self.handler.capabilities();
-            let name = &self.handler.front.name;
-            let greeting = format!("OK [CAPABILITY {caps}] {name} IMAP4rev1 proxy ready");
-            untagged(self.io.out(), &greeting);
-            self.io.flush(stream).await?;
-        }
-        match self.io.drive(stream, &mut self.handler).await? {
-            Ended::Closed => Ok(Outcome::Close),
-            Ended::StartTls => Ok(Outcome::StartTls),
-            Ended::Done(handoff) => hand_over(self.io.take_buffered(), *handoff).await,
-        }
-    }
+/// A new session for a connection accepted at `accepted`.
+pub fn session(front: Shared, peer: Peer, accepted: Instant) -> Session {
+    let limits = Limits {
+        max_literal: PREAUTH_LITERAL,
+        ..Limits::default()
+    };
+    let dialect = line_session::imap::Imap::new(limits, "OK", Cmd::own);
+    let handler = Handler {
+        front: front.clone(),
+        peer,
+        attempt: 0,
+    };
+    Session::new(handler, dialect, &front, accepted)
 }
 
-/// Continue, or close when the session has used up its strikes.
-fn go_on<D>(strike_left: bool) -> Step<D> {
-    if strike_left {
-        Step::Continue
-    } else {
-        Step::Close
+impl FrontEnd for Handler {
+    fn greet(&self, out: &mut Vec<u8>) {
+        let caps = self.capabilities();
+        let name = &self.front.name;
+        untagged(
+            out,
+            &format!("OK [CAPABILITY {caps}] {name} IMAP4rev1 proxy ready"),
+        );
+    }
+
+    fn peer_mut(&mut self) -> &mut Peer {
+        &mut self.peer
     }
 }
 
@@ -245,47 +214,34 @@ impl Handler {
             mechanism,
         };
         let protocol = Protocol::Imap { tag };
-        let login = self
-            .front
-            .login
-            .login(&self.peer, creds, self.attempt, protocol);
-        let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
-            io.farewell(Farewell::Deadline);
-            return Ok(Step::Close);
-        };
-        Ok(match logged_in {
-            LoggedIn::Ok {
-                backend,
-                reply,
-                route,
-            } => {
-                io.out().extend_from_slice(&reply.lines);
-                Step::Done(Box::new(Handoff { backend, route }))
-            }
-            LoggedIn::Refused(reply) => {
-                io.out().extend_from_slice(&reply.lines);
-                go_on(io.failed_login())
-            }
-            LoggedIn::LookupRefused(status) => {
-                let code = if status == codec::auth_http::STATUS_TEMPORARY {
-                    "UNAVAILABLE"
-                } else {
-                    "AUTHENTICATIONFAILED"
-                };
-                tagged(io.out(), tag, Status::No, Some(code), &status);
-                go_on(io.failed_login())
-            }
-            LoggedIn::Unavailable => {
-                let text = "Temporary failure, try again later";
-                tagged(io.out(), tag, Status::No, Some("UNAVAILABLE"), text);
-                Step::Continue
-            }
-            LoggedIn::Throttled => {
-                untagged(io.out(), "BYE Login rejected for this user");
-                tagged(io.out(), tag, Status::No, None, "LOGIN failed");
-                Step::Close
-            }
-        })
+        let front = &*self.front;
+        let step = log_in(
+            front,
+            &self.peer,
+            io,
+            creds,
+            self.attempt,
+            protocol,
+            |out, r| match r {
+                Refusal::Lookup(status) => {
+                    let code = if status == codec::auth_http::STATUS_TEMPORARY {
+                        "UNAVAILABLE"
+                    } else {
+                        "AUTHENTICATIONFAILED"
+                    };
+                    tagged(out, tag, Status::No, Some(code), status);
+                }
+                Refusal::Unavailable => {
+                    let text = "Temporary failure, try again later";
+                    tagged(out, tag, Status::No, Some("UNAVAILABLE"), text);
+                }
+                Refusal::Throttled => {
+                    untagged(out, "BYE Login rejected for this user");
+                    tagged(out, tag, Status::No, None, "LOGIN failed");
+                }
+            },
+        );
+        Ok(step.await)
     }
 }
 

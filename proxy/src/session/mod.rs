@@ -8,12 +8,12 @@ pub mod pop3;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::line_session::Bounds;
+use common::line_session::{Bounds, Dialect, Dispatch, Ended, Farewell, LineSession, Step};
 use common::shutdown::ShutdownWatch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::login::{LoginService, Route};
+use crate::login::{Credentials, LoggedIn, LoginService, Protocol, Route};
 use crate::upstream::Upstream;
 
 pub use crate::login::{Forward, Peer};
@@ -100,6 +100,57 @@ impl Frontend {
     }
 }
 
+/// What a protocol's front end gives the shared [`Session`]: its greeting and its peer.
+pub trait FrontEnd {
+    /// Writes the greeting.
+    fn greet(&self, out: &mut Vec<u8>);
+    /// Where the client is (marked TLS after STARTTLS).
+    fn peer_mut(&mut self) -> &mut Peer;
+}
+
+/// One client connection before login: a protocol's front end on the line-session driver.
+pub struct Session<L, H> {
+    handler: H,
+    io: LineSession<L>,
+}
+
+impl<L: Dialect, H: FrontEnd> Session<L, H> {
+    /// `handler` speaking `dialect`, for a connection accepted at `accepted`.
+    fn new(handler: H, dialect: L, front: &Frontend, accepted: Instant) -> Self {
+        let io = LineSession::new(dialect, front.bounds(accepted), front.shutdown.clone());
+        Self { handler, io }
+    }
+
+    /// Marks the client connection as encrypted (after STARTTLS/STLS).
+    pub fn set_tls(&mut self) {
+        self.handler.peer_mut().tls = true;
+    }
+
+    /// Refuses the connection if it starts with a PROXY protocol header (the peer is not
+    /// one allowed to send it).
+    pub fn refuse_proxy_header(&mut self) {
+        self.io.refuse_proxy_header();
+    }
+
+    /// Serves the pre-auth dialogue (greeting first unless resuming after STARTTLS), then
+    /// hands over to the relay.
+    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> std::io::Result<Outcome>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        H: Dispatch<L, S, Done = Box<Handoff>>,
+    {
+        if greet {
+            self.handler.greet(self.io.out());
+            self.io.flush(stream).await?;
+        }
+        match self.io.drive(stream, &mut self.handler).await? {
+            Ended::Closed => Ok(Outcome::Close),
+            Ended::StartTls => Ok(Outcome::StartTls),
+            Ended::Done(handoff) => hand_over(self.io.take_buffered(), *handoff).await,
+        }
+    }
+}
+
 /// A logged-in session on its way to the relay, with what the client pipelined after its
 /// login.
 #[derive(Debug)]
@@ -117,6 +168,70 @@ async fn hand_over(pipelined: Vec<u8>, handoff: Handoff) -> std::io::Result<Outc
         backend.write_all(&pipelined).await?;
     }
     Ok(Outcome::Relay(Box::new((backend, route))))
+}
+
+/// Continue, or close when the session has used up its strikes.
+fn go_on<D>(strike_left: bool) -> Step<D> {
+    if strike_left {
+        Step::Continue
+    } else {
+        Step::Close
+    }
+}
+
+/// The refusals each protocol words itself; the backend's own answers are relayed as they
+/// came.
+enum Refusal<'a> {
+    /// route-lookup refused, with its generic text.
+    Lookup(&'a str),
+    /// Nobody could serve the login now.
+    Unavailable,
+    /// The user is over its login limit.
+    Throttled,
+}
+
+/// One login attempt through the service, within the session's deadline, and what it
+/// leads to: the relay, or a refusal counted against the strike cap (worded by `say`).
+async fn log_in<L: Dialect>(
+    front: &Frontend,
+    peer: &Peer,
+    io: &mut LineSession<L>,
+    creds: Credentials<'_>,
+    attempt: u32,
+    protocol: Protocol<'_>,
+    say: impl FnOnce(&mut Vec<u8>, Refusal<'_>),
+) -> Step<Box<Handoff>> {
+    let login = front.login.login(peer, creds, attempt, protocol);
+    let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
+        io.farewell(Farewell::Deadline);
+        return Step::Close;
+    };
+    match logged_in {
+        LoggedIn::Ok {
+            backend,
+            reply,
+            route,
+        } => {
+            io.out().extend_from_slice(&reply.lines);
+            Step::Done(Box::new(Handoff { backend, route }))
+        }
+        LoggedIn::Refused(reply) => {
+            io.out().extend_from_slice(&reply.lines);
+            go_on(io.failed_login())
+        }
+        LoggedIn::LookupRefused(status) => {
+            say(io.out(), Refusal::Lookup(&status));
+            go_on(io.failed_login())
+        }
+        LoggedIn::Unavailable => {
+            say(io.out(), Refusal::Unavailable);
+            Step::Continue
+        }
+        LoggedIn::Throttled => {
+            say(io.out(), Refusal::Throttled);
+            Step::Close
+        }
+    }
 }
 
 /// Runs a login, but not past the session's deadline: `None` when the deadline came first

@@ -5,12 +5,12 @@
 use std::io;
 
 use codec::pop3::{self, Command, Limits};
-use common::line_session::{self, Dispatch, Ended, Farewell, Line, LineSession, Step};
+use common::line_session::{self, Dispatch, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{checked_user, hand_over, within_deadline, Handoff, Outcome, Peer, Shared};
-use crate::login::{Credentials, LoggedIn, Protocol};
+use super::{checked_user, go_on, log_in, FrontEnd, Handoff, Peer, Refusal, Shared};
+use crate::login::{Credentials, Protocol};
 
 /// A command, owned: what the session needs of it.
 #[derive(Debug)]
@@ -53,69 +53,35 @@ impl Cmd {
 type Io = LineSession<line_session::pop3::Pop3<Cmd>>;
 
 /// One client connection.
-pub struct Session {
-    handler: Handler,
-    io: Io,
-}
+pub type Session = super::Session<line_session::pop3::Pop3<Cmd>, Handler>;
 
-struct Handler {
+/// The POP3 front end: what each command does before login.
+pub struct Handler {
     front: Shared,
     peer: Peer,
     attempt: u32,
     user: Option<Vec<u8>>,
 }
 
-impl Session {
-    /// A new session for a connection accepted at `accepted`.
-    pub fn new(front: Shared, peer: Peer, accepted: Instant) -> Self {
-        let dialect = line_session::pop3::Pop3::new(Limits::default(), Cmd::own);
-        let io = LineSession::new(dialect, front.bounds(accepted), front.shutdown.clone());
-        Self {
-            handler: Handler {
-                front,
-                peer,
-                attempt: 0,
-                user: None,
-            },
-            io,
-        }
-    }
-
-    /// Marks the client connection as encrypted (after STLS).
-    pub fn set_tls(&mut self) {
-        self.handler.peer.tls = true;
-    }
-
-    /// Refuses the connection if it starts with a PROXY protocol header (the peer is not
-    /// one allowed to send it).
-    pub fn refuse_proxy_header(&mut self) {
-        self.io.refuse_proxy_header();
-    }
-
-    /// Serves the pre-auth dialogue, then hands over to the relay.
-    pub async fn run<S>(&mut self, stream: &mut S, greet: bool) -> io::Result<Outcome>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if greet {
-            let greeting = format!("{} POP3 proxy ready", self.handler.front.name);
-            pop3::ok(self.io.out(), greeting);
-            self.io.flush(stream).await?;
-        }
-        match self.io.drive(stream, &mut self.handler).await? {
-            Ended::Closed => Ok(Outcome::Close),
-            Ended::StartTls => Ok(Outcome::StartTls),
-            Ended::Done(handoff) => hand_over(self.io.take_buffered(), *handoff).await,
-        }
-    }
+/// A new session for a connection accepted at `accepted`.
+pub fn session(front: Shared, peer: Peer, accepted: Instant) -> Session {
+    let dialect = line_session::pop3::Pop3::new(Limits::default(), Cmd::own);
+    let handler = Handler {
+        front: front.clone(),
+        peer,
+        attempt: 0,
+        user: None,
+    };
+    Session::new(handler, dialect, &front, accepted)
 }
 
-/// Continue, or close when the session has used up its strikes.
-fn go_on<D>(strike_left: bool) -> Step<D> {
-    if strike_left {
-        Step::Continue
-    } else {
-        Step::Close
+impl FrontEnd for Handler {
+    fn greet(&self, out: &mut Vec<u8>) {
+        pop3::ok(out, format!("{} POP3 proxy ready", self.front.name));
+    }
+
+    fn peer_mut(&mut self) -> &mut Peer {
+        &mut self.peer
     }
 }
 
@@ -189,45 +155,27 @@ impl Handler {
             authzid,
             mechanism,
         };
-        let login = self
-            .front
-            .login
-            .login(&self.peer, creds, self.attempt, Protocol::Pop3);
-        let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
-            io.farewell(Farewell::Deadline);
-            return Ok(Step::Close);
-        };
-        Ok(match logged_in {
-            LoggedIn::Ok {
-                backend,
-                reply,
-                route,
-            } => {
-                io.out().extend_from_slice(&reply.lines);
-                Step::Done(Box::new(Handoff { backend, route }))
-            }
-            LoggedIn::Refused(reply) => {
-                io.out().extend_from_slice(&reply.lines);
-                go_on(io.failed_login())
-            }
-            LoggedIn::LookupRefused(status) => {
-                let code = if status == codec::auth_http::STATUS_TEMPORARY {
-                    "[SYS/TEMP]"
-                } else {
-                    "[AUTH]"
+        let front = &*self.front;
+        let step = log_in(
+            front,
+            &self.peer,
+            io,
+            creds,
+            self.attempt,
+            Protocol::Pop3,
+            |out, r| {
+                let text = match r {
+                    Refusal::Lookup(status) if status == codec::auth_http::STATUS_TEMPORARY => {
+                        format!("[SYS/TEMP] {status}")
+                    }
+                    Refusal::Lookup(status) => format!("[AUTH] {status}"),
+                    Refusal::Unavailable => "[SYS/TEMP] Temporary failure, try again later".into(),
+                    Refusal::Throttled => "[LOGIN-DELAY] Login rejected for this user".into(),
                 };
-                pop3::err(io.out(), format!("{code} {status}"));
-                go_on(io.failed_login())
-            }
-            LoggedIn::Unavailable => {
-                pop3::err(io.out(), "[SYS/TEMP] Temporary failure, try again later");
-                Step::Continue
-            }
-            LoggedIn::Throttled => {
-                pop3::err(io.out(), "[LOGIN-DELAY] Login rejected for this user");
-                Step::Close
-            }
-        })
+                pop3::err(out, text);
+            },
+        );
+        Ok(step.await)
     }
 }
 
