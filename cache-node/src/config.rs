@@ -6,6 +6,8 @@ use clap::Parser;
 use codec::memcache::Limits;
 use common::listen::ListenAddr;
 
+use common::exit::ConfigError;
+
 use crate::storage::StoreConfig;
 
 /// A memcached-protocol cache node for the mail proxy's route entries.
@@ -122,7 +124,7 @@ pub struct RuntimeConfig {
 
 impl Config {
     /// Checks the flags against each other and resolves defaults.
-    pub fn validate(&self) -> Result<RuntimeConfig, String> {
+    pub fn validate(&self) -> Result<RuntimeConfig, ConfigError> {
         let listen = self
             .listen
             .addr()
@@ -131,35 +133,35 @@ impl Config {
             return Err(format!(
                 "--memory-limit-mb {} is outside 1..=1048576",
                 self.memory_limit_mb
-            ));
+            )
+            .into());
         }
         let memory_limit = self.memory_limit_mb << 20;
         if self.max_item_size < 1024 {
             return Err(format!(
                 "--max-item-size {} is below the minimum of 1024",
                 self.max_item_size
-            ));
+            )
+            .into());
         }
         if self.max_item_size > memory_limit / 2 {
             return Err(format!(
                 "--max-item-size {} is more than half of --memory-limit-mb ({} bytes)",
                 self.max_item_size, memory_limit
-            ));
+            )
+            .into());
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
         let threads = match self.threads {
             Some(0) => return Err("--threads must be at least 1".into()),
-            Some(n) if n > 1024 => return Err(format!("--threads {n} is more than 1024")),
+            Some(n) if n > 1024 => return Err(format!("--threads {n} is more than 1024").into()),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
         };
         if self.max_get_line < 2048 {
-            return Err(format!(
-                "--max-get-line {} is below 2048",
-                self.max_get_line
-            ));
+            return Err(format!("--max-get-line {} is below 2048", self.max_get_line).into());
         }
         let register = match &self.register {
             None => {
@@ -170,21 +172,20 @@ impl Config {
             }
             Some(url) => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("--register {url} is not an http:// URL"));
+                    return Err(format!("--register {url} is not an http:// URL").into());
                 }
                 if let Some(a) = &self.advertise {
                     let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
                         !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)
                     });
                     if !ok {
-                        return Err(format!("--advertise {a} is not HOST:PORT"));
+                        return Err(format!("--advertise {a} is not HOST:PORT").into());
                     }
                 }
                 if !(3..=3600).contains(&self.lease_ttl) {
-                    return Err(format!(
-                        "--lease-ttl {} is outside 3..=3600",
-                        self.lease_ttl
-                    ));
+                    return Err(
+                        format!("--lease-ttl {} is outside 3..=3600", self.lease_ttl).into(),
+                    );
                 }
                 Some(crate::register::Registration {
                     url: url.clone(),
@@ -225,6 +226,7 @@ mod tests {
         Config::try_parse_from(argv)
             .map_err(|e| e.to_string())?
             .validate()
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -16,7 +16,7 @@ use common::shutdown::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::execute::{self, Next};
-use crate::server::Node;
+use crate::node::Node;
 
 /// Replies buffered past this are written before executing more of a multi-get.
 pub const OUTPUT_FLUSH: usize = 256 * 1024;

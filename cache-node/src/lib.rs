@@ -9,6 +9,7 @@
 //!   pure and synchronous.
 //! - [`connection`]: one client: read, parse every buffered request (pipelining), execute,
 //!   write once; swallow refused data blocks; bounds and timeouts.
+//! - [`node`]: what every connection shares (store, counters, bounds).
 //! - [`server`]: listeners, the expiry sweeper, admin endpoint and shutdown wiring.
 //! - [`stats`]: connection counters and the `stats` / `/metrics` renderings.
 //! - [`register`]: self-registration with route-lookup (lease, heartbeat, deregister;
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod execute;
+pub mod node;
 pub mod register;
 pub mod server;
 pub mod stats;

@@ -20,9 +20,9 @@ use proto::v1::registry_client::RegistryClient;
 use proto::v1::{LeaseRequest, RegisterRequest, ServiceKind};
 use proto::BearerToken;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::server::Node;
+use crate::node::Node;
 
 /// Where and how to register.
 #[derive(Debug, Clone)]
@@ -40,9 +40,23 @@ pub struct Registration {
 
 type Client = RegistryClient<InterceptedService<Channel, BearerToken>>;
 
+/// Why registering failed (each is retried; the node serves meanwhile).
+#[derive(Debug, thiserror::Error)]
+enum RegisterError {
+    #[error("timed out connecting to {0}")]
+    Timeout(String),
+    #[error("cannot connect to {authority}: {source}")]
+    Connect {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error("route-lookup refused: {}", .0.message())]
+    Refused(#[from] tonic::Status),
+}
+
 /// The address to register: `--advertise`, or the local IP of a connection to
 /// route-lookup with the listener's port (the right answer inside a compose replica).
-async fn advertised(reg: &Registration, listen_port: u16) -> Result<String, String> {
+async fn advertised(reg: &Registration, listen_port: u16) -> Result<String, RegisterError> {
     if let Some(a) = &reg.advertise {
         return Ok(a.clone());
     }
@@ -58,21 +72,31 @@ async fn advertised(reg: &Registration, listen_port: u16) -> Result<String, Stri
         tokio::net::TcpStream::connect(authority),
     )
     .await
-    .map_err(|_| format!("timed out connecting to {authority}"))?
-    .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let local = stream.local_addr().map_err(|e| e.to_string())?;
+    .map_err(|_| RegisterError::Timeout(authority.to_string()))?
+    .map_err(|source| RegisterError::Connect {
+        authority: authority.to_string(),
+        source,
+    })?;
+    let local = stream
+        .local_addr()
+        .map_err(|source| RegisterError::Connect {
+            authority: authority.to_string(),
+            source,
+        })?;
     Ok(SocketAddr::new(local.ip(), listen_port).to_string())
 }
 
-fn client(reg: &Registration) -> Result<Client, String> {
-    let token = BearerToken::new(reg.token.as_deref())
-        .ok_or("the admin token cannot be sent as a header")?;
-    let channel = Endpoint::from_shared(reg.url.clone())
-        .map_err(|e| format!("bad --register URL: {e}"))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(5))
-        .connect_lazy();
-    Ok(RegistryClient::with_interceptor(channel, token))
+fn client(reg: &Registration) -> Result<Client, proto::ClientError> {
+    let (endpoint, token) = proto::endpoint(
+        &reg.url,
+        reg.token.as_deref(),
+        Duration::from_secs(3),
+        Some(Duration::from_secs(5)),
+    )?;
+    Ok(RegistryClient::with_interceptor(
+        endpoint.connect_lazy(),
+        token,
+    ))
 }
 
 /// Keeps this node registered until `shutdown`, then deregisters.
@@ -164,7 +188,7 @@ async fn join(
     ttl_seconds: u32,
     node: &Node,
     joined_before: bool,
-) -> Result<String, String> {
+) -> Result<String, RegisterError> {
     let address = advertised(reg, listen_port).await?;
     if joined_before {
         node.store.flush_all(node.server.clock.now(), 0);
@@ -176,8 +200,7 @@ async fn join(
             address: address.clone(),
             ttl_seconds,
         })
-        .await
-        .map_err(|s| s.message().to_string())?
+        .await?
         .into_inner();
     tracing::info!(%address, ttl = lease.ttl_seconds, "registered");
     Ok(lease.lease_id)

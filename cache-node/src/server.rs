@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use codec::memcache::Limits;
 use common::admin::{AdminSource, HealthFuture};
 use common::listener::{self, ListenerConfig, ListenerStats};
 use common::shutdown::{Drain, ShutdownWatch};
@@ -17,18 +16,7 @@ use crate::connection;
 use crate::stats::{self, ServerStats, Settings};
 use crate::storage::Store;
 
-/// Everything a connection needs, shared by all of them.
-#[derive(Debug)]
-pub struct Node {
-    /// The items.
-    pub store: Store,
-    /// Server-wide counters and settings.
-    pub server: ServerStats,
-    /// Request bounds.
-    pub limits: Limits,
-    /// Silence allowed on a connection (zero = unlimited).
-    pub idle_timeout: Duration,
-}
+pub use crate::node::Node;
 
 /// How often the sweeper runs, and how many slots per shard it visits each time: enough to
 /// walk a million-item store in well under a minute without holding a lock for long.

@@ -16,8 +16,13 @@ use tokio::net::TcpListener;
 
 use crate::shutdown::ShutdownWatch;
 
-/// A health probe: `Ok` for healthy, `Err(reason)` otherwise.
-pub type HealthFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+/// Why a service is not healthy, in words fit for the probe's answer body.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unhealthy(pub String);
+
+/// A health probe: `Ok` for healthy, `Err` with the reason otherwise.
+pub type HealthFuture = Pin<Box<dyn Future<Output = Result<(), Unhealthy>> + Send>>;
 
 /// What the admin endpoint reports on.
 pub trait AdminSource: Send + Sync + 'static {

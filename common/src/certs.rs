@@ -105,11 +105,12 @@ fn load(pair: &CertPair) -> Result<Loaded, CertError> {
         what: format!("bad private key PEM: {}", pem_problem(&e)),
     })?;
     let not_after = not_after(&certs[0]);
-    let key = CertifiedKey::from_der(certs, key, &provider()).map_err(|source| CertError::Pair {
-        cert: pair.cert.display().to_string(),
-        key: pair.key.display().to_string(),
-        source,
-    })?;
+    let key =
+        CertifiedKey::from_der(certs, key, &provider()).map_err(|source| CertError::Pair {
+            cert: pair.cert.display().to_string(),
+            key: pair.key.display().to_string(),
+            source,
+        })?;
     Ok(Loaded {
         key: Arc::new(key),
         path: pair.cert.display().to_string(),
@@ -244,7 +245,9 @@ fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | usize::from(b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, &b| (a << 8) | usize::from(b));
         (len, &rest[n..])
     };
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
@@ -275,7 +278,8 @@ fn not_after(cert: &[u8]) -> Option<u64> {
         _ => return None,
     };
     let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
+    let (month, day, hour, minute, second) =
+        (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -316,8 +320,14 @@ mod tests {
         let first = names(&store.choose(None).unwrap());
         let second = names(&store.choose(Some("imap.example.net")).unwrap());
         assert_ne!(first, second);
-        assert_eq!(names(&store.choose(Some("mx.example.org")).unwrap()), second);
-        assert_eq!(names(&store.choose(Some("mail.example.com")).unwrap()), first);
+        assert_eq!(
+            names(&store.choose(Some("mx.example.org")).unwrap()),
+            second
+        );
+        assert_eq!(
+            names(&store.choose(Some("mail.example.com")).unwrap()),
+            first
+        );
         assert_eq!(names(&store.choose(Some("other.test")).unwrap()), first);
         let expiries = store.expiries();
         assert_eq!(expiries.len(), 2);
@@ -336,7 +346,10 @@ mod tests {
         std::fs::write(&b.key, "-----BEGIN PRIVATE KEY-----\nMIIE\n").unwrap();
         let err = store.reload().unwrap_err().to_string();
         assert!(err.contains("b.key"), "{err}");
-        assert_eq!(names(&store.choose(Some("imap.example.net")).unwrap()), renewed);
+        assert_eq!(
+            names(&store.choose(Some("imap.example.net")).unwrap()),
+            renewed
+        );
         assert_eq!(store.reloads_ok.load(Ordering::Relaxed), 1);
         assert_eq!(store.reloads_failed.load(Ordering::Relaxed), 1);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -350,12 +363,20 @@ mod tests {
             .next()
             .unwrap()
             .unwrap();
-        assert_eq!(not_after(&der), Some(67_090_118_400), "4096-01-01T00:00:00Z");
+        assert_eq!(
+            not_after(&der),
+            Some(67_090_118_400),
+            "4096-01-01T00:00:00Z"
+        );
         // Before 2050 the date is a UTCTime.
         let mut params = rcgen::CertificateParams::new(vec!["y.test".to_string()]).unwrap();
         params.not_after = rcgen::date_time_ymd(2030, 6, 15);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        assert_eq!(not_after(cert.der()), Some(1_907_712_000), "2030-06-15T00:00:00Z");
+        assert_eq!(
+            not_after(cert.der()),
+            Some(1_907_712_000),
+            "2030-06-15T00:00:00Z"
+        );
     }
 }

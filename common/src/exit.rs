@@ -4,6 +4,60 @@
 /// tell "fix the flags" from "the service crashed" by this code.
 pub const CONFIG_ERROR: i32 = 64;
 
+/// An error with every cause after it, `outer: inner: root`, skipping a cause whose text
+/// its parent already printed: what a log line or an exit reason should say (a pool error's
+/// own text is often only "db error"; the cause is what the operator needs).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chains_name_their_causes_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot migrate the database")]
+        struct Outer(#[source] Middle);
+        #[derive(Debug, thiserror::Error)]
+        #[error("db error")]
+        struct Middle(#[source] std::io::Error);
+        let e = Outer(Middle(std::io::Error::other(
+            "password authentication failed for user \"zproxy\"",
+        )));
+        assert_eq!(
+            super::chain(&e),
+            "cannot migrate the database: db error: password authentication failed for user \"zproxy\""
+        );
+    }
+}
+
+/// A configuration `validate` refused: the one-line reason (printed before exit code 64).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl From<String> for ConfigError {
+    fn from(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(reason: &str) -> Self {
+        Self(reason.to_string())
+    }
+}
+
 /// Prints a one-line reason for a refused configuration and exits with [`CONFIG_ERROR`].
 pub fn config_error(binary: &str, reason: impl std::fmt::Display) -> ! {
     eprintln!("{binary}: configuration error: {reason}");

@@ -8,6 +8,43 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+use thiserror::Error;
+
+/// Why a TLS configuration could not be made.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// PEM that does not parse.
+    #[error("bad {what} PEM: {source}")]
+    Pem {
+        /// certificate, private key, CA.
+        what: &'static str,
+        /// The parser's complaint.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate PEM without a certificate.
+    #[error("no certificate in the PEM")]
+    NoCertificate,
+    /// A CA certificate rustls refuses.
+    #[error("bad CA certificate: {0}")]
+    Ca(rustls::Error),
+    /// The key does not fit the certificate (or is of an unsupported type).
+    #[error("certificate and key do not match: {0}")]
+    Pair(rustls::Error),
+    /// The protocol versions cannot be set (the provider lacks them).
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+    /// rcgen could not make a certificate.
+    #[error("cannot make a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+}
 
 /// The crypto provider every configuration uses.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -20,56 +57,65 @@ pub fn server_config_from_pem(
     cert_pem: &[u8],
     key_pem: &[u8],
     alpn: &[&[u8]],
-) -> Result<Arc<ServerConfig>, String> {
+) -> Result<Arc<ServerConfig>, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("bad certificate PEM: {e}"))?;
+        .map_err(|source| TlsError::Pem {
+            what: "certificate",
+            source,
+        })?;
     if certs.is_empty() {
-        return Err("no certificate in the PEM".into());
+        return Err(TlsError::NoCertificate);
     }
-    let key =
-        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("bad private key PEM: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| TlsError::Pem {
+        what: "private key",
+        source,
+    })?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(TlsError::Setup)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key do not match: {e}"))?;
+        .map_err(TlsError::Pair)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }
 
 /// [`server_config_from_pem`] from files.
-pub fn server_config(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
-    let cert_pem =
-        std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
-    let key_pem = std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
-    server_config_from_pem(&cert_pem, &key_pem, alpn)
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    server_config_from_pem(&read(cert)?, &read(key)?, alpn)
 }
 
 /// A client configuration trusting the PEM certificates in `ca_pem` (for tests and for
 /// connecting to mailbox servers with a private CA).
-pub fn client_config_from_pem(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, String> {
+pub fn client_config_from_pem(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert = cert.map_err(|e| format!("bad CA PEM: {e}"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("bad CA certificate: {e}"))?;
+        let cert = cert.map_err(|source| TlsError::Pem { what: "CA", source })?;
+        roots.add(cert).map_err(TlsError::Ca)?;
     }
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(TlsError::Setup)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
 /// A self-signed certificate for `names`: (certificate PEM, private key PEM).
-pub fn self_signed(names: &[&str]) -> Result<(String, String), String> {
+pub fn self_signed(names: &[&str]) -> Result<(String, String), TlsError> {
     let names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
-    let cert = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    let cert = rcgen::generate_simple_self_signed(names)?;
     Ok((cert.cert.pem(), cert.signing_key.serialize_pem()))
 }
 

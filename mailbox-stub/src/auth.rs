@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use proto::v1::directory_client::DirectoryClient;
 use proto::v1::AuthenticateRequest;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// The outcome of a password check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,14 +90,14 @@ impl std::fmt::Debug for DirectoryAuth {
 impl DirectoryAuth {
     /// A client of route-lookup's gRPC at `url`; connects lazily, so a directory that is
     /// down now only fails logins until it is back.
-    pub fn new(url: &str, token: Option<&str>, ttl: Duration) -> Result<Self, String> {
-        let channel = Endpoint::from_shared(url.to_string())
-            .map_err(|e| format!("bad --directory URL {url}: {e}"))?
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(5))
-            .connect_lazy();
-        let token = proto::BearerToken::new(token)
-            .ok_or_else(|| "the admin token must be printable ASCII".to_string())?;
+    pub fn new(url: &str, token: Option<&str>, ttl: Duration) -> Result<Self, proto::ClientError> {
+        let (endpoint, token) = proto::endpoint(
+            url,
+            token,
+            Duration::from_secs(3),
+            Some(Duration::from_secs(5)),
+        )?;
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             client: DirectoryClient::with_interceptor(channel, token),
             ttl,

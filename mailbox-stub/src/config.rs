@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::Parser;
 use common::listen::ListenAddr;
 
+use common::certs::{CertPair, CertStore};
+use common::exit::ConfigError;
+
 use crate::trusted::TrustedProxies;
 
 /// A small but real IMAP4rev1 and POP3 mailbox server with in-memory mail.
@@ -130,13 +133,15 @@ pub struct Config {
     pub grace_period: u64,
 }
 
-/// Checked settings.
+/// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Checked {
+pub struct RuntimeConfig {
     /// Trusted proxies.
     pub trusted: TrustedProxies,
     /// TLS, if configured.
     pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The certificate behind it, re-read on SIGHUP.
+    pub certs: Option<std::sync::Arc<common::certs::CertStore>>,
     /// Timeouts.
     pub preauth: Duration,
     /// Idle timeout.
@@ -145,7 +150,7 @@ pub struct Checked {
 
 impl Config {
     /// Checks the flags that clap cannot.
-    pub fn validate(&self) -> Result<Checked, String> {
+    pub fn validate(&self) -> Result<RuntimeConfig, ConfigError> {
         if self.hostname.trim().is_empty()
             || self
                 .hostname
@@ -165,13 +170,21 @@ impl Config {
         if self.max_bad_commands == 0 || self.max_connections == 0 {
             return Err("--max-bad-commands and --max-connections must be at least 1".into());
         }
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(c), Some(k)) => Some(common::tls::server_config(c, k, &[b"imap", b"pop3"])?),
+        let certs = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                CertStore::load(vec![CertPair {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }])
+                .map_err(|e| ConfigError(e.to_string()))?,
+            ),
             _ => None,
         };
-        Ok(Checked {
+        let tls = certs.as_ref().map(|c| c.server_config(&[b"imap", b"pop3"]));
+        Ok(RuntimeConfig {
             trusted,
             tls,
+            certs,
             preauth: Duration::from_secs(self.preauth_timeout.max(1)),
             idle: Duration::from_secs(self.idle_timeout.max(1)),
         })

@@ -12,7 +12,7 @@ use mailbox_stub::server::{Kind, MailboxStub};
 #[tokio::main]
 async fn main() {
     let config: Config = common::exit::parse_or_exit("mailbox-stub");
-    let checked = config
+    let runtime = config
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("mailbox-stub", reason));
     common::telemetry::init("info");
@@ -38,18 +38,21 @@ async fn main() {
         .messages(config.messages)
         .authenticator(Arc::new(auth))
         .listen(listen)
-        .trusted(checked.trusted)
+        .trusted(runtime.trusted)
         .proxy_protocol(config.proxy_protocol)
         .timeouts(Timeouts {
-            preauth: checked.preauth,
-            idle: checked.idle,
+            preauth: runtime.preauth,
+            idle: runtime.idle,
             handshake: Duration::from_secs(10),
         })
         .max_bad_commands(config.max_bad_commands)
         .max_connections(config.max_connections)
         .grace(Duration::from_secs(config.grace_period));
-    if let Some(tls) = checked.tls {
+    if let Some(tls) = runtime.tls {
         builder = builder.tls(tls);
+    }
+    if let Some(certs) = &runtime.certs {
+        certs.follow_reloads();
     }
     let (shutdown, watch) = Shutdown::new();
     let stub = match builder.bind(watch.clone()).await {

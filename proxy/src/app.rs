@@ -76,6 +76,7 @@ impl Proxy {
                 &config.memcached,
                 CacheConfig {
                     fetch_timeout: config.cache_timeout,
+                    probe_interval: config.cache_probe_interval,
                     retry_interval: config.retry_interval,
                     connections_per_node: config.cache_connections_per_node,
                 },

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use common::exit::ConfigError;
 use common::listen::ListenAddr;
-use thiserror::Error;
 
 use crate::lookup::LookupUrl;
 use crate::session::{Forward, StartTls};
@@ -68,7 +68,12 @@ pub struct Config {
     /// PEM certificate chain; repeat with --tls-key for several certificates, chosen by the
     /// client's SNI (the first pair for clients without SNI or a name no certificate has).
     /// Re-read on SIGHUP.
-    #[arg(long, env = "PROXY_TLS_CERT", value_name = "PEM", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PROXY_TLS_CERT",
+        value_name = "PEM",
+        value_delimiter = ','
+    )]
     pub tls_cert: Vec<PathBuf>,
     /// PEM private key of the --tls-cert in the same position.
     #[arg(long, env = "PROXY_TLS_KEY", value_name = "PEM", value_delimiter = ',')]
@@ -163,7 +168,12 @@ pub struct Config {
     /// Load balancers whose connections start with a PROXY protocol header (v1 or v2)
     /// naming the real client, `ADDR[/LEN],…`; from them a connection without a valid
     /// header is closed, from anyone else one that sends a header is refused.
-    #[arg(long, env = "PROXY_PROXY_PROTOCOL_FROM", value_name = "CIDR,…", default_value = "")]
+    #[arg(
+        long,
+        env = "PROXY_PROXY_PROTOCOL_FROM",
+        value_name = "CIDR,…",
+        default_value = ""
+    )]
     pub proxy_protocol_from: common::cidr::CidrList,
     /// Connections one client address may hold before they have logged in (0: unlimited).
     #[arg(long, env = "PROXY_MAX_PREAUTH_PER_IP", default_value_t = 50)]
@@ -179,7 +189,11 @@ pub struct Config {
     /// each read; this bounds the whole dialogue).
     #[arg(long, env = "PROXY_LOGIN_DEADLINE", default_value_t = 120)]
     pub login_deadline: u64,
-    /// Seconds an ejected cache node or failed lookup URL is skipped.
+    /// Milliseconds an ejected cache node is skipped at first (its keys go to the next node
+    /// meanwhile); each failed probe doubles it, up to --retry-interval.
+    #[arg(long, env = "PROXY_CACHE_PROBE_INTERVAL_MS", default_value_t = 1000)]
+    pub cache_probe_interval_ms: u64,
+    /// Seconds a failed lookup URL is skipped, and the longest an ejected cache node is.
     #[arg(long, env = "PROXY_RETRY_INTERVAL", default_value_t = 30)]
     pub retry_interval: u64,
     /// Invalid commands and failed logins per connection before it is closed.
@@ -211,23 +225,6 @@ pub struct Config {
     pub threads: Option<usize>,
 }
 
-/// A configuration `validate` refused: the one-line reason.
-#[derive(Debug, Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-impl From<String> for ConfigError {
-    fn from(reason: String) -> Self {
-        Self(reason)
-    }
-}
-
-impl From<&str> for ConfigError {
-    fn from(reason: &str) -> Self {
-        Self(reason.to_string())
-    }
-}
-
 /// The validated configuration: everything [`crate::Proxy::bind`] needs, typed.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -248,6 +245,8 @@ pub struct RuntimeConfig {
     pub memcached: Vec<String>,
     /// Cache request bound.
     pub cache_timeout: Duration,
+    /// First interval an ejected cache node is skipped.
+    pub cache_probe_interval: Duration,
     /// Connections per cache node.
     pub cache_connections_per_node: usize,
     /// How long a failed cache node or lookup URL is skipped.
@@ -412,6 +411,7 @@ impl Config {
             lookup_timeout: Duration::from_millis(self.lookup_timeout_ms),
             memcached: self.memcached.clone(),
             cache_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
+            cache_probe_interval: Duration::from_millis(self.cache_probe_interval_ms.max(1)),
             cache_connections_per_node: self.cache_connections_per_node,
             retry_interval: Duration::from_secs(self.retry_interval),
             directory: self

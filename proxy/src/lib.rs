@@ -27,6 +27,8 @@
 //! - [`upstream`]: the backend connection, plain or TLS.
 //! - [`relay`]: copying bytes both ways with an idle timeout; [`splice`]: its zero-copy
 //!   path for bulk transfers.
+//! - [`ejection`]: the one failover gate of cache nodes and lookup URLs (out for an
+//!   interval after a failure, growing while failures go on).
 //! - [`stale`]: routes used recently, for when neither the cache nor route-lookup answers.
 //! - [`preauth`]: the cap on connections per client address not yet logged in.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
@@ -37,6 +39,7 @@ pub mod app;
 pub mod backend;
 pub mod cache;
 pub mod config;
+pub mod ejection;
 pub mod login;
 pub mod lookup;
 pub mod membership;

@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::shutdown::ShutdownWatch;
 use proto::v1::registry_client::RegistryClient;
 use proto::v1::{Membership, WatchRequest};
-use tonic::transport::Endpoint;
 
 use crate::cache::CacheCluster;
 
@@ -88,10 +87,8 @@ pub async fn follow(
 /// Why one watch stream ended.
 #[derive(Debug, thiserror::Error)]
 enum WatchError {
-    #[error("bad --directory URL or connection: {0}")]
-    Connect(#[from] tonic::transport::Error),
-    #[error("the --admin-token is not a valid header value")]
-    BadToken,
+    #[error("--directory: {0}")]
+    Client(#[from] proto::ClientError),
     #[error("route-lookup answered {}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
 }
@@ -103,11 +100,8 @@ async fn watch_once(
     static_nodes: &[String],
     backends: &Backends,
 ) -> Result<(), WatchError> {
-    let channel = Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_secs(3))
-        .connect()
-        .await?;
-    let token = proto::BearerToken::new(token).ok_or(WatchError::BadToken)?;
+    let (endpoint, token) = proto::endpoint(url, token, Duration::from_secs(3), None)?;
+    let channel = proto::connect(&endpoint).await?;
     let mut client = RegistryClient::with_interceptor(channel, token);
     let mut stream = client.watch(WatchRequest {}).await?.into_inner();
     while let Some(m) = stream.message().await? {

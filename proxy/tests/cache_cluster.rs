@@ -52,6 +52,7 @@ async fn raw_get(addr: SocketAddr, key: &str) -> Option<String> {
 fn config() -> CacheConfig {
     CacheConfig {
         fetch_timeout: Duration::from_millis(300),
+        probe_interval: Duration::from_secs(60),
         retry_interval: Duration::from_secs(60),
         connections_per_node: 2,
     }
@@ -187,7 +188,8 @@ async fn an_ejected_nodes_keys_go_to_the_next_node_and_come_back() {
     let cluster = CacheCluster::new(
         &[a.to_string(), b.to_string()],
         CacheConfig {
-            retry_interval: Duration::from_millis(500),
+            probe_interval: Duration::from_millis(500),
+            retry_interval: Duration::from_secs(5),
             ..config()
         },
     );

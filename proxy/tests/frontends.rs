@@ -1636,12 +1636,18 @@ async fn behind_a_balancer_the_proxy_header_names_the_client_everywhere() {
     let p = start(
         r.clone(),
         false,
-        &["--proxy-protocol-from", "127.0.0.0/8", "--max-preauth-per-ip", "1"],
+        &[
+            "--proxy-protocol-from",
+            "127.0.0.0/8",
+            "--max-preauth-per-ip",
+            "1",
+        ],
     )
     .await;
     // v1, then v2 (binary): each connection's own client reaches the mailbox server.
     let mut v1 = connect(p.imap).await;
-    v1.send("PROXY TCP4 192.0.2.9 127.0.0.1 40000 143\r\n").await;
+    v1.send("PROXY TCP4 192.0.2.9 127.0.0.1 40000 143\r\n")
+        .await;
     assert_eq!(v1.line().await, IMAP_GREETING);
     v1.send("a LOGIN ann secret\r\n").await;
     assert_eq!(v1.line().await, format!("a {LOGGED_IN}"));
@@ -1674,7 +1680,12 @@ async fn a_balancer_without_a_good_header_is_closed() {
     let p = start(
         r.clone(),
         false,
-        &["--proxy-protocol-from", "127.0.0.1", "--preauth-timeout", "1"],
+        &[
+            "--proxy-protocol-from",
+            "127.0.0.1",
+            "--preauth-timeout",
+            "1",
+        ],
     )
     .await;
     // Malformed: closed at once, no greeting (a reset, as the junk is left unread).
@@ -1736,7 +1747,12 @@ async fn presented(addr: SocketAddr, sni: &str, roots: &str) -> (Vec<u8>, TlsCli
         .await
         .unwrap();
     let der = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
-    (der, Client { s: BufReader::new(tls) })
+    (
+        der,
+        Client {
+            s: BufReader::new(tls),
+        },
+    )
 }
 
 fn der_of(pem: &str) -> Vec<u8> {
@@ -1774,8 +1790,16 @@ async fn certificates_by_sni_and_reloaded_under_open_sessions() {
         r.clone(),
         false,
         &[
-            "--tls-cert", &c1, "--tls-key", &k1, "--tls-cert", &c2, "--tls-key", &k2,
-            "--imaps-listen", "127.0.0.1:0",
+            "--tls-cert",
+            &c1,
+            "--tls-key",
+            &k1,
+            "--tls-cert",
+            &c2,
+            "--tls-key",
+            &k2,
+            "--imaps-listen",
+            "127.0.0.1:0",
         ],
     )
     .await;
@@ -1791,7 +1815,10 @@ async fn certificates_by_sni_and_reloaded_under_open_sessions() {
     let refused = tokio_rustls::TlsConnector::from(config)
         .connect("other.example.org".try_into().unwrap(), tcp)
         .await;
-    assert!(refused.is_err(), "the first certificate does not name other.example.org");
+    assert!(
+        refused.is_err(),
+        "the first certificate does not name other.example.org"
+    );
 
     // A session relayed over the first certificate...
     assert_eq!(open.line().await, IMAP_GREETING);
@@ -1802,17 +1829,31 @@ async fn certificates_by_sni_and_reloaded_under_open_sessions() {
     common::reload::announce();
     let mut seen = Vec::new();
     for _ in 0..50 {
-        seen = presented(imaps, "mail.example.net", &format!("{roots}{renewed}")).await.0;
+        seen = presented(imaps, "mail.example.net", &format!("{roots}{renewed}"))
+            .await
+            .0;
         if seen == der_of(&renewed) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(seen, der_of(&renewed), "new handshakes get the renewed certificate");
+    assert_eq!(
+        seen,
+        der_of(&renewed),
+        "new handshakes get the renewed certificate"
+    );
     open.send("b NOOP\r\n").await;
-    assert_eq!(open.line().await, "* ECHO b NOOP\r\n", "the open session still relays");
+    assert_eq!(
+        open.line().await,
+        "* ECHO b NOOP\r\n",
+        "the open session still relays"
+    );
     // A truncated key: the reload is refused, the renewed certificate stays.
-    std::fs::write(dir.join("second.key"), "-----BEGIN PRIVATE KEY-----\nMIIE\n").unwrap();
+    std::fs::write(
+        dir.join("second.key"),
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n",
+    )
+    .unwrap();
     common::reload::announce();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (der, _) = presented(imaps, "mail.example.net", &format!("{roots}{renewed}")).await;

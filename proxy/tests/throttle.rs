@@ -33,6 +33,7 @@ fn cluster(addr: &str) -> Arc<CacheCluster> {
         &[addr.to_string()],
         CacheConfig {
             fetch_timeout: Duration::from_millis(300),
+            probe_interval: Duration::from_secs(60),
             ..CacheConfig::default()
         },
     ))

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use common::exit::ConfigError;
 use common::listen::ListenAddr;
 
 /// The route lookup service of the mail proxy.
@@ -194,7 +195,7 @@ pub struct LookupPolicy {
 
 impl Config {
     /// Checks the combination of flags.
-    pub fn validate(self) -> Result<RuntimeConfig, String> {
+    pub fn validate(self) -> Result<RuntimeConfig, ConfigError> {
         let admin_auth = match (self.admin_token, self.insecure_admin) {
             (Some(_), true) => {
                 return Err("--admin-token and --insecure-admin exclude each other".into())
@@ -235,7 +236,7 @@ impl Config {
                     || a.chars()
                         .any(|c| c.is_whitespace() || c.is_control() || c == '/')
                 {
-                    return Err(format!("--advertise {a} is not HOST:PORT (or off)"));
+                    return Err(format!("--advertise {a} is not HOST:PORT (or off)").into());
                 }
                 Some(Some(a.to_string()))
             }

@@ -5,13 +5,24 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// argon2 refused (a password over its length limit, say).
+    #[error("cannot hash the password: {0}")]
+    Argon2(argon2::password_hash::Error),
+    /// The blocking task running the hash died.
+    #[error("hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Hashes `password` with a fresh random salt.
-pub fn hash(password: &[u8]) -> Result<String, String> {
+pub fn hash(password: &[u8]) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password, &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash the password: {e}"))
+        .map_err(HashError::Argon2)
 }
 
 /// Whether `password` matches the PHC string `hash`. A malformed hash never matches.
@@ -23,10 +34,8 @@ pub fn verify(hash: &str, password: &[u8]) -> bool {
 }
 
 /// [`hash`] on the blocking pool.
-pub async fn hash_async(password: Vec<u8>) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || hash(&password))
-        .await
-        .map_err(|e| format!("hashing task failed: {e}"))?
+pub async fn hash_async(password: Vec<u8>) -> Result<String, HashError> {
+    tokio::task::spawn_blocking(move || hash(&password)).await?
 }
 
 /// [`verify`] on the blocking pool.

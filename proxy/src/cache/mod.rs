@@ -25,7 +25,9 @@ pub use node::{Node, NodeStats};
 pub struct CacheConfig {
     /// Bound on one request to a node (connecting included); past it the node is ejected.
     pub fetch_timeout: Duration,
-    /// How long an ejected node is skipped.
+    /// How long an ejected node is skipped at first; each failed probe doubles it.
+    pub probe_interval: Duration,
+    /// The longest an ejected node is skipped.
     pub retry_interval: Duration,
     /// Connections per node.
     pub connections_per_node: usize,
@@ -35,6 +37,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         Self {
             fetch_timeout: Duration::from_millis(500),
+            probe_interval: Duration::from_secs(1),
             retry_interval: Duration::from_secs(30),
             connections_per_node: 16,
         }

@@ -2,14 +2,13 @@
 //! ejection after a failure.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
 
 use codec::memcache::{parse_response, Request, Response, StoreCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::CacheConfig;
+use crate::ejection::Ejection;
 
 /// Counters of one node, for metrics and tests.
 #[derive(Debug, Default)]
@@ -29,7 +28,7 @@ pub struct Node {
     config: CacheConfig,
     conns: Vec<tokio::sync::Mutex<Option<TcpStream>>>,
     next: AtomicUsize,
-    ejected_until: Mutex<Option<Instant>>,
+    ejection: Ejection,
     /// Counters.
     pub stats: NodeStats,
 }
@@ -54,7 +53,7 @@ impl Node {
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             next: AtomicUsize::new(0),
-            ejected_until: Mutex::new(None),
+            ejection: Ejection::new(config.probe_interval, config.retry_interval),
             stats: NodeStats::default(),
         }
     }
@@ -66,30 +65,15 @@ impl Node {
 
     /// Whether the node is being skipped after a failure.
     pub fn is_ejected(&self) -> bool {
-        let mut until = self
-            .ejected_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *until {
-            Some(t) if Instant::now() < t => true,
-            Some(_) => {
-                *until = None;
-                false
-            }
-            None => false,
-        }
+        self.ejection.is_out()
     }
 
     fn eject(&self, why: &str) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
-        let mut until = self
-            .ejected_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if until.is_none() {
-            tracing::warn!(node = %self.addr, why, retry_in = ?self.config.retry_interval, "cache node ejected");
+        let (retry_in, newly) = self.ejection.fail();
+        if newly {
+            tracing::warn!(node = %self.addr, why, ?retry_in, "cache node ejected");
         }
-        *until = Some(Instant::now() + self.config.retry_interval);
     }
 
     /// Sends one request and reads its reply on one of the node's connections.
@@ -117,7 +101,10 @@ impl Node {
             })
             .await;
             match result {
-                Ok(Ok(reply)) => return Some(reply),
+                Ok(Ok(reply)) => {
+                    self.ejection.succeed();
+                    return Some(reply);
+                }
                 Ok(Err(e)) => {
                     *conn = None;
                     if reused && attempt == 0 {

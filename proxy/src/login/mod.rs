@@ -232,7 +232,10 @@ impl LoginService {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(reason) = FailReason::of(&result) {
-            let i = FailReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+            let i = FailReason::ALL
+                .iter()
+                .position(|r| *r == reason)
+                .unwrap_or(0);
             self.stats.failures[i].fetch_add(1, Ordering::Relaxed);
             // One line per failed login for fail2ban and people alike. The name is printed
             // quoted and escaped ({:?}), so no login name can forge a log line.

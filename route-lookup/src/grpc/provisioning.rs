@@ -105,7 +105,7 @@ async fn hash(password: Option<String>) -> Result<Option<String>, Status> {
         Some(p) if !p.is_empty() => password::hash_async(p.into_bytes())
             .await
             .map(Some)
-            .map_err(Status::internal),
+            .map_err(|e| Status::internal(e.to_string())),
         _ => Ok(None),
     }
 }

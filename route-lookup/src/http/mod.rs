@@ -52,7 +52,12 @@ struct Admin(Arc<AppState>);
 impl AdminSource for Admin {
     fn health(&self) -> HealthFuture {
         let store = self.0.store.clone();
-        Box::pin(async move { store.health().await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            store
+                .health()
+                .await
+                .map_err(|e| common::admin::Unhealthy(e.to_string()))
+        })
     }
 
     fn metrics(&self) -> String {

@@ -68,14 +68,15 @@ impl From<tokio_postgres::Error> for StoreError {
             }
             // Class 22, data exception: the value was unacceptable, the database is fine.
             Some(c) if c.code().starts_with("22") => Self::Invalid(format!("invalid value: {e}")),
-            _ => Self::Unavailable(e.to_string()),
+            // The whole chain: "db error" alone hides e.g. a refused password.
+            _ => Self::Unavailable(common::exit::chain(&e)),
         }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(e.to_string())
+        Self::Unavailable(common::exit::chain(&e))
     }
 }
 
@@ -123,11 +124,11 @@ pub struct PoolState {
 
 impl Store {
     /// Builds the pool. Connects lazily: a database that is down now is not an error here.
-    pub fn new(config: &StoreConfig) -> Result<Self, String> {
+    pub fn new(config: &StoreConfig) -> Result<Self, StoreError> {
         let mut pg: tokio_postgres::Config = config
             .url
             .parse()
-            .map_err(|e| format!("bad database URL: {e}"))?;
+            .map_err(|e| StoreError::Invalid(format!("bad database URL: {e}")))?;
         pg.connect_timeout(config.timeout);
         // Notice a silently dead database host instead of waiting on it forever.
         pg.keepalives(true);
@@ -153,7 +154,7 @@ impl Store {
             .recycle_timeout(Some(config.timeout))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| format!("cannot build the database pool: {e}"))?;
+            .map_err(|e| StoreError::Invalid(format!("cannot build the database pool: {e}")))?;
         Ok(Self {
             pool,
             shared,
