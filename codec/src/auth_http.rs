@@ -159,3 +159,150 @@ mod tests {
         assert_eq!(unescape(&escape(&all)).unwrap(), all);
     }
 }
+
+/// route-lookup's (or any auth_http server's) answer, from its response header fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Where to go.
+    Route {
+        /// The mailbox server (always an IP literal in this protocol).
+        server: std::net::IpAddr,
+        /// Its port.
+        port: u16,
+        /// The account name to log in as (empty: the login as given).
+        user: String,
+        /// The password to log in with upstream (`Auth-Pass`, taken as it is, as nginx
+        /// does), when the server gave one.
+        pass: Option<Vec<u8>>,
+        /// Zimbra's `Auth-Cache-Alias: TRUE`.
+        cache_alias: bool,
+    },
+    /// A refusal with its text and the wait before answering the client.
+    Failed {
+        /// `Auth-Status` text.
+        status: String,
+        /// `Auth-Wait` seconds, when given.
+        wait: Option<u32>,
+    },
+}
+
+/// An answer nginx would call invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AnswerError {
+    /// No `Auth-Status` at all: never taken as success.
+    #[error("no Auth-Status")]
+    NoStatus,
+    /// `OK` without a usable `Auth-Server`.
+    #[error("Auth-Server {0:?} is not an IP literal")]
+    Server(String),
+    /// `OK` without a usable `Auth-Port`.
+    #[error("no valid Auth-Port")]
+    Port,
+}
+
+/// The answer in `fields` (name, value): names compared without case, the last of a name
+/// winning, as in nginx.
+pub fn answer<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
+) -> Result<Answer, AnswerError> {
+    let get = |n: &str| {
+        fields
+            .clone()
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(n))
+            .last()
+            .map(|(_, v)| v)
+    };
+    let text = |v: &[u8]| String::from_utf8_lossy(v).trim().to_string();
+    let status = get(AUTH_STATUS).map(text).ok_or(AnswerError::NoStatus)?;
+    if status != STATUS_OK {
+        return Ok(Answer::Failed {
+            status,
+            wait: get(AUTH_WAIT).and_then(|w| text(w).parse().ok()),
+        });
+    }
+    let server = get(AUTH_SERVER).map(text).unwrap_or_default();
+    let server = server.parse().map_err(|_| AnswerError::Server(server))?;
+    let port = get(AUTH_PORT)
+        .and_then(|p| text(p).parse::<u16>().ok())
+        .filter(|&p| p > 0)
+        .ok_or(AnswerError::Port)?;
+    Ok(Answer::Route {
+        server,
+        port,
+        user: get(AUTH_USER).map(text).unwrap_or_default(),
+        pass: get(AUTH_PASS).map(<[u8]>::to_vec),
+        cache_alias: get(AUTH_CACHE_ALIAS).is_some_and(|v| text(v) == "TRUE"),
+    })
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+
+    fn of(fields: &[(&'static str, &'static str)]) -> Result<Answer, AnswerError> {
+        answer(fields.iter().map(|(k, v)| (*k, v.as_bytes())))
+    }
+
+    #[test]
+    fn answers() {
+        assert_eq!(
+            of(&[
+                ("auth-status", "OK"),
+                ("Auth-Server", "10.0.0.5"),
+                ("auth-port", "7143"),
+                ("auth-user", "a@b"),
+                ("auth-pass", "s%20cret"),
+                ("Auth-Cache-Alias", "TRUE"),
+            ]),
+            Ok(Answer::Route {
+                server: "10.0.0.5".parse().unwrap(),
+                port: 7143,
+                user: "a@b".into(),
+                pass: Some(b"s%20cret".to_vec()),
+                cache_alias: true,
+            })
+        );
+        assert_eq!(
+            of(&[
+                ("Auth-Status", "Authentication failed"),
+                ("Auth-Wait", "10")
+            ]),
+            Ok(Answer::Failed {
+                status: STATUS_FAILED.into(),
+                wait: Some(10)
+            })
+        );
+        assert_eq!(
+            of(&[
+                ("Auth-Status", "OK"),
+                ("Auth-Status", "Temporary authentication failure")
+            ]),
+            Ok(Answer::Failed {
+                status: STATUS_TEMPORARY.into(),
+                wait: None
+            }),
+            "the last one wins"
+        );
+        assert_eq!(
+            of(&[("Auth-Server", "10.0.0.5"), ("Auth-Port", "1")]),
+            Err(AnswerError::NoStatus)
+        );
+        assert_eq!(
+            of(&[
+                ("Auth-Status", "OK"),
+                ("Auth-Server", "mbx1"),
+                ("Auth-Port", "1")
+            ]),
+            Err(AnswerError::Server("mbx1".into()))
+        );
+        assert_eq!(
+            of(&[
+                ("Auth-Status", "OK"),
+                ("Auth-Server", "::1"),
+                ("Auth-Port", "0")
+            ]),
+            Err(AnswerError::Port)
+        );
+    }
+}

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::cache::{CacheCluster, CacheConfig};
 use crate::config::RuntimeConfig;
 use crate::login::{Connector, LoginService, RouteResolver};
-use crate::lookup::LookupClient;
+use crate::lookup::{LookupClient, LookupConfig};
 use crate::membership::Backends;
 use crate::preauth::PreauthLimit;
 use crate::route::Router;
@@ -82,12 +82,14 @@ impl Proxy {
                 },
             ))
         });
-        let lookup = Arc::new(LookupClient::new(
-            config.urls.clone(),
-            config.lookup_secret.clone(),
-            config.lookup_timeout,
-            config.retry_interval,
-        ));
+        let lookup = Arc::new(LookupClient::new(LookupConfig {
+            urls: config.urls.clone(),
+            secret: config.lookup_secret.clone(),
+            timeout: config.lookup_timeout,
+            retry_interval: config.retry_interval,
+            idle_timeout: config.lookup_idle_timeout,
+            tls: config.ca.clone(),
+        }));
         let backends = Arc::new(Backends::default());
         let stale = Arc::new(StaleRoutes::new(
             config.stale_routes_max,

@@ -90,6 +90,14 @@ pub struct Config {
         required = true
     )]
     pub lookup_urls: Vec<String>,
+    /// PEM CA certificates that https:// lookup URLs are verified against (default: the
+    /// system's CA bundle).
+    #[arg(long, env = "PROXY_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
+    /// Milliseconds a kept-alive connection to route-lookup may sit idle and still be
+    /// used (keep it under route-lookup's own idle timeout; older ones are closed).
+    #[arg(long, env = "PROXY_LOOKUP_IDLE_TIMEOUT_MS", default_value_t = 10000)]
+    pub lookup_idle_timeout_ms: u64,
     /// Shared secret sent as X-Lookup-Secret.
     #[arg(long, env = "PROXY_LOOKUP_SECRET", hide_env_values = true)]
     pub lookup_secret: Option<String>,
@@ -241,6 +249,10 @@ pub struct RuntimeConfig {
     pub lookup_secret: Option<String>,
     /// route-lookup request bound.
     pub lookup_timeout: Duration,
+    /// How long a pooled connection to route-lookup may idle and still be used.
+    pub lookup_idle_timeout: Duration,
+    /// CA certificates for https:// lookup URLs.
+    pub ca: Option<Arc<rustls::ClientConfig>>,
     /// Cache nodes given on the command line.
     pub memcached: Vec<String>,
     /// Cache request bound.
@@ -386,6 +398,17 @@ impl Config {
         if !cached && (self.ip_login_limit > 0 || self.user_login_limit > 0) {
             return Err("login limits are counted in the cache: give --memcached".into());
         }
+        let ca = match &self.ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                Some(
+                    common::tls::client_config_from_pem(&pem)
+                        .map_err(|e| ConfigError(format!("--ca {}: {e}", path.display())))?,
+                )
+            }
+            None => None,
+        };
         let upstream = match (&self.upstream_tls, &self.upstream_ca) {
             (true, Some(ca)) => {
                 let pem =
@@ -409,6 +432,8 @@ impl Config {
             urls,
             lookup_secret: self.lookup_secret.clone(),
             lookup_timeout: Duration::from_millis(self.lookup_timeout_ms),
+            lookup_idle_timeout: Duration::from_millis(self.lookup_idle_timeout_ms),
+            ca,
             memcached: self.memcached.clone(),
             cache_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
             cache_probe_interval: Duration::from_millis(self.cache_probe_interval_ms.max(1)),

@@ -1,50 +1,82 @@
-//! The auth_http client: asks route-lookup where a login lives, over HTTP/1.1 keep-alive,
-//! with the headers nginx sends (values escaped as nginx escapes them).
+//! The auth_http client: asks route-lookup where a login lives, over HTTP/1.1 keep-alive
+//! (hyper's client connection; rustls for `https://` URLs), with the headers nginx sends
+//! (values escaped as nginx escapes them). The answer is read by `codec::auth_http::answer`.
 //!
-//! Several lookup URLs may be configured: requests rotate over them; one whose connection
-//! fails is skipped for the retry interval (Zimbra's `zm_lookup_handler_retry_interval`),
-//! and the request goes to the next. A reused keep-alive connection that turns out to be
-//! closed is retried once on a fresh one.
+//! Several lookup URLs may be configured: requests rotate over them; one that fails is
+//! skipped for the retry interval (Zimbra's `zm_lookup_handler_retry_interval`), and the
+//! request goes to the next. A failure means: no connection, a timeout, an HTTP status
+//! other than 200, or an answer over the size bounds. A request that fails on a reused
+//! keep-alive connection is retried once on a fresh one before that (the server may have
+//! closed it meanwhile), and pooled connections idle for longer than the idle limit are
+//! dropped rather than tried, so a quiet spell or a route-lookup restart costs no login.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use codec::auth_http::{self as ah, escape_for_http as escape};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Largest response head accepted.
-const MAX_HEAD: usize = 16 * 1024;
+use crate::ejection::Ejection;
+use crate::upstream::Upstream;
 
-/// One lookup URL, `http://host:port/path`.
+/// Largest response head accepted (hyper's read buffer; nginx's default is 1 KiB).
+const MAX_HEAD: usize = 16 * 1024;
+/// Largest response body drained (route-lookup sends none; a bigger one is refused).
+const MAX_BODY: usize = 64 * 1024;
+
+pub use ah::Answer as LookupAnswer;
+
+/// One lookup URL, `http://host:port/path` or `https://…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupUrl {
+    /// Whether it is `https://`.
+    pub tls: bool,
     /// `host:port` to connect to.
     pub authority: String,
     /// The request path.
     pub path: String,
 }
 
+/// A lookup URL that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UrlError {
+    /// Neither `http://` nor `https://`.
+    #[error("`{0}`: lookup URLs are http:// or https://")]
+    Scheme(String),
+    /// No host.
+    #[error("`{0}` has no host")]
+    Host(String),
+}
+
 impl std::str::FromStr for LookupUrl {
-    type Err = String;
+    type Err = UrlError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("`{s}`: only http:// lookup URLs are supported"))?;
+        let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = s.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(UrlError::Scheme(s.to_string()));
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if authority.is_empty()
+            || authority.starts_with(':')
             || authority
                 .chars()
                 .any(|c| c.is_whitespace() || c.is_control())
         {
-            return Err(format!("`{s}` has no host"));
+            return Err(UrlError::Host(s.to_string()));
         }
         let authority = if authority
             .rsplit_once(':')
@@ -52,12 +84,24 @@ impl std::str::FromStr for LookupUrl {
         {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if tls { 443 } else { 80 })
         };
         Ok(Self {
+            tls,
             authority,
             path: path.to_string(),
         })
+    }
+}
+
+impl LookupUrl {
+    /// The host, without the port (and without IPv6 brackets).
+    fn host(&self) -> &str {
+        let host = self
+            .authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
     }
 }
 
@@ -78,40 +122,15 @@ pub struct LookupRequest<'a> {
     pub proxy_ip: Option<IpAddr>,
 }
 
-/// route-lookup's answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LookupAnswer {
-    /// Where to go.
-    Route {
-        /// The mailbox server.
-        server: IpAddr,
-        /// Its port.
-        port: u16,
-        /// The account name to log in as.
-        user: String,
-        /// The password to log in with upstream (`Auth-Pass`, taken as it is, as nginx does).
-        pass: Option<Vec<u8>>,
-        /// Zimbra's Auth-Cache-Alias.
-        cache_alias: bool,
-    },
-    /// A refusal with its text and the wait before answering the client.
-    Failed {
-        /// Auth-Status text.
-        status: String,
-        /// Auth-Wait seconds, when given.
-        wait: Option<u32>,
-    },
-}
-
 /// Why there was no answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LookupError {
-    /// No lookup URL could be reached.
+    /// No lookup URL could be reached or answered usefully.
     #[error("no route-lookup reachable")]
     Unavailable,
-    /// An answer nginx would call "invalid" (bad header, missing server or port…).
+    /// An answer nginx would call "invalid" (no status, no server or port…).
     #[error("invalid lookup answer: {0}")]
-    Invalid(String),
+    Invalid(ah::AnswerError),
 }
 
 /// Counters.
@@ -127,10 +146,33 @@ pub struct LookupStats {
     pub latency: common::metrics::Histogram,
 }
 
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct LookupConfig {
+    /// The URLs, in rotation (at least one).
+    pub urls: Vec<LookupUrl>,
+    /// Sent as X-Lookup-Secret when given.
+    pub secret: Option<String>,
+    /// Bound on one request (connect, TLS, send, answer).
+    pub timeout: Duration,
+    /// How long a failed URL is skipped.
+    pub retry_interval: Duration,
+    /// Pooled connections idle longer than this are dropped, not used (keep it under the
+    /// server's own idle timeout).
+    pub idle_timeout: Duration,
+    /// TLS for `https://` URLs (`None`: the system's CA bundle).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+struct Pooled {
+    sender: SendRequest<Empty<Bytes>>,
+    since: Instant,
+}
+
 struct Handler {
     url: LookupUrl,
-    failed_until: Mutex<Option<Instant>>,
-    idle: Mutex<Vec<TcpStream>>,
+    ejection: Ejection,
+    idle: Mutex<Vec<Pooled>>,
 }
 
 /// The client.
@@ -139,7 +181,8 @@ pub struct LookupClient {
     next: AtomicUsize,
     secret: Option<String>,
     timeout: Duration,
-    retry_interval: Duration,
+    idle_timeout: Duration,
+    tls: Option<tokio_rustls::TlsConnector>,
     /// Counters.
     pub stats: LookupStats,
 }
@@ -151,59 +194,76 @@ impl std::fmt::Debug for LookupClient {
     }
 }
 
+/// Why one URL did not answer.
+#[derive(Debug, Error)]
+enum Attempt {
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Invalid(ah::AnswerError),
+}
+
+/// Debian's (and most distributions') bundle of the system's trusted CAs.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 impl LookupClient {
-    /// A client of `urls` (at least one), sending `secret` as X-Lookup-Secret if given.
-    pub fn new(
-        urls: Vec<LookupUrl>,
-        secret: Option<String>,
-        timeout: Duration,
-        retry_interval: Duration,
-    ) -> Self {
+    /// A client as `config` says. `https://` URLs without a configured TLS client use the
+    /// system's CA bundle; if it cannot be read they fail (and say so) at each request.
+    pub fn new(config: LookupConfig) -> Self {
+        let wants_tls = config.urls.iter().any(|u| u.tls);
+        let tls = config.tls.or_else(|| {
+            if !wants_tls {
+                return None;
+            }
+            match std::fs::read(SYSTEM_CAS)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    common::tls::client_config_from_pem(&pem).map_err(|e| e.to_string())
+                }) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(bundle = SYSTEM_CAS, error = %e, "no CA bundle for https:// lookup URLs (give --ca)");
+                    None
+                }
+            }
+        });
         Self {
-            handlers: urls
+            handlers: config
+                .urls
                 .into_iter()
                 .map(|url| Handler {
                     url,
-                    failed_until: Mutex::new(None),
+                    ejection: Ejection::fixed(config.retry_interval),
                     idle: Mutex::new(Vec::new()),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
-            secret,
-            timeout,
-            retry_interval,
+            secret: config.secret,
+            timeout: config.timeout,
+            idle_timeout: config.idle_timeout,
+            tls: tls.map(tokio_rustls::TlsConnector::from),
             stats: LookupStats::default(),
         }
     }
 
-    fn request_bytes(&self, url: &LookupUrl, req: &LookupRequest<'_>) -> Vec<u8> {
-        let host = url
-            .authority
-            .rsplit_once(':')
-            .map_or(url.authority.as_str(), |(h, _)| h);
-        let mut r = format!(
-            "GET {} HTTP/1.1\r\nHost: {host}\r\nAuth-Method: plain\r\nAuth-User: ",
-            url.path
-        )
-        .into_bytes();
-        r.extend_from_slice(&escape(req.user));
-        r.extend_from_slice(b"\r\nAuth-Pass: ");
-        r.extend_from_slice(&escape(req.pass));
-        r.extend_from_slice(
-            format!(
-                "\r\nAuth-Protocol: {}\r\nAuth-Login-Attempt: {}\r\nClient-IP: {}\r\n",
-                req.protocol, req.attempt, req.client_ip
-            )
-            .as_bytes(),
-        );
+    fn request(&self, url: &LookupUrl, req: &LookupRequest<'_>) -> hyper::Request<Empty<Bytes>> {
+        let mut b = hyper::Request::get(url.path.as_str())
+            .header(hyper::header::HOST, url.host())
+            .header(ah::AUTH_METHOD, "plain")
+            .header(ah::AUTH_USER, escape(req.user))
+            .header(ah::AUTH_PASS, escape(req.pass))
+            .header(ah::AUTH_PROTOCOL, req.protocol)
+            .header(ah::AUTH_LOGIN_ATTEMPT, req.attempt)
+            .header(ah::CLIENT_IP, req.client_ip.to_string());
         if let Some(ip) = req.proxy_ip {
-            r.extend_from_slice(format!("X-Proxy-IP: {ip}\r\n").as_bytes());
+            b = b.header(ah::X_PROXY_IP, ip.to_string());
         }
         if let Some(s) = &self.secret {
-            r.extend_from_slice(format!("X-Lookup-Secret: {s}\r\n").as_bytes());
+            b = b.header(ah::X_LOOKUP_SECRET, s.as_str());
         }
-        r.extend_from_slice(b"\r\n");
-        r
+        // Every value is escaped or made of safe characters, so this cannot fail; an
+        // empty request (which route-lookup refuses) would be the harmless outcome.
+        b.body(Empty::new()).unwrap_or_default()
     }
 
     /// Looks `req` up, failing over across the URLs.
@@ -226,20 +286,19 @@ impl LookupClient {
         let live: Vec<usize> = order
             .iter()
             .copied()
-            .filter(|&i| !self.is_failed(i))
+            .filter(|&i| !self.handlers[i].ejection.is_out())
             .collect();
         let candidates = if live.is_empty() { order } else { live };
         for i in candidates {
-            match self.ask(i, req).await {
-                Ok(answer) => return Ok(answer),
+            match self.ask(&self.handlers[i], req).await {
+                Ok(answer) => {
+                    self.handlers[i].ejection.succeed();
+                    return Ok(answer);
+                }
                 Err(Attempt::Unreachable(e)) => {
                     self.stats.failovers.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(url = %self.handlers[i].url.authority, error = %e, retry_in = ?self.retry_interval, "lookup handler failed");
-                    *self.handlers[i]
-                        .failed_until
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Some(Instant::now() + self.retry_interval);
+                    let (retry_in, _) = self.handlers[i].ejection.fail();
+                    tracing::warn!(url = %self.handlers[i].url.authority, error = %e, ?retry_in, "lookup handler failed");
                 }
                 Err(Attempt::Invalid(e)) => return Err(LookupError::Invalid(e)),
             }
@@ -247,178 +306,131 @@ impl LookupClient {
         Err(LookupError::Unavailable)
     }
 
-    fn is_failed(&self, i: usize) -> bool {
-        let mut until = self.handlers[i]
-            .failed_until
+    /// A pooled connection young enough to trust, if any.
+    fn pooled(&self, handler: &Handler) -> Option<SendRequest<Empty<Bytes>>> {
+        let mut idle = handler
+            .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *until {
-            Some(t) if Instant::now() < t => true,
-            Some(_) => {
-                *until = None;
-                false
+        while let Some(p) = idle.pop() {
+            if p.since.elapsed() < self.idle_timeout && !p.sender.is_closed() {
+                return Some(p.sender);
             }
-            None => false,
         }
+        None
     }
 
-    async fn ask(&self, i: usize, req: &LookupRequest<'_>) -> Result<LookupAnswer, Attempt> {
-        let handler = &self.handlers[i];
-        let bytes = self.request_bytes(&handler.url, req);
+    async fn connect(&self, url: &LookupUrl) -> Result<SendRequest<Empty<Bytes>>, Attempt> {
+        let tcp = TcpStream::connect(&url.authority)
+            .await
+            .map_err(|e| Attempt::Unreachable(format!("connect: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let stream = if url.tls {
+            let connector = self.tls.as_ref().ok_or_else(|| {
+                Attempt::Unreachable("no CA certificates for https:// (give --ca)".into())
+            })?;
+            let name = rustls::pki_types::ServerName::try_from(url.host().to_string())
+                .map_err(|e| Attempt::Unreachable(format!("bad host name: {e}")))?;
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Attempt::Unreachable(format!("TLS: {e}")))?;
+            Upstream::Tls(Box::new(tls))
+        } else {
+            Upstream::Plain(tcp)
+        };
+        let (sender, conn) = http1::Builder::new()
+            .max_buf_size(MAX_HEAD)
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| Attempt::Unreachable(format!("HTTP handshake: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        Ok(sender)
+    }
+
+    async fn ask(
+        &self,
+        handler: &Handler,
+        req: &LookupRequest<'_>,
+    ) -> Result<LookupAnswer, Attempt> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        // A pooled connection may have been closed by the server meanwhile: one retry on
-        // a fresh connection if nothing at all came back.
-        for _ in 0..2 {
-            let pooled = handler
+        tokio::time::timeout(self.timeout, async {
+            // A pooled connection may have been closed by the server meanwhile: one retry
+            // on a fresh connection if the reused one fails.
+            let mut reuse = true;
+            loop {
+                let pooled = if reuse { self.pooled(handler) } else { None };
+                let reused = pooled.is_some();
+                let mut sender = match pooled {
+                    Some(s) => s,
+                    None => self.connect(&handler.url).await?,
+                };
+                let sent = async {
+                    sender.ready().await?;
+                    sender.send_request(self.request(&handler.url, req)).await
+                }
+                .await;
+                let response = match sent {
+                    Ok(r) => r,
+                    Err(_) if reused => {
+                        reuse = false;
+                        continue;
+                    }
+                    Err(e) => return Err(Attempt::Unreachable(format!("HTTP: {e}"))),
+                };
+                return self.answer(handler, sender, response).await;
+            }
+        })
+        .await
+        .map_err(|_| Attempt::Unreachable(format!("no answer within {:?}", self.timeout)))?
+    }
+
+    /// Reads the answer off `response` and pools the connection if it may be reused.
+    async fn answer(
+        &self,
+        handler: &Handler,
+        sender: SendRequest<Empty<Bytes>>,
+        response: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<LookupAnswer, Attempt> {
+        let (head, body) = response.into_parts();
+        if head.status != hyper::StatusCode::OK {
+            return Err(Attempt::Unreachable(format!("HTTP status {}", head.status)));
+        }
+        let header_bytes: usize = head
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        if header_bytes > MAX_HEAD {
+            return Err(Attempt::Unreachable("response header too large".into()));
+        }
+        // Drain the body (bounded) so the connection can serve the next request.
+        if Limited::new(body, MAX_BODY).collect().await.is_err() {
+            return Err(Attempt::Unreachable(
+                "response body too large or cut short".into(),
+            ));
+        }
+        let fields: Vec<(&str, &[u8])> = head
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        let answer = ah::answer(fields.iter().copied()).map_err(Attempt::Invalid);
+        if !sender.is_closed() {
+            handler
                 .idle
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop();
-            let fresh = pooled.is_none();
-            let mut stream = match pooled {
-                Some(s) => s,
-                None => {
-                    let s = tokio::time::timeout(
-                        self.timeout,
-                        TcpStream::connect(&handler.url.authority),
-                    )
-                    .await
-                    .map_err(|_| Attempt::Unreachable("connect timeout".into()))?
-                    .map_err(|e| Attempt::Unreachable(e.to_string()))?;
-                    let _ = s.set_nodelay(true);
-                    self.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    s
-                }
-            };
-            match tokio::time::timeout(self.timeout, exchange(&mut stream, &bytes)).await {
-                Ok(Ok((answer, keep))) => {
-                    if keep {
-                        handler
-                            .idle
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(stream);
-                    }
-                    return answer.map_err(Attempt::Invalid);
-                }
-                Ok(Err(Exchange::NothingBack)) if !fresh => continue,
-                Ok(Err(Exchange::NothingBack)) => {
-                    return Err(Attempt::Unreachable("connection closed".into()))
-                }
-                Ok(Err(Exchange::Io(e))) => return Err(Attempt::Unreachable(e)),
-                Err(_) => return Err(Attempt::Unreachable("timeout".into())),
-            }
+                .push(Pooled {
+                    sender,
+                    since: Instant::now(),
+                });
         }
-        Err(Attempt::Unreachable("connection closed".into()))
+        answer
     }
-}
-
-enum Attempt {
-    Unreachable(String),
-    Invalid(String),
-}
-
-enum Exchange {
-    NothingBack,
-    Io(String),
-}
-
-/// Writes the request and reads the answer; returns it and whether the connection may be
-/// reused.
-async fn exchange(
-    stream: &mut TcpStream,
-    request: &[u8],
-) -> Result<(Result<LookupAnswer, String>, bool), Exchange> {
-    if stream.write_all(request).await.is_err() {
-        return Err(Exchange::NothingBack);
-    }
-    let mut buf = Vec::with_capacity(512);
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_HEAD {
-            return Ok((Err("response head too large".into()), false));
-        }
-        match stream.read_buf(&mut buf).await {
-            Ok(0) if buf.is_empty() => return Err(Exchange::NothingBack),
-            Ok(0) => return Err(Exchange::Io("connection closed mid-answer".into())),
-            Ok(_) => {}
-            Err(e) if buf.is_empty() => return Err(Exchange::Io(e.to_string())),
-            Err(e) => return Err(Exchange::Io(e.to_string())),
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut keep = status_line.starts_with("HTTP/1.1");
-    let mut content_length = 0usize;
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let Some((name, value)) = line.split_once(':') else {
-            return Ok((Err("malformed header".into()), false));
-        };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Ok((Err(format!("invalid header name {name:?}")), false));
-        }
-        let value = value.trim().to_string();
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => content_length = value.parse().unwrap_or(0),
-            "connection" if value.eq_ignore_ascii_case("close") => keep = false,
-            _ => {}
-        }
-        fields.push((name.to_ascii_lowercase(), value));
-    }
-    // Skip a body, bounded (route-lookup sends none).
-    if content_length > MAX_HEAD {
-        return Ok((Err("response body too large".into()), false));
-    }
-    let mut have = buf.len() - head_end;
-    while have < content_length {
-        let mut chunk = vec![0u8; content_length - have];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Err(Exchange::Io("connection closed mid-body".into())),
-            Ok(n) => have += n,
-        }
-    }
-    if have > content_length {
-        keep = false;
-    }
-    Ok((answer_of(&fields), keep))
-}
-
-fn answer_of(fields: &[(String, String)]) -> Result<LookupAnswer, String> {
-    // Last one wins, as in nginx.
-    let get = |n: &str| {
-        fields
-            .iter()
-            .rev()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| v.as_str())
-    };
-    let status = get("auth-status").unwrap_or(ah::STATUS_OK);
-    let wait = get("auth-wait").and_then(|w| w.parse().ok());
-    if status != ah::STATUS_OK {
-        return Ok(LookupAnswer::Failed {
-            status: status.to_string(),
-            wait,
-        });
-    }
-    let server = get("auth-server").ok_or("no Auth-Server")?;
-    let server: IpAddr = server
-        .parse()
-        .map_err(|_| format!("Auth-Server {server:?} is not an IP literal"))?;
-    let port: u16 = get("auth-port")
-        .and_then(|p| p.parse().ok())
-        .filter(|&p| p > 0)
-        .ok_or("no valid Auth-Port")?;
-    Ok(LookupAnswer::Route {
-        server,
-        port,
-        user: get("auth-user").unwrap_or_default().to_string(),
-        pass: get("auth-pass").map(|p| p.as_bytes().to_vec()),
-        cache_alias: get("auth-cache-alias") == Some("TRUE"),
-    })
 }
 
 #[cfg(test)]
@@ -432,60 +444,21 @@ mod tests {
             .unwrap();
         assert_eq!(u.authority, "10.0.0.7:7072");
         assert_eq!(u.path, "/service/extension/nginx-lookup");
+        assert!(!u.tls);
         assert_eq!(
             "http://lookup".parse::<LookupUrl>().unwrap().authority,
             "lookup:80"
         );
-        assert!("https://x/".parse::<LookupUrl>().is_err());
+        let s: LookupUrl = "https://lookup.example.com/x".parse().unwrap();
+        assert!(s.tls);
+        assert_eq!(s.authority, "lookup.example.com:443");
+        assert_eq!(s.host(), "lookup.example.com");
+        assert_eq!(
+            "http://[::1]:7072/".parse::<LookupUrl>().unwrap().host(),
+            "::1"
+        );
+        assert!("ftp://x/".parse::<LookupUrl>().is_err());
         assert!("x:1/".parse::<LookupUrl>().is_err());
-    }
-
-    #[test]
-    fn answers() {
-        let f = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            answer_of(&f(&[
-                ("auth-status", "OK"),
-                ("auth-server", "10.0.0.5"),
-                ("auth-port", "7143"),
-                ("auth-user", "a@b"),
-                ("auth-pass", "s%20cret")
-            ])),
-            Ok(LookupAnswer::Route {
-                server: "10.0.0.5".parse().unwrap(),
-                port: 7143,
-                user: "a@b".into(),
-                pass: Some(b"s%20cret".to_vec()),
-                cache_alias: false
-            })
-        );
-        assert_eq!(
-            answer_of(&f(&[
-                ("auth-status", "Authentication failed"),
-                ("auth-wait", "10")
-            ])),
-            Ok(LookupAnswer::Failed {
-                status: "Authentication failed".into(),
-                wait: Some(10)
-            })
-        );
-        assert!(answer_of(&f(&[
-            ("auth-status", "OK"),
-            ("auth-server", "mbx1.example.com"),
-            ("auth-port", "7143")
-        ]))
-        .is_err());
-        assert!(answer_of(&f(&[("auth-status", "OK"), ("auth-server", "10.0.0.5")])).is_err());
-        assert!(answer_of(&f(&[
-            ("auth-status", "OK"),
-            ("auth-server", "10.0.0.5"),
-            ("auth-port", "0")
-        ]))
-        .is_err());
+        assert!("http:///x".parse::<LookupUrl>().is_err());
     }
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use proto::v1::attr_change::Op;
 use proto::v1::provisioning_client::ProvisioningClient;
 use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest, ModifyRequest};
-use proxy::lookup::{LookupAnswer, LookupClient, LookupError, LookupRequest, LookupUrl};
+use proxy::lookup::{
+    LookupAnswer, LookupClient, LookupConfig, LookupError, LookupRequest, LookupUrl,
+};
 use route_lookup::testing::{Harness, TOKEN};
 use std::sync::atomic::Ordering;
 
@@ -86,12 +88,14 @@ fn req<'a>(user: &'a str, pass: &'a str) -> LookupRequest<'a> {
 async fn routes_refusals_and_keep_alive() {
     let h = Harness::start(&["--verify-passwords"]).await;
     seed(&h).await;
-    let client = LookupClient::new(
-        vec![url(&h)],
-        None,
-        Duration::from_secs(5),
-        Duration::from_secs(30),
-    );
+    let client = LookupClient::new(LookupConfig {
+        urls: vec![url(&h)],
+        secret: None,
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(10),
+        tls: None,
+    });
     let route = LookupAnswer::Route {
         server: "127.0.0.1".parse().unwrap(),
         port: 17143,
@@ -135,12 +139,14 @@ async fn failover_secret_and_outage() {
     let dead: LookupUrl = "http://127.0.0.1:1/service/extension/nginx-lookup"
         .parse()
         .unwrap();
-    let client = LookupClient::new(
-        vec![dead.clone(), url(&h)],
-        Some("s3".into()),
-        Duration::from_secs(5),
-        Duration::from_secs(60),
-    );
+    let client = LookupClient::new(LookupConfig {
+        urls: vec![dead.clone(), url(&h)],
+        secret: Some("s3".into()),
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(10),
+        tls: None,
+    });
     for _ in 0..6 {
         assert!(matches!(
             client.lookup(&req("ann", "x")).await,
@@ -152,23 +158,27 @@ async fn failover_secret_and_outage() {
         1,
         "the dead URL is skipped after one failure"
     );
-    let no_secret = LookupClient::new(
-        vec![url(&h)],
-        None,
-        Duration::from_secs(5),
-        Duration::from_secs(60),
-    );
+    let no_secret = LookupClient::new(LookupConfig {
+        urls: vec![url(&h)],
+        secret: None,
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(10),
+        tls: None,
+    });
     assert!(matches!(
         no_secret.lookup(&req("ann", "x")).await,
         Ok(LookupAnswer::Failed { .. })
     ));
     h.stop().await;
-    let none = LookupClient::new(
-        vec![dead],
-        None,
-        Duration::from_secs(2),
-        Duration::from_secs(60),
-    );
+    let none = LookupClient::new(LookupConfig {
+        urls: vec![dead],
+        secret: None,
+        timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(10),
+        tls: None,
+    });
     assert_eq!(
         none.lookup(&req("ann", "x")).await,
         Err(LookupError::Unavailable)

@@ -16,7 +16,7 @@ use proto::v1::{
 };
 use proxy::cache::{CacheCluster, CacheConfig};
 use proxy::login::{Decision, Login};
-use proxy::lookup::LookupClient;
+use proxy::lookup::{LookupClient, LookupConfig};
 use proxy::membership::{follow, Backends};
 use proxy::route::Router;
 use route_lookup::testing::{Harness, TOKEN};
@@ -127,14 +127,16 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
     assert!(!backends.allows("10.6.6.6:7143".parse().unwrap()));
 
     // A planted route to an unregistered host is not used.
-    let lookup = Arc::new(LookupClient::new(
-        vec![format!("http://{}/service/extension/nginx-lookup", h.http)
+    let lookup = Arc::new(LookupClient::new(LookupConfig {
+        urls: vec![format!("http://{}/service/extension/nginx-lookup", h.http)
             .parse()
             .unwrap()],
-        None,
-        Duration::from_secs(5),
-        Duration::from_secs(30),
-    ));
+        secret: None,
+        timeout: Duration::from_secs(5),
+        retry_interval: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(10),
+        tls: None,
+    }));
     let router = Router::new(Some(cache.clone()), lookup, 3600).with_backends(backends.clone());
     let key = route_key("imap", "ann@example.com");
     assert!(cache.add(&key, b"10.6.6.6:7143", 3600).await);

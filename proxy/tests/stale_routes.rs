@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proxy::login::{Decision, Login};
-use proxy::lookup::LookupClient;
+use proxy::lookup::{LookupClient, LookupConfig};
 use proxy::route::Router;
 use proxy::stale::StaleRoutes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,12 +71,14 @@ fn login(user: &str) -> Login<'_> {
 async fn a_known_route_survives_the_route_source_going_down() {
     let up = Arc::new(AtomicBool::new(true));
     let url = lookup_service(up.clone()).await;
-    let lookup = Arc::new(LookupClient::new(
-        vec![url.parse().unwrap()],
-        None,
-        Duration::from_secs(2),
-        Duration::from_millis(10),
-    ));
+    let lookup = Arc::new(LookupClient::new(LookupConfig {
+        urls: vec![url.parse().unwrap()],
+        secret: None,
+        timeout: Duration::from_secs(2),
+        retry_interval: Duration::from_millis(10),
+        idle_timeout: Duration::from_secs(10),
+        tls: None,
+    }));
     let stale = Arc::new(StaleRoutes::new(100, Duration::from_secs(60)));
     let router = Router::new(None, lookup, 3600).with_stale(stale.clone());
 
