@@ -1,17 +1,24 @@
 //! The mailbox-server side: connect with a timeout, check the greeting (`* OK` / `+OK`;
 //! PREAUTH, BYE or anything odd is refused), and replay the login (IMAP LOGIN with
 //! literals under the client's own tag, POP3 USER/PASS; SASL PLAIN when the client gave
-//! an authorization identity, as Zimbra does). Every line read is bounded.
+//! an authorization identity, as Zimbra does). The dialogue is `codec`'s client side:
+//! its encoders write the commands and its resumable parsers read the answers, every
+//! one bounded in size.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use codec::imap::client::{self as imap, Condition, Kind, ResponseLimits, ServerResponse};
+use codec::pop3::{self, Command, Status};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Longest backend line accepted during login.
-const MAX_LINE: usize = 64 * 1024;
+/// Bounds on what a mailbox server may answer during login.
+const LIMITS: ResponseLimits = ResponseLimits {
+    max_line: 64 * 1024,
+    max_response: 256 * 1024,
+};
 
 /// Why the backend could not be used.
 #[derive(Debug, Error)]
@@ -27,7 +34,7 @@ pub enum BackendError {
     /// The greeting was not `* OK` / `+OK`.
     #[error("unexpected greeting: {0}")]
     Greeting(String),
-    /// An I/O error, a timeout or a protocol violation during login.
+    /// An I/O error, a timeout, a protocol violation or a BYE during login.
     #[error("backend login failed: {0}")]
     Protocol(String),
 }
@@ -42,30 +49,6 @@ pub struct LoginReply {
     /// A refusal that says "try again later" (IMAP `[UNAVAILABLE]`, POP3 `[SYS/TEMP]`): it
     /// says nothing about whether the route is right.
     pub temporary: bool,
-}
-
-impl LoginReply {
-    fn new(ok: bool, lines: Vec<u8>) -> Self {
-        let temporary = !ok && temporary_refusal(&lines);
-        Self {
-            ok,
-            lines,
-            temporary,
-        }
-    }
-}
-
-/// Whether the last line carries a temporary-failure response code.
-fn temporary_refusal(lines: &[u8]) -> bool {
-    let last = lines
-        .trim_ascii_end()
-        .rsplit(|&b| b == b'\n')
-        .next()
-        .unwrap_or_default();
-    [&b"[UNAVAILABLE]"[..], b"[SYS/TEMP]"].iter().any(|code| {
-        last.windows(code.len())
-            .any(|w| w.eq_ignore_ascii_case(code))
-    })
 }
 
 /// Connects within `timeout`.
@@ -84,50 +67,69 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, B
     Ok(stream)
 }
 
-/// Reads the backend's lines in chunks (not a byte per system call), keeping what follows
-/// the current line for the next one.
-struct Lines {
+/// Reads the backend's responses in chunks (not a byte per system call), keeping what
+/// follows the current response for the next one.
+struct Reader {
     buf: Vec<u8>,
 }
 
-impl Lines {
+fn protocol(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Protocol(e.to_string())
+}
+
+impl Reader {
     fn new() -> Self {
         Self {
             buf: Vec::with_capacity(512),
         }
     }
 
-    /// The next line (CRLF or LF terminated) into `line`, bounded.
-    async fn next<S: AsyncRead + Unpin>(
-        &mut self,
-        s: &mut S,
-        line: &mut Vec<u8>,
-    ) -> Result<(), BackendError> {
+    async fn fill<S: AsyncRead + Unpin>(&mut self, s: &mut S) -> Result<(), BackendError> {
+        self.buf.reserve(4096);
+        match s.read_buf(&mut self.buf).await {
+            Ok(0) => Err(protocol("connection closed")),
+            Ok(_) => Ok(()),
+            Err(e) => Err(protocol(e)),
+        }
+    }
+
+    /// The next IMAP response, whole (literals included), as received.
+    async fn imap<S: AsyncRead + Unpin>(&mut self, s: &mut S) -> Result<Vec<u8>, BackendError> {
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                line.clear();
-                line.extend(self.buf.drain(..=i));
-                return Ok(());
-            }
-            if self.buf.len() > MAX_LINE {
-                return Err(BackendError::Protocol("line too long".into()));
-            }
-            self.buf.reserve(4096);
-            let n = s
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| BackendError::Protocol(e.to_string()))?;
-            if n == 0 {
-                return Err(BackendError::Protocol("connection closed".into()));
+            match imap::parse_response(&self.buf, &LIMITS) {
+                Ok((_, used)) => return Ok(self.buf.drain(..used).collect()),
+                Err(imap::ResponseError::Incomplete) => self.fill(s).await?,
+                Err(e) => return Err(protocol(e)),
             }
         }
     }
 
-    /// Bytes read past the last line (the backend spoke first after its answer): they
+    /// The next POP3 status line, as received.
+    async fn pop3<S: AsyncRead + Unpin>(&mut self, s: &mut S) -> Result<Vec<u8>, BackendError> {
+        let limits = pop3::Limits {
+            max_line: LIMITS.max_line,
+        };
+        loop {
+            match pop3::parse_status_line(&self.buf, &limits) {
+                Ok((_, used)) => return Ok(self.buf.drain(..used).collect()),
+                Err(pop3::ResponseError::Incomplete) => self.fill(s).await?,
+                Err(e) => return Err(protocol(e)),
+            }
+        }
+    }
+
+    /// Bytes read past the last response (the backend spoke first after its answer): they
     /// belong to the client.
     fn rest(self) -> Vec<u8> {
         self.buf
     }
+}
+
+/// A response read by [`Reader::imap`], parsed again from its own bytes.
+fn view(raw: &[u8]) -> Result<ServerResponse<'_>, BackendError> {
+    imap::parse_response(raw, &LIMITS)
+        .map(|(r, _)| r)
+        .map_err(protocol)
 }
 
 fn printable(line: &[u8]) -> String {
@@ -164,9 +166,7 @@ impl Credentials<'_> {
 }
 
 async fn send<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> Result<(), BackendError> {
-    s.write_all(bytes)
-        .await
-        .map_err(|e| BackendError::Protocol(e.to_string()))
+    s.write_all(bytes).await.map_err(protocol)
 }
 
 /// Logs in over IMAP: greeting, then `tag LOGIN` with the user name and password as
@@ -180,111 +180,100 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
     client: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<LoginReply, BackendError> {
-    let (user, pass) = (creds.user, creds.pass);
     tokio::time::timeout(timeout, async {
-        let mut line = Vec::with_capacity(256);
-        let mut lines = Lines::new();
-        lines.next(s, &mut line).await?;
-        if !line.starts_with(b"* OK") {
-            return Err(BackendError::Greeting(printable(&line)));
+        let mut reader = Reader::new();
+        let greeting = match reader.imap(s).await {
+            Ok(g) => g,
+            // Not IMAP at all (an HTTP server, say): that is what the greeting says.
+            Err(BackendError::Protocol(_)) if !reader.buf.is_empty() => {
+                let first = reader.buf.split(|&b| b == b'\n').next().unwrap_or_default();
+                return Err(BackendError::Greeting(printable(first)));
+            }
+            Err(e) => return Err(e),
+        };
+        let g = view(&greeting)?;
+        if (g.kind, g.condition) != (Kind::Untagged, Some(Condition::Ok)) {
+            return Err(BackendError::Greeting(printable(&greeting)));
         }
-        // The greeting's capabilities decide how to send the login (the ID exchange
-        // below reuses `line`).
-        let caps = String::from_utf8_lossy(&line).to_ascii_uppercase();
-        let literal_plus = caps.contains("LITERAL+");
-        let sasl_ir = caps.contains("SASL-IR");
+        // The greeting's capabilities decide how to send the login.
+        let literal_plus = g.has_capability(b"LITERAL+");
+        let sasl_ir = g.has_capability(b"SASL-IR");
         if let Some(ip) = client {
             // Dovecot's and Zimbra's forwarding field; a backend that does not trust us
             // ignores it, which is not a reason to fail the login.
-            let id_tag = [tag, b".id"].concat();
-            let mut id = id_tag.clone();
-            id.extend_from_slice(
-                format!(" ID (\"x-originating-ip\" \"{ip}\" \"X-ORIGINATING-IP\" \"{ip}\")\r\n")
-                    .as_bytes(),
-            );
-            s.write_all(&id)
-                .await
-                .map_err(|e| BackendError::Protocol(e.to_string()))?;
-            let mut prefix = id_tag;
-            prefix.push(b' ');
+            let mut id = Vec::new();
+            let id_tag = imap::id_forward(&mut id, tag, ip);
+            send(s, &id).await?;
             loop {
-                lines.next(s, &mut line).await?;
-                if line.starts_with(&prefix) {
+                let raw = reader.imap(s).await?;
+                if view(&raw)?.kind == Kind::Tagged(&id_tag) {
                     break;
                 }
             }
         }
-        let plus = if literal_plus { "+" } else { "" };
-        let mut out = Vec::with_capacity(64 + user.len() + pass.len());
-        out.extend_from_slice(tag);
-        if creds.authzid.is_some() {
-            let response = creds.plain_response();
-            if sasl_ir {
-                out.extend_from_slice(format!(" AUTHENTICATE PLAIN {response}\r\n").as_bytes());
-                send(s, &out).await?;
-            } else {
-                out.extend_from_slice(b" AUTHENTICATE PLAIN\r\n");
-                send(s, &out).await?;
-                lines.next(s, &mut line).await?;
-                if !line.starts_with(b"+") {
-                    return Ok(LoginReply::new(false, line.clone()));
-                }
-                send(s, format!("{response}\r\n").as_bytes()).await?;
-            }
-        } else if literal_plus {
-            out.extend_from_slice(format!(" LOGIN {{{}{plus}}}\r\n", user.len()).as_bytes());
-            out.extend_from_slice(user);
-            out.extend_from_slice(format!(" {{{}+}}\r\n", pass.len()).as_bytes());
-            out.extend_from_slice(pass);
-            out.extend_from_slice(b"\r\n");
-            s.write_all(&out)
-                .await
-                .map_err(|e| BackendError::Protocol(e.to_string()))?;
-        } else {
-            out.extend_from_slice(format!(" LOGIN {{{}}}\r\n", user.len()).as_bytes());
-            for (i, chunk) in [user, pass].iter().enumerate() {
-                s.write_all(&out)
-                    .await
-                    .map_err(|e| BackendError::Protocol(e.to_string()))?;
-                lines.next(s, &mut line).await?;
-                if !line.starts_with(b"+") {
-                    // A refusal of the literal: pass the backend's answer on.
-                    return Ok(LoginReply::new(false, line.clone()));
-                }
-                out.clear();
-                out.extend_from_slice(chunk);
-                if i == 0 {
-                    out.extend_from_slice(format!(" {{{}}}\r\n", pass.len()).as_bytes());
-                } else {
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-            s.write_all(&out)
-                .await
-                .map_err(|e| BackendError::Protocol(e.to_string()))?;
+        let pieces = match creds.authzid {
+            Some(_) => imap::authenticate_plain(tag, creds.plain_response().as_bytes(), sasl_ir),
+            None => imap::login(tag, creds.user, creds.pass, literal_plus),
+        };
+        let mut pieces = pieces.into_iter();
+        if let Some(first) = pieces.next() {
+            send(s, &first).await?;
         }
-        let mut out_lines = Vec::new();
-        let mut prefix = tag.to_vec();
-        prefix.push(b' ');
+        // Each further piece waits for the server's go-ahead.
+        for piece in pieces {
+            let raw = reader.imap(s).await?;
+            if view(&raw)?.kind != Kind::Continuation {
+                // A refusal of the literal or the mechanism: pass the backend's answer on.
+                return imap_answer(raw, tag);
+            }
+            send(s, &piece).await?;
+        }
+        let mut lines = Vec::new();
         loop {
-            lines.next(s, &mut line).await?;
-            out_lines.extend_from_slice(&line);
-            if line.starts_with(&prefix) {
-                let ok = line[prefix.len()..].starts_with(b"OK");
-                let mut all = out_lines;
-                all.extend_from_slice(&lines.rest());
-                return Ok(LoginReply::new(ok, all));
+            let raw = reader.imap(s).await?;
+            let r = view(&raw)?;
+            match (r.kind, r.condition) {
+                (Kind::Tagged(t), _) if t == tag => {
+                    lines.extend_from_slice(&raw);
+                    let mut reply = imap_answer(lines, tag)?;
+                    reply.lines.extend_from_slice(&reader.rest());
+                    return Ok(reply);
+                }
+                (Kind::Untagged, Some(Condition::Bye)) => {
+                    return Err(protocol(format!("the server said {}", printable(&raw))))
+                }
+                _ => lines.extend_from_slice(&raw),
             }
-            if line.starts_with(b"* BYE") {
-                return Ok(LoginReply::new(false, out_lines));
-            }
-            if out_lines.len() > MAX_LINE {
-                return Err(BackendError::Protocol("too many untagged lines".into()));
+            if lines.len() > LIMITS.max_response {
+                return Err(protocol("too many untagged lines"));
             }
         }
     })
     .await
-    .map_err(|_| BackendError::Protocol("timeout".into()))?
+    .map_err(|_| protocol("timeout"))?
+}
+
+/// The login's outcome from `lines`, whose last response is the tagged one (or a refused
+/// go-ahead).
+fn imap_answer(lines: Vec<u8>, tag: &[u8]) -> Result<LoginReply, BackendError> {
+    let last_start = last_response_start(&lines);
+    let r = view(&lines[last_start..])?;
+    let ok = r.kind == Kind::Tagged(tag) && r.condition == Some(Condition::Ok);
+    let temporary = !ok
+        && r.code
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"UNAVAILABLE"));
+    Ok(LoginReply {
+        ok,
+        lines,
+        temporary,
+    })
+}
+
+/// Where the last response in `lines` starts (responses end in LF; a literal inside one is
+/// never the last response's start, since the tagged line carries none).
+fn last_response_start(lines: &[u8]) -> usize {
+    let body = lines.strip_suffix(b"\n").unwrap_or(lines);
+    body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
 }
 
 /// Logs in over POP3: greeting, `USER`, `PASS`; or `AUTH PLAIN` with an initial
@@ -297,53 +286,65 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<LoginReply, BackendError> {
     let (user, pass) = (creds.user, creds.pass);
     if user.iter().chain(pass).any(|&b| b == b'\r' || b == b'\n') {
-        return Err(BackendError::Protocol("line break in credentials".into()));
+        return Err(protocol("line break in credentials"));
     }
     tokio::time::timeout(timeout, async {
-        let mut line = Vec::with_capacity(256);
-        let mut lines = Lines::new();
-        lines.next(s, &mut line).await?;
-        if !line.starts_with(b"+OK") {
-            return Err(BackendError::Greeting(printable(&line)));
+        let mut reader = Reader::new();
+        let greeting = reader.pop3(s).await?;
+        if !matches!(pop3_status(&greeting)?, Status::Ok(_)) {
+            return Err(BackendError::Greeting(printable(&greeting)));
         }
+        let mut out = Vec::new();
         if let Some(ip) = client {
-            s.write_all(format!("XCLIENT ADDR={ip}\r\n").as_bytes())
-                .await
-                .map_err(|e| BackendError::Protocol(e.to_string()))?;
-            lines.next(s, &mut line).await?;
-            if !line.starts_with(b"+OK") {
+            let addr = format!("ADDR={ip}");
+            Command::Xclient(addr.as_bytes()).encode(&mut out);
+            send(s, &out).await?;
+            let line = reader.pop3(s).await?;
+            if !matches!(pop3_status(&line)?, Status::Ok(_)) {
                 tracing::debug!(reply = %printable(&line), "backend did not take XCLIENT");
             }
         }
-        if creds.authzid.is_some() {
-            send(
-                s,
-                format!("AUTH PLAIN {}\r\n", creds.plain_response()).as_bytes(),
-            )
-            .await?;
-            lines.next(s, &mut line).await?;
-            return Ok(LoginReply::new(line.starts_with(b"+OK"), line.clone()));
+        let plain = creds.plain_response();
+        let steps = match creds.authzid {
+            Some(_) => vec![Command::Auth {
+                mechanism: Some(b"PLAIN"),
+                initial: Some(plain.as_bytes()),
+            }],
+            None => vec![Command::User(user), Command::Pass(pass)],
+        };
+        let mut line = Vec::new();
+        for step in steps {
+            out.clear();
+            step.encode(&mut out);
+            send(s, &out).await?;
+            line = reader.pop3(s).await?;
+            if !matches!(pop3_status(&line)?, Status::Ok(_)) {
+                break;
+            }
         }
-        let mut out = b"USER ".to_vec();
-        out.extend_from_slice(user);
-        out.extend_from_slice(b"\r\n");
-        s.write_all(&out)
-            .await
-            .map_err(|e| BackendError::Protocol(e.to_string()))?;
-        lines.next(s, &mut line).await?;
-        if !line.starts_with(b"+OK") {
-            return Ok(LoginReply::new(false, line.clone()));
-        }
-        out.clear();
-        out.extend_from_slice(b"PASS ");
-        out.extend_from_slice(pass);
-        out.extend_from_slice(b"\r\n");
-        s.write_all(&out)
-            .await
-            .map_err(|e| BackendError::Protocol(e.to_string()))?;
-        lines.next(s, &mut line).await?;
-        Ok(LoginReply::new(line.starts_with(b"+OK"), line.clone()))
+        let (ok, temporary) = match pop3_status(&line)? {
+            Status::Ok(_) => (true, false),
+            Status::Err(text) => (
+                false,
+                pop3::response_code(text).is_some_and(|c| c.eq_ignore_ascii_case(b"SYS/TEMP")),
+            ),
+            Status::Continuation(_) => (false, false),
+        };
+        Ok(LoginReply {
+            ok,
+            lines: line,
+            temporary,
+        })
     })
     .await
-    .map_err(|_| BackendError::Protocol("timeout".into()))?
+    .map_err(|_| protocol("timeout"))?
+}
+
+fn pop3_status(line: &[u8]) -> Result<Status<'_>, BackendError> {
+    let limits = pop3::Limits {
+        max_line: LIMITS.max_line,
+    };
+    pop3::parse_status_line(line, &limits)
+        .map(|(status, _)| status)
+        .map_err(protocol)
 }

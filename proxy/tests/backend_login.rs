@@ -253,3 +253,56 @@ async fn pop3_authzid_is_replayed_as_auth_plain() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn temporary_refusals_and_a_bye_during_login() {
+    let (mut s, _server) = script(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n",
+        vec![(
+            b"a LOGIN {3+}\r\nann {2+}\r\npw\r\n".to_vec(),
+            "a NO [UNAVAILABLE] Try again later\r\n",
+        )],
+    );
+    let reply = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok && reply.temporary);
+    let (mut s, _server) = script(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n",
+        vec![(
+            b"a LOGIN {3+}\r\nann {2+}\r\npw\r\n".to_vec(),
+            "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+        )],
+    );
+    let reply = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok && !reply.temporary);
+    // A BYE instead of an answer is no refusal to pass on: the login failed.
+    let (mut s, _server) = script(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n",
+        vec![(
+            b"a LOGIN {3+}\r\nann {2+}\r\npw\r\n".to_vec(),
+            "* BYE Server shutting down\r\n",
+        )],
+    );
+    let err = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Protocol(_)), "{err:?}");
+    let (mut s, _server) = script(
+        "+OK ready\r\n",
+        vec![
+            (b"USER ann\r\n".to_vec(), "+OK\r\n"),
+            (
+                b"PASS pw\r\n".to_vec(),
+                "-ERR [SYS/TEMP] Try again later\r\n",
+            ),
+        ],
+    );
+    let reply = pop3_login(&mut s, creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok && reply.temporary);
+    assert_eq!(reply.lines, b"-ERR [SYS/TEMP] Try again later\r\n");
+}

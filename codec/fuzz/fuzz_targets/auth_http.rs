@@ -14,14 +14,18 @@ fuzz_target!(|data: &[u8]| {
         .split(|&b| b == b'\n')
         .filter_map(|line| {
             let colon = line.iter().position(|&b| b == b':')?;
-            Some((std::str::from_utf8(&line[..colon]).ok()?, &line[colon + 1..]))
+            Some((
+                std::str::from_utf8(&line[..colon]).ok()?,
+                &line[colon + 1..],
+            ))
         })
         .collect();
     if let Ok(Answer::Route { port, .. }) = answer(fields.iter().copied()) {
         assert!(port > 0);
         assert!(fields
             .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case("auth-status") && String::from_utf8_lossy(v).trim() == "OK"));
+            .any(|(k, v)| k.eq_ignore_ascii_case("auth-status")
+                && String::from_utf8_lossy(v).trim() == "OK"));
     }
     if let Ok(decoded) = unescape(data) {
         assert_eq!(unescape(&escape(&decoded)).as_deref(), Ok(&decoded[..]));

@@ -8,7 +8,10 @@
 //! - `command`: the parsed [`Command`] and its [`Arg`] tree, plus sequence sets.
 //! - `response`: encoders for tagged/untagged/continuation responses and for strings
 //!   (atom, quoted or literal, whichever the bytes need).
+//! - [`client`]: the client side a proxy needs toward a mailbox server: ID forwarding,
+//!   LOGIN with literals, AUTHENTICATE PLAIN, and a resumable server-response parser.
 
+pub mod client;
 mod command;
 mod parser;
 mod response;

@@ -36,5 +36,5 @@ pub use command::{xclient_params, Command};
 pub use parser::{parse_command, parse_line, skip_line, Limits, ParseError, Parsed};
 pub use response::{
     continuation, dot_stuff, dot_stuff_top, err, multiline_end, multiline_line, multiline_start,
-    ok, parse_multiline, parse_status_line, ResponseError, Status,
+    ok, parse_multiline, parse_status_line, response_code, ResponseError, Status,
 };

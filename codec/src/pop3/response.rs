@@ -179,6 +179,15 @@ pub fn parse_status_line<'a>(
     Ok((status, nl + 1))
 }
 
+/// The RFC 2449/3206 response code at the start of a status line's text (`SYS/TEMP` of
+/// `-ERR [SYS/TEMP] try later`), if any: what a client reads to tell a temporary refusal
+/// from a permanent one.
+pub fn response_code(text: &[u8]) -> Option<&[u8]> {
+    let inner = text.strip_prefix(b"[")?;
+    let close = inner.iter().position(|&b| b == b']')?;
+    Some(&inner[..close]).filter(|c| !c.is_empty() && !c.contains(&b' '))
+}
+
 /// Parses the body of a multi-line response (what follows its `+OK` line) up to and
 /// including the `.` line, and returns it unstuffed, every line ending in CRLF (bare LFs
 /// normalised), with the bytes used. The block, `.` line included, may take at most
@@ -231,5 +240,19 @@ mod tests {
         assert_eq!(all(b"\n"), [b"".to_vec()]);
         assert_eq!(all(b"a\r\nb"), [b"a".to_vec(), b"b".to_vec()]);
         assert_eq!(all(b"a\r\r\n\r"), [b"a\r".to_vec(), b"".to_vec()]);
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use super::response_code;
+
+    #[test]
+    fn response_codes() {
+        assert_eq!(response_code(b"[SYS/TEMP] try later"), Some(&b"SYS/TEMP"[..]));
+        assert_eq!(response_code(b"[AUTH] no"), Some(&b"AUTH"[..]));
+        assert_eq!(response_code(b"no code"), None);
+        assert_eq!(response_code(b"[not a code] x"), None);
+        assert_eq!(response_code(b"[unclosed"), None);
     }
 }
