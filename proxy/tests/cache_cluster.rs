@@ -15,10 +15,15 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn node() -> (SocketAddr, Shutdown) {
+    node_at("127.0.0.1:0").await
+}
+
+/// A cache-node listening on `listen` (an address a node had before: a restart).
+async fn node_at(listen: &str) -> (SocketAddr, Shutdown) {
     let config = cache_node::config::Config::try_parse_from([
         "cache-node",
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--admin-listen",
         "off",
     ])
@@ -214,19 +219,7 @@ async fn an_ejected_nodes_keys_go_to_the_next_node_and_come_back() {
     }
     // b comes back on its address; after the retry interval its keys go back to it
     // (empty, so a miss: the route is looked up and cached there again).
-    let config = cache_node::config::Config::try_parse_from([
-        "cache-node",
-        "--listen",
-        &b.to_string(),
-        "--admin-listen",
-        "off",
-    ])
-    .unwrap()
-    .validate()
-    .unwrap();
-    let n = cache_node::server::CacheNode::bind(config).await.unwrap();
-    let (_restarted, watch) = Shutdown::new();
-    tokio::spawn(n.run(watch));
+    let (_, _restarted) = node_at(&b.to_string()).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let k = &on_b[1];
     assert_eq!(cluster.node_for(k).unwrap().addr(), b.to_string());
@@ -282,19 +275,7 @@ async fn a_restarted_node_is_used_again_at_once() {
     // Restart the node on the same address: every kept-open connection is dead.
     stop.trigger();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let config = cache_node::config::Config::try_parse_from([
-        "cache-node",
-        "--listen",
-        &a.to_string(),
-        "--admin-listen",
-        "off",
-    ])
-    .unwrap()
-    .validate()
-    .unwrap();
-    let n = cache_node::server::CacheNode::bind(config).await.unwrap();
-    let (_restarted, watch) = Shutdown::new();
-    tokio::spawn(n.run(watch));
+    let (_, _restarted) = node_at(&a.to_string()).await;
     // The first requests find dead connections, retry on fresh ones, and succeed.
     for i in 0..4 {
         let k = route_key("imap", &format!("u{i}@example.com"));

@@ -249,7 +249,10 @@ mod code_tests {
 
     #[test]
     fn response_codes() {
-        assert_eq!(response_code(b"[SYS/TEMP] try later"), Some(&b"SYS/TEMP"[..]));
+        assert_eq!(
+            response_code(b"[SYS/TEMP] try later"),
+            Some(&b"SYS/TEMP"[..])
+        );
         assert_eq!(response_code(b"[AUTH] no"), Some(&b"AUTH"[..]));
         assert_eq!(response_code(b"no code"), None);
         assert_eq!(response_code(b"[not a code] x"), None);

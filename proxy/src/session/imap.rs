@@ -11,8 +11,8 @@ use common::line_session::{self, Dispatch, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{checked_user, go_on, log_in, FrontEnd, Handoff, Peer, Refusal, Shared};
-use crate::login::{Credentials, Protocol};
+use super::{go_on, log_in, FrontEnd, Given, Handoff, Peer, Refusal, Shared};
+use crate::login::Protocol;
 
 /// A command, owned: what the session needs of it.
 #[derive(Debug)]
@@ -203,11 +203,7 @@ impl Handler {
         user: &[u8],
         pass: &[u8],
     ) -> io::Result<Step<Box<Handoff>>> {
-        let Some(user) = checked_user(user, pass, authzid) else {
-            return Ok(go_on(io.bad_command(Some(tag), "Invalid credentials")));
-        };
-        self.attempt += 1;
-        let creds = Credentials {
+        let given = Given {
             user,
             pass,
             authzid,
@@ -219,10 +215,11 @@ impl Handler {
             front,
             &self.peer,
             io,
-            creds,
-            self.attempt,
+            &mut self.attempt,
+            given,
             protocol,
             |out, r| match r {
+                Refusal::Invalid => tagged(out, tag, Status::Bad, None, "Invalid credentials"),
                 Refusal::Lookup(status) => {
                     let code = if status == codec::auth_http::STATUS_TEMPORARY {
                         "UNAVAILABLE"

@@ -182,6 +182,8 @@ fn go_on<D>(strike_left: bool) -> Step<D> {
 /// The refusals each protocol words itself; the backend's own answers are relayed as they
 /// came.
 enum Refusal<'a> {
+    /// The credentials are out of bounds (empty or overlong name, not UTF-8…).
+    Invalid,
     /// route-lookup refused, with its generic text.
     Lookup(&'a str),
     /// Nobody could serve the login now.
@@ -190,18 +192,39 @@ enum Refusal<'a> {
     Throttled,
 }
 
+/// Credentials as a client gave them, before any check.
+struct Given<'a> {
+    user: &'a [u8],
+    pass: &'a [u8],
+    authzid: Option<&'a [u8]>,
+    /// How they came (`login`, `plain`, `sasl-login`, `user`), for the logs.
+    mechanism: &'static str,
+}
+
 /// One login attempt through the service, within the session's deadline, and what it
 /// leads to: the relay, or a refusal counted against the strike cap (worded by `say`).
+/// `attempts` counts this connection's attempts.
 async fn log_in<L: Dialect>(
     front: &Frontend,
     peer: &Peer,
     io: &mut LineSession<L>,
-    creds: Credentials<'_>,
-    attempt: u32,
+    attempts: &mut u32,
+    given: Given<'_>,
     protocol: Protocol<'_>,
     say: impl FnOnce(&mut Vec<u8>, Refusal<'_>),
 ) -> Step<Box<Handoff>> {
-    let login = front.login.login(peer, creds, attempt, protocol);
+    let Some(user) = checked_user(given.user, given.pass, given.authzid) else {
+        say(io.out(), Refusal::Invalid);
+        return go_on(io.count_bad());
+    };
+    *attempts += 1;
+    let creds = Credentials {
+        user,
+        pass: given.pass,
+        authzid: given.authzid,
+        mechanism: given.mechanism,
+    };
+    let login = front.login.login(peer, creds, *attempts, protocol);
     let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
         io.farewell(Farewell::Deadline);
         return Step::Close;

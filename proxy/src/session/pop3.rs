@@ -9,8 +9,8 @@ use common::line_session::{self, Dispatch, Line, LineSession, Step};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{checked_user, go_on, log_in, FrontEnd, Handoff, Peer, Refusal, Shared};
-use crate::login::{Credentials, Protocol};
+use super::{go_on, log_in, FrontEnd, Given, Handoff, Peer, Refusal, Shared};
+use crate::login::Protocol;
 
 /// A command, owned: what the session needs of it.
 #[derive(Debug)]
@@ -145,11 +145,7 @@ impl Handler {
         user: &[u8],
         pass: &[u8],
     ) -> io::Result<Step<Box<Handoff>>> {
-        let Some(user) = checked_user(user, pass, authzid) else {
-            return Ok(go_on(io.bad_command(None, "Invalid credentials")));
-        };
-        self.attempt += 1;
-        let creds = Credentials {
+        let given = Given {
             user,
             pass,
             authzid,
@@ -160,11 +156,12 @@ impl Handler {
             front,
             &self.peer,
             io,
-            creds,
-            self.attempt,
+            &mut self.attempt,
+            given,
             Protocol::Pop3,
             |out, r| {
                 let text = match r {
+                    Refusal::Invalid => "Invalid credentials".into(),
                     Refusal::Lookup(status) if status == codec::auth_http::STATUS_TEMPORARY => {
                         format!("[SYS/TEMP] {status}")
                     }
