@@ -1,6 +1,7 @@
 //! The value of every `--*-listen` flag: `HOST:PORT` (port 0 picks a free port) or `off`.
 
 use std::fmt;
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 
@@ -23,8 +24,19 @@ impl ListenAddr {
     }
 }
 
+/// A `--*-listen` value that is neither `HOST:PORT` nor `off`; clap prints it as the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("`{text}` is not HOST:PORT or `off`")]
+pub struct ListenAddrError {
+    /// The value given.
+    pub text: String,
+    /// Why the host did not resolve, when resolving was tried and failed.
+    #[source]
+    pub source: Option<io::Error>,
+}
+
 impl FromStr for ListenAddr {
-    type Err = String;
+    type Err = ListenAddrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.eq_ignore_ascii_case("off") {
@@ -35,11 +47,15 @@ impl FromStr for ListenAddr {
         }
         // Host names (e.g. `localhost:11211`) resolve once at start; a listen address that
         // does not resolve is a configuration error, not something to retry.
+        let refused = |source| ListenAddrError {
+            text: s.to_string(),
+            source,
+        };
         s.to_socket_addrs()
-            .ok()
-            .and_then(|mut a| a.next())
+            .map_err(|e| refused(Some(e)))?
+            .next()
             .map(Self::Addr)
-            .ok_or_else(|| format!("`{s}` is not HOST:PORT or `off`"))
+            .ok_or_else(|| refused(None))
     }
 }
 
@@ -66,5 +82,10 @@ mod tests {
         assert!("[::1]:11211".parse::<ListenAddr>().is_ok());
         assert!("nonsense".parse::<ListenAddr>().is_err());
         assert!("127.0.0.1".parse::<ListenAddr>().is_err());
+        // clap prints this text as the reason; e2e scripts look for it.
+        assert_eq!(
+            "nonsense".parse::<ListenAddr>().unwrap_err().to_string(),
+            "`nonsense` is not HOST:PORT or `off`"
+        );
     }
 }
