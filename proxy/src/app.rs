@@ -88,6 +88,7 @@ impl Proxy {
             timeout: config.lookup_timeout,
             retry_interval: config.retry_interval,
             idle_timeout: config.lookup_idle_timeout,
+            retry_budget: config.lookup_retry,
             tls: config.ca.clone(),
         }));
         let backends = Arc::new(Backends::default());

@@ -98,6 +98,11 @@ pub struct Config {
     /// used (keep it under route-lookup's own idle timeout; older ones are closed).
     #[arg(long, env = "PROXY_LOOKUP_IDLE_TIMEOUT_MS", default_value_t = 10000)]
     pub lookup_idle_timeout_ms: u64,
+    /// Milliseconds to keep trying the lookup URLs again (short, growing pauses) when all
+    /// of them failed, before the login gets a temporary failure: a route-lookup restart
+    /// is waited out (0: no retries; never past --lookup-timeout-ms).
+    #[arg(long, env = "PROXY_LOOKUP_RETRY_MS", default_value_t = 3000)]
+    pub lookup_retry_ms: u64,
     /// Shared secret sent as X-Lookup-Secret.
     #[arg(long, env = "PROXY_LOOKUP_SECRET", hide_env_values = true)]
     pub lookup_secret: Option<String>,
@@ -251,6 +256,8 @@ pub struct RuntimeConfig {
     pub lookup_timeout: Duration,
     /// How long a pooled connection to route-lookup may idle and still be used.
     pub lookup_idle_timeout: Duration,
+    /// How long to keep retrying when every lookup URL failed.
+    pub lookup_retry: Duration,
     /// CA certificates for https:// lookup URLs.
     pub ca: Option<Arc<rustls::ClientConfig>>,
     /// Cache nodes given on the command line.
@@ -433,6 +440,7 @@ impl Config {
             lookup_secret: self.lookup_secret.clone(),
             lookup_timeout: Duration::from_millis(self.lookup_timeout_ms),
             lookup_idle_timeout: Duration::from_millis(self.lookup_idle_timeout_ms),
+            lookup_retry: Duration::from_millis(self.lookup_retry_ms),
             ca,
             memcached: self.memcached.clone(),
             cache_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),

@@ -5,7 +5,9 @@
 //! Several lookup URLs may be configured: requests rotate over them; one that fails is
 //! skipped for the retry interval (Zimbra's `zm_lookup_handler_retry_interval`), and the
 //! request goes to the next. A failure means: no connection, a timeout, an HTTP status
-//! other than 200, or an answer over the size bounds. A request that fails on a reused
+//! other than 200, or an answer over the size bounds. When every URL has failed, they are
+//! all tried again after a short, growing pause for as long as the retry budget lasts, so
+//! a restart of route-lookup is waited out rather than failed. A request that fails on a reused
 //! keep-alive connection is retried once on a fresh one before that (the server may have
 //! closed it meanwhile), and pooled connections idle for longer than the idle limit are
 //! dropped rather than tried, so a quiet spell or a route-lookup restart costs no login.
@@ -160,6 +162,9 @@ pub struct LookupConfig {
     /// Pooled connections idle longer than this are dropped, not used (keep it under the
     /// server's own idle timeout).
     pub idle_timeout: Duration,
+    /// When every URL failed, how long to keep trying them again (with a short, growing
+    /// pause) before answering "unavailable": a route-lookup restart is waited out.
+    pub retry_budget: Duration,
     /// TLS for `https://` URLs (`None`: the system's CA bundle).
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -182,6 +187,7 @@ pub struct LookupClient {
     secret: Option<String>,
     timeout: Duration,
     idle_timeout: Duration,
+    retry_budget: Duration,
     tls: Option<tokio_rustls::TlsConnector>,
     /// Counters.
     pub stats: LookupStats,
@@ -241,6 +247,7 @@ impl LookupClient {
             secret: config.secret,
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
+            retry_budget: config.retry_budget,
             tls: tls.map(tokio_rustls::TlsConnector::from),
             stats: LookupStats::default(),
         }
@@ -274,10 +281,28 @@ impl LookupClient {
         result
     }
 
+    /// Every URL in turn; when all failed, again after a pause (50 ms, doubling to 500 ms)
+    /// while the retry budget lasts.
     async fn lookup_failing_over(
         &self,
         req: &LookupRequest<'_>,
     ) -> Result<LookupAnswer, LookupError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.one_round(req).await {
+                Err(LookupError::Unavailable)
+                    if started.elapsed() + pause < self.retry_budget.min(self.timeout) =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn one_round(&self, req: &LookupRequest<'_>) -> Result<LookupAnswer, LookupError> {
         let n = self.handlers.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Skip failed handlers while any other is available; if all are failed, try them

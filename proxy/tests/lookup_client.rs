@@ -94,6 +94,7 @@ async fn routes_refusals_and_keep_alive() {
         timeout: Duration::from_secs(5),
         retry_interval: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: None,
     });
     let route = LookupAnswer::Route {
@@ -145,6 +146,7 @@ async fn failover_secret_and_outage() {
         timeout: Duration::from_secs(5),
         retry_interval: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: None,
     });
     for _ in 0..6 {
@@ -164,6 +166,7 @@ async fn failover_secret_and_outage() {
         timeout: Duration::from_secs(5),
         retry_interval: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: None,
     });
     assert!(matches!(
@@ -177,6 +180,7 @@ async fn failover_secret_and_outage() {
         timeout: Duration::from_secs(2),
         retry_interval: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: None,
     });
     assert_eq!(

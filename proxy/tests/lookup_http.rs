@@ -99,6 +99,7 @@ fn client(urls: Vec<LookupUrl>, idle: Duration) -> LookupClient {
         timeout: Duration::from_secs(3),
         retry_interval: Duration::from_secs(60),
         idle_timeout: idle,
+        retry_budget: Duration::ZERO,
         tls: None,
     })
 }
@@ -280,6 +281,7 @@ async fn https_lookup_urls_verify_the_server() {
         timeout: Duration::from_secs(3),
         retry_interval: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: Some(common::tls::client_config_from_pem(cert.as_bytes()).unwrap()),
     });
     assert_eq!(trusted.lookup(&req()).await, Ok(route()));
@@ -290,6 +292,7 @@ async fn https_lookup_urls_verify_the_server() {
         timeout: Duration::from_secs(3),
         retry_interval: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: Some(common::tls::client_config_from_pem(other.as_bytes()).unwrap()),
     });
     assert_eq!(
@@ -297,4 +300,41 @@ async fn https_lookup_urls_verify_the_server() {
         Err(LookupError::Unavailable)
     );
     task.abort();
+}
+
+#[tokio::test]
+async fn a_route_lookup_restart_is_waited_out_within_the_retry_budget() {
+    // Nothing listens on the port yet; route-lookup comes back 300 ms into the lookup.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let patient = LookupClient::new(LookupConfig {
+        urls: vec![url(port)],
+        secret: None,
+        timeout: Duration::from_secs(3),
+        retry_interval: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::from_secs(2),
+        tls: None,
+    });
+    let impatient = client(vec![url(port)], Duration::from_secs(10));
+    assert_eq!(
+        impatient.lookup(&req()).await,
+        Err(LookupError::Unavailable),
+        "without a budget: at once"
+    );
+    let back = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        serve(TcpListener::bind(port).await.unwrap(), ok(ROUTE)).await
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(patient.lookup(&req()).await, Ok(route()));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    drop(back.await.unwrap());
 }

@@ -135,6 +135,7 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
         timeout: Duration::from_secs(5),
         retry_interval: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: None,
     }));
     let router = Router::new(Some(cache.clone()), lookup, 3600).with_backends(backends.clone());

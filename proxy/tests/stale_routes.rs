@@ -77,6 +77,7 @@ async fn a_known_route_survives_the_route_source_going_down() {
         timeout: Duration::from_secs(2),
         retry_interval: Duration::from_millis(10),
         idle_timeout: Duration::from_secs(10),
+        retry_budget: Duration::ZERO,
         tls: None,
     }));
     let stale = Arc::new(StaleRoutes::new(100, Duration::from_secs(60)));

@@ -187,7 +187,42 @@ impl Store {
 
     /// Resolves a normalised login (primary name, alias, domain alias, or unqualified) to
     /// its account, with `dir` for qualification and server data; `proxy_ip` may be empty.
+    ///
+    /// A database that is restarting kills every connection: an attempt that fails for
+    /// want of the database is tried again on a fresh connection, with a short growing
+    /// pause, until `--db-timeout-ms` has passed in all; only then is the answer
+    /// "unavailable". A login may take a second longer during a restart; it does not fail.
     pub async fn resolve(
+        &self,
+        dir: &Directory,
+        login: &str,
+        proxy_ip: &str,
+    ) -> Result<Option<AccountRoute>, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(left, self.resolve_once(dir, login, proxy_ip)).await;
+            match attempt {
+                Ok(Err(StoreError::Unavailable(why)))
+                    if tokio::time::Instant::now() + pause < deadline =>
+                {
+                    tracing::debug!(error = %why, retry_in = ?pause, "database unavailable; trying again on a fresh connection");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                Ok(result) => return result,
+                Err(_) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "no answer within {} ms",
+                        self.timeout.as_millis()
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn resolve_once(
         &self,
         dir: &Directory,
         login: &str,
@@ -246,6 +281,12 @@ impl Store {
             }))
         };
         match tokio::time::timeout(self.timeout, query).await {
+            Ok(Err(StoreError::Unavailable(why))) => {
+                // The connection is suspect (a restart closes it, an error may leave it
+                // half-read): the next attempt connects afresh.
+                self.shared.reset(slot);
+                Err(StoreError::Unavailable(why))
+            }
             Ok(found) => found,
             Err(_) => {
                 self.shared.reset(slot);
