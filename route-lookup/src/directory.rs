@@ -56,7 +56,7 @@ impl DirectoryCache {
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(dir);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot re-read the directory; keeping the last snapshot");
+                tracing::warn!(error = %common::exit::chain(&e), "cannot re-read the directory; keeping the last snapshot");
             }
         }
     }

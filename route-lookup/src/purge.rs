@@ -33,7 +33,7 @@ pub async fn purge_routes(store: &Store, names: &[String]) -> PurgeReport {
     let nodes = match store.memcached_servers().await {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(error = %e, "route purge skipped: cannot list cache nodes");
+            tracing::warn!(error = %common::exit::chain(&e), "route purge skipped: cannot list cache nodes");
             return PurgeReport::default();
         }
     };

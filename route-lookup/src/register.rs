@@ -29,7 +29,7 @@ pub async fn run(store: Store, url: String, ttl_seconds: u32, shutdown: Shutdown
                     ttl / 3
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "self-registration failed; retrying");
+                    tracing::warn!(error = %common::exit::chain(&e), "self-registration failed; retrying");
                     Duration::from_secs(1)
                 }
             },
@@ -41,7 +41,7 @@ pub async fn run(store: Store, url: String, ttl_seconds: u32, shutdown: Shutdown
                     Duration::ZERO
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "registration heartbeat failed; retrying");
+                    tracing::warn!(error = %common::exit::chain(&e), "registration heartbeat failed; retrying");
                     Duration::from_secs(1)
                 }
             },
@@ -53,7 +53,7 @@ pub async fn run(store: Store, url: String, ttl_seconds: u32, shutdown: Shutdown
     }
     if let Some(id) = lease {
         if let Err(e) = store.deregister(&id).await {
-            tracing::warn!(error = %e, "deregistration failed; the lease will expire");
+            tracing::warn!(error = %common::exit::chain(&e), "deregistration failed; the lease will expire");
         }
     }
 }

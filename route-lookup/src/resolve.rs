@@ -155,11 +155,11 @@ pub async fn lookup(
         Ok(Some(a)) => a,
         Ok(None) => return Err(Reason::NotFound),
         Err(StoreError::Unavailable(e)) => {
-            tracing::warn!(error = %e, "lookup failed: database unavailable");
+            tracing::warn!(error = %common::exit::chain(&e), "lookup failed: database unavailable");
             return Err(Reason::Unavailable);
         }
         Err(e) => {
-            tracing::warn!(error = %e, "lookup failed");
+            tracing::warn!(error = %common::exit::chain(&e), "lookup failed");
             return Err(Reason::Unavailable);
         }
     };

@@ -36,17 +36,16 @@ impl RouteLookup {
             pool_size: config.db_pool_size,
             timeout: config.db_timeout,
             lookup_connections: config.db_lookup_connections,
-        })
-        .map_err(anyhow::Error::msg)?;
+        })?;
         let deadline = tokio::time::Instant::now() + db_wait;
         let version = loop {
             match store.migrate().await {
                 Ok(v) => break v,
                 Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::warn!(error = %e, "database not ready; retrying");
+                    tracing::warn!(error = %common::exit::chain(&e), "database not ready; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => anyhow::bail!("cannot migrate the database: {e}"),
+                Err(e) => return Err(anyhow::Error::new(e).context("cannot migrate the database")),
             }
         };
         tracing::info!(schema_version = version, "database ready");

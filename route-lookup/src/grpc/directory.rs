@@ -44,11 +44,11 @@ impl Directory for DirectoryService {
             Ok(Some(a)) => a,
             Ok(None) => return Err(denied()),
             Err(StoreError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "authenticate: database unavailable");
+                tracing::warn!(error = %common::exit::chain(&e), "authenticate: database unavailable");
                 return Err(Status::unavailable("directory unavailable"));
             }
             Err(e) => {
-                tracing::warn!(error = %e, "authenticate failed");
+                tracing::warn!(error = %common::exit::chain(&e), "authenticate failed");
                 return Err(Status::unavailable("directory unavailable"));
             }
         };

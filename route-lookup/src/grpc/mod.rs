@@ -31,7 +31,7 @@ use crate::store::{Store, StoreError};
 pub(crate) fn status(e: StoreError) -> Status {
     match e {
         StoreError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "database unavailable");
+            tracing::warn!(error = %common::exit::chain(&detail), "database unavailable");
             Status::unavailable("database unavailable")
         }
         e @ StoreError::NotFound { .. } => Status::not_found(e.to_string()),

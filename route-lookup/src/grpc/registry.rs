@@ -80,13 +80,13 @@ pub async fn poll_membership(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the membership; keeping the last one")
+                tracing::warn!(error = %common::exit::chain(&e), "cannot read the membership; keeping the last one")
             }
         }
         tick += 1;
         if tick.is_multiple_of(30) {
             if let Err(e) = store.reap_leases().await {
-                tracing::debug!(error = %e, "lease reaping failed");
+                tracing::debug!(error = %common::exit::chain(&e), "lease reaping failed");
             }
         }
         tokio::select! {

@@ -56,7 +56,7 @@ impl AdminSource for Admin {
             store
                 .health()
                 .await
-                .map_err(|e| common::admin::Unhealthy(e.to_string()))
+                .map_err(|e| common::admin::Unhealthy(common::exit::chain(&e)))
         })
     }
 

@@ -29,8 +29,9 @@ pub use route::{AccountRoute, Directory, Ports, ServerRoute};
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// PostgreSQL cannot be reached, timed out, or failed unexpectedly: a temporary failure.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
+    /// The cause is the source, not part of this text: log it with `common::exit::chain`.
+    #[error("database unavailable")]
+    Unavailable(#[source] Outage),
     /// The named entry does not exist.
     #[error("no such {kind}: {name}")]
     NotFound {
@@ -52,6 +53,33 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// Why the database is unavailable: the driver's or the pool's own error, kept whole so
+/// that a log line can name the root cause ("password authentication failed for user …"
+/// behind the driver's bare "db error").
+#[derive(Debug, Error)]
+pub enum Outage {
+    /// No answer within the configured timeout.
+    #[error("no answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// The driver failed (connection lost, refused, an unexpected server error).
+    #[error(transparent)]
+    Database(tokio_postgres::Error),
+    /// The pool could not hand out a connection.
+    #[error(transparent)]
+    Pool(deadpool_postgres::PoolError),
+}
+
+/// Why [`Store::new`] could not set up the pool: a configuration error, not an outage.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    /// The database URL does not parse.
+    #[error("bad database URL")]
+    Url(#[source] tokio_postgres::Error),
+    /// deadpool refused the pool settings.
+    #[error("cannot build the database pool")]
+    Pool(#[source] deadpool_postgres::BuildError),
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.code() {
@@ -67,16 +95,19 @@ impl From<tokio_postgres::Error> for StoreError {
                 Self::Invalid("the entry is still in use".into())
             }
             // Class 22, data exception: the value was unacceptable, the database is fine.
-            Some(c) if c.code().starts_with("22") => Self::Invalid(format!("invalid value: {e}")),
-            // The whole chain: "db error" alone hides e.g. a refused password.
-            _ => Self::Unavailable(common::exit::chain(&e)),
+            // The server's message says which (tokio-postgres's own text is "db error").
+            Some(c) if c.code().starts_with("22") => Self::Invalid(format!(
+                "invalid value: {}",
+                e.as_db_error().map_or("rejected", |d| d.message())
+            )),
+            _ => Self::Unavailable(Outage::Database(e)),
         }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        Self::Unavailable(common::exit::chain(&e))
+        Self::Unavailable(Outage::Pool(e))
     }
 }
 
@@ -124,11 +155,8 @@ pub struct PoolState {
 
 impl Store {
     /// Builds the pool. Connects lazily: a database that is down now is not an error here.
-    pub fn new(config: &StoreConfig) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|e| StoreError::Invalid(format!("bad database URL: {e}")))?;
+    pub fn new(config: &StoreConfig) -> Result<Self, SetupError> {
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(SetupError::Url)?;
         pg.connect_timeout(config.timeout);
         // Notice a silently dead database host instead of waiting on it forever.
         pg.keepalives(true);
@@ -154,7 +182,7 @@ impl Store {
             .recycle_timeout(Some(config.timeout))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| StoreError::Invalid(format!("cannot build the database pool: {e}")))?;
+            .map_err(SetupError::Pool)?;
         Ok(Self {
             pool,
             shared,
@@ -174,10 +202,7 @@ impl Store {
     {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
+            Err(_) => Err(StoreError::Unavailable(Outage::Timeout(self.timeout))),
         }
     }
 
@@ -211,4 +236,47 @@ impl Store {
 /// Normalises a name for storage and comparison: trimmed, lowercase.
 pub fn normalize(name: &str) -> String {
     name.trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The driver's own text for a refused connection is "db error"; the operator needs
+    /// the server's reason, which only the kept source carries.
+    #[tokio::test]
+    async fn an_outage_keeps_the_server_reason_as_its_source() {
+        let admin = crate::testing::admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let store = Store::new(&StoreConfig {
+            url: format!("{base}/rl_no_such_database"),
+            pool_size: 1,
+            timeout: Duration::from_secs(5),
+            lookup_connections: 1,
+        })
+        .unwrap();
+        let e = store.health().await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+        assert_eq!(e.to_string(), "database unavailable");
+        let chain = common::exit::chain(&e);
+        assert!(
+            chain.contains("rl_no_such_database\" does not exist"),
+            "{chain}"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_a_setup_error_naming_the_parser_reason() {
+        let e = Store::new(&StoreConfig {
+            url: "postgres://h/db?sslmode=sometimes".into(),
+            pool_size: 1,
+            timeout: Duration::from_secs(1),
+            lookup_connections: 1,
+        })
+        .unwrap_err();
+        assert!(matches!(e, SetupError::Url(_)), "{e:?}");
+        let chain = common::exit::chain(&e);
+        assert!(chain.starts_with("bad database URL: "), "{chain}");
+        assert!(chain.contains("sslmode"), "{chain}");
+    }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::{Store, StoreError};
+use super::{Outage, Store, StoreError};
 
 /// Backend ports of a mailbox server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -207,17 +207,12 @@ impl Store {
                 Ok(Err(StoreError::Unavailable(why)))
                     if tokio::time::Instant::now() + pause < deadline =>
                 {
-                    tracing::debug!(error = %why, retry_in = ?pause, "database unavailable; trying again on a fresh connection");
+                    tracing::debug!(error = %common::exit::chain(&why), retry_in = ?pause, "database unavailable; trying again on a fresh connection");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(500));
                 }
                 Ok(result) => return result,
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "no answer within {} ms",
-                        self.timeout.as_millis()
-                    )))
-                }
+                Err(_) => return Err(StoreError::Unavailable(Outage::Timeout(self.timeout))),
             }
         }
     }
@@ -290,10 +285,7 @@ impl Store {
             Ok(found) => found,
             Err(_) => {
                 self.shared.reset(slot);
-                Err(StoreError::Unavailable(format!(
-                    "no answer within {} ms",
-                    self.timeout.as_millis()
-                )))
+                Err(StoreError::Unavailable(Outage::Timeout(self.timeout)))
             }
         }
     }
