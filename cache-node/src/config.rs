@@ -72,6 +72,10 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub grace_period: u64,
+    /// Log lines as `text` (colour only on a terminal without NO_COLOR) or `json` (one
+    /// object per line, with the spans' fields).
+    #[arg(long, env = "CACHE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: common::telemetry::LogFormat,
 
     /// route-lookup's gRPC URL (e.g. http://route-lookup:7071): register this node there
     /// under a lease so proxies find it, heartbeat, deregister at shutdown.

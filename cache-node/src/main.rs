@@ -9,7 +9,7 @@ fn main() {
     let runtime_config = config
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("cache-node", reason));
-    common::telemetry::init("info");
+    common::telemetry::init_with("info", config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(runtime_config.threads)
         .enable_all()

@@ -15,7 +15,7 @@ async fn main() {
     let runtime = config
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("mailbox-stub", reason));
-    common::telemetry::init("info");
+    common::telemetry::init_with("info", config.log_format);
     let signals = Signals::install();
     let auth = DirectoryAuth::new(
         &config.directory,

@@ -138,6 +138,10 @@ pub struct Config {
         value_name = "SECONDS"
     )]
     pub grace_period: u64,
+    /// Log lines as `text` (colour only on a terminal without NO_COLOR) or `json` (one
+    /// object per line, with the spans' fields).
+    #[arg(long, env = "LOOKUP_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: common::telemetry::LogFormat,
 }
 
 /// How gRPC callers are authenticated.

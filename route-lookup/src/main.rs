@@ -9,11 +9,12 @@ use route_lookup::server::RouteLookup;
 #[tokio::main]
 async fn main() {
     let config: Config = common::exit::parse_or_exit("route-lookup");
+    let log_format = config.log_format;
     let db_wait = Duration::from_secs(config.db_wait);
     let config = config
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("route-lookup", reason));
-    common::telemetry::init("info");
+    common::telemetry::init_with("info", log_format);
     let signals = Signals::install();
     let service = match RouteLookup::bind(config, db_wait).await {
         Ok(s) => s,
