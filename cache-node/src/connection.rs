@@ -38,6 +38,9 @@ pub enum Ended {
     LineTooLong,
     /// A binary-protocol request.
     BinaryProtocol,
+    /// An HTTP request line: another protocol's request sent here (a browser's
+    /// cross-protocol POST, an SSRF), closed before anything after it runs.
+    CrossProtocol,
     /// A socket error.
     Io,
 }
@@ -159,6 +162,14 @@ where
                     swallow: skip,
                     noreply,
                 }) => {
+                    if is_http_request_line(&buf[..consumed.min(buf.len())]) {
+                        // memcached's own defence: close at once, run nothing that follows
+                        // (an HTTP body could carry memcached commands).
+                        node.server.cross_protocol.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("HTTP request line; closing");
+                        ended = Some(Ended::CrossProtocol);
+                        break;
+                    }
                     if !noreply {
                         out.extend_from_slice(reply.as_bytes());
                         out.extend_from_slice(b"\r\n");
@@ -195,6 +206,18 @@ where
             return ended;
         }
     }
+}
+
+/// Whether `line` is an HTTP request line (`METHOD TARGET HTTP/x.y`): its last token starts
+/// with `HTTP/`, the test memcached 1.6 applies.
+fn is_http_request_line(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.split(|&b| b == b' ')
+        .filter(|t| !t.is_empty())
+        .next_back()
+        .is_some_and(|t| t.starts_with(b"HTTP/"))
+        && line.contains(&b' ')
 }
 
 /// Writes and clears `out`; false when the client is gone or stopped reading.

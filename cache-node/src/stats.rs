@@ -28,6 +28,8 @@ pub struct ServerStats {
     pub bytes_written: AtomicU64,
     /// Binary-protocol connections refused.
     pub binary_refused: AtomicU64,
+    /// Connections closed at an HTTP request line.
+    pub cross_protocol: AtomicU64,
     /// Connections closed for an over-long line.
     pub line_too_long: AtomicU64,
     /// Static settings echoed by `stats` / `stats settings`.
@@ -60,6 +62,7 @@ impl ServerStats {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             binary_refused: AtomicU64::new(0),
+            cross_protocol: AtomicU64::new(0),
             line_too_long: AtomicU64::new(0),
             settings,
         }
@@ -230,6 +233,12 @@ pub fn prometheus(server: &ServerStats, store: &StoreStats) -> String {
         "counter",
         "Connections closed for speaking the binary protocol.",
         server.binary_refused.load(Ordering::Relaxed),
+    );
+    w.single(
+        "cache_node_cross_protocol_closed_total",
+        "counter",
+        "Connections closed at an HTTP request line (another protocol's request sent here).",
+        server.cross_protocol.load(Ordering::Relaxed),
     );
     w.single(
         "cache_node_line_too_long_total",

@@ -515,3 +515,43 @@ fn former_discrepancies() {
         ),
     ]);
 }
+
+/// An HTTP request sent to the cache (a browser's cross-protocol POST, an SSRF): memcached
+/// 1.6 closes at the request line, so the memcached commands in the body never run; so
+/// does cache-node.
+#[test]
+fn http_request_lines_close_before_a_body_runs() {
+    let memcached = Memcached::start();
+    let ours = support::start(&[]);
+    let attack =
+        b"POST /x HTTP/1.1\r\nHost: cache\r\nContent-Length: 21\r\n\r\nset pwned 0 0 2\r\nhi\r\n";
+    for (name, addr) in [("memcached", memcached.addr), ("cache-node", ours.addr)] {
+        let mut c = Client::connect(addr);
+        c.send(attack);
+        let reply = c.read_to_close();
+        assert!(
+            reply.closed,
+            "{name} left the connection open: {}",
+            show(&reply.bytes)
+        );
+        assert!(
+            reply.bytes.is_empty(),
+            "{name} answered: {}",
+            show(&reply.bytes)
+        );
+        let mut check = Client::connect(addr);
+        assert_eq!(
+            check.roundtrip(b"get pwned\r\n"),
+            b"END\r\n",
+            "{name} ran the body's set"
+        );
+        let mut get = Client::connect(addr);
+        get.send(b"GET / HTTP/1.1\r\n\r\n");
+        let reply = get.read_to_close();
+        assert!(
+            reply.closed && reply.bytes.is_empty(),
+            "{name}: {}",
+            show(&reply.bytes)
+        );
+    }
+}
