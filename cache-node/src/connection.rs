@@ -214,8 +214,7 @@ fn is_http_request_line(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.split(|&b| b == b' ')
-        .filter(|t| !t.is_empty())
-        .next_back()
+        .rfind(|t| !t.is_empty())
         .is_some_and(|t| t.starts_with(b"HTTP/"))
         && line.contains(&b' ')
 }
