@@ -200,22 +200,25 @@ pub enum AnswerError {
     Port,
 }
 
-/// The answer in `fields` (name, value): names compared without case, the last of a name
-/// winning, as in nginx.
+/// The answer in `fields` (name, value), names compared without case, as nginx reads it:
+/// any `Auth-Status` other than `OK` makes a failure that a later `OK` does not clear (the
+/// last failure text is the one shown); for the other fields the last of a name wins. Unlike
+/// nginx, an answer without any `Auth-Status` is invalid rather than a success.
 pub fn answer<'a>(
     fields: impl IntoIterator<Item = (&'a str, &'a [u8])> + Clone,
 ) -> Result<Answer, AnswerError> {
-    let get = |n: &str| {
+    let all = |n: &'static str| {
         fields
             .clone()
             .into_iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(n))
-            .last()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(n))
             .map(|(_, v)| v)
     };
+    let get = |n: &'static str| all(n).last();
     let text = |v: &[u8]| String::from_utf8_lossy(v).trim().to_string();
-    let status = get(AUTH_STATUS).map(text).ok_or(AnswerError::NoStatus)?;
-    if status != STATUS_OK {
+    let mut statuses = all(AUTH_STATUS).map(text).peekable();
+    statuses.peek().ok_or(AnswerError::NoStatus)?;
+    if let Some(status) = statuses.filter(|s| s != STATUS_OK).last() {
         return Ok(Answer::Failed {
             status,
             wait: get(AUTH_WAIT).and_then(|w| text(w).parse().ok()),
@@ -240,69 +243,158 @@ pub fn answer<'a>(
 mod answer_tests {
     use super::*;
 
-    fn of(fields: &[(&'static str, &'static str)]) -> Result<Answer, AnswerError> {
-        answer(fields.iter().map(|(k, v)| (*k, v.as_bytes())))
+    fn route(server: &str, port: u16, user: &str, pass: Option<&str>, alias: bool) -> Answer {
+        Answer::Route {
+            server: server.parse().unwrap(),
+            port,
+            user: user.into(),
+            pass: pass.map(|p| p.as_bytes().to_vec()),
+            cache_alias: alias,
+        }
+    }
+
+    fn failed(status: &str, wait: Option<u32>) -> Answer {
+        Answer::Failed {
+            status: status.into(),
+            wait,
+        }
     }
 
     #[test]
     fn answers() {
-        assert_eq!(
-            of(&[
-                ("auth-status", "OK"),
-                ("Auth-Server", "10.0.0.5"),
-                ("auth-port", "7143"),
-                ("auth-user", "a@b"),
-                ("auth-pass", "s%20cret"),
-                ("Auth-Cache-Alias", "TRUE"),
-            ]),
-            Ok(Answer::Route {
-                server: "10.0.0.5".parse().unwrap(),
-                port: 7143,
-                user: "a@b".into(),
-                pass: Some(b"s%20cret".to_vec()),
-                cache_alias: true,
-            })
+        type Row = (
+            &'static [(&'static str, &'static str)],
+            Result<Answer, AnswerError>,
         );
-        assert_eq!(
-            of(&[
-                ("Auth-Status", "Authentication failed"),
-                ("Auth-Wait", "10")
-            ]),
-            Ok(Answer::Failed {
-                status: STATUS_FAILED.into(),
-                wait: Some(10)
-            })
-        );
-        assert_eq!(
-            of(&[
-                ("Auth-Status", "OK"),
-                ("Auth-Status", "Temporary authentication failure")
-            ]),
-            Ok(Answer::Failed {
-                status: STATUS_TEMPORARY.into(),
-                wait: None
-            }),
-            "the last one wins"
-        );
-        assert_eq!(
-            of(&[("Auth-Server", "10.0.0.5"), ("Auth-Port", "1")]),
-            Err(AnswerError::NoStatus)
-        );
-        assert_eq!(
-            of(&[
-                ("Auth-Status", "OK"),
-                ("Auth-Server", "mbx1"),
-                ("Auth-Port", "1")
-            ]),
-            Err(AnswerError::Server("mbx1".into()))
-        );
-        assert_eq!(
-            of(&[
-                ("Auth-Status", "OK"),
-                ("Auth-Server", "::1"),
-                ("Auth-Port", "0")
-            ]),
-            Err(AnswerError::Port)
-        );
+        let table: Vec<Row> = vec![
+            (
+                &[
+                    ("auth-status", "OK"),
+                    ("Auth-Server", "10.0.0.5"),
+                    ("auth-port", "7143"),
+                    ("auth-user", "a@b"),
+                    ("auth-pass", "s%20cret"),
+                    ("Auth-Cache-Alias", "TRUE"),
+                ],
+                // Auth-Pass verbatim, as nginx takes it.
+                Ok(route("10.0.0.5", 7143, "a@b", Some("s%20cret"), true)),
+            ),
+            (
+                &[
+                    ("Auth-Status", " OK "),
+                    ("Auth-Server", "::1"),
+                    ("Auth-Port", "7993"),
+                    ("Auth-Cache-Alias", "FALSE"),
+                    ("Date", "Thu, 01 Jan 1970 00:00:00 GMT"),
+                ],
+                Ok(route("::1", 7993, "", None, false)),
+            ),
+            (
+                &[
+                    ("Auth-Status", "OK"),
+                    ("Auth-Server", "10.0.0.1"),
+                    ("Auth-Server", "10.0.0.2"),
+                    ("Auth-Port", "1"),
+                    ("Auth-Port", "2"),
+                ],
+                Ok(route("10.0.0.2", 2, "", None, false)),
+            ),
+            (
+                &[
+                    ("Auth-Status", "Authentication failed"),
+                    ("Auth-Wait", "10"),
+                ],
+                Ok(failed(STATUS_FAILED, Some(10))),
+            ),
+            (
+                &[("Auth-Status", "Authentication failed"), ("Auth-Wait", "x")],
+                Ok(failed(STATUS_FAILED, None)),
+            ),
+            (
+                &[
+                    ("Auth-Status", "OK"),
+                    ("Auth-Status", "Temporary authentication failure"),
+                ],
+                Ok(failed(STATUS_TEMPORARY, None)),
+            ),
+            (
+                // A failure is never cleared by a later OK (nginx keeps its error text).
+                &[
+                    ("Auth-Status", "Authentication failed"),
+                    ("Auth-Server", "10.0.0.5"),
+                    ("Auth-Port", "7143"),
+                    ("Auth-Status", "OK"),
+                ],
+                Ok(failed(STATUS_FAILED, None)),
+            ),
+            (
+                &[
+                    ("Auth-Status", "Authentication failed"),
+                    ("Auth-Status", "Temporary authentication failure"),
+                ],
+                Ok(failed(STATUS_TEMPORARY, None)),
+            ),
+            (
+                // OK is case-sensitive, as in nginx.
+                &[
+                    ("Auth-Status", "ok"),
+                    ("Auth-Server", "10.0.0.5"),
+                    ("Auth-Port", "7143"),
+                ],
+                Ok(failed("ok", None)),
+            ),
+            (
+                &[("Auth-Server", "10.0.0.5"), ("Auth-Port", "1")],
+                Err(AnswerError::NoStatus),
+            ),
+            (&[], Err(AnswerError::NoStatus)),
+            (
+                &[
+                    ("Auth-Status", "OK"),
+                    ("Auth-Server", "mbx1"),
+                    ("Auth-Port", "1"),
+                ],
+                Err(AnswerError::Server("mbx1".into())),
+            ),
+            (
+                &[("Auth-Status", "OK"), ("Auth-Port", "1")],
+                Err(AnswerError::Server(String::new())),
+            ),
+            (
+                &[
+                    ("Auth-Status", "OK"),
+                    ("Auth-Server", "[::1]"),
+                    ("Auth-Port", "1"),
+                ],
+                Err(AnswerError::Server("[::1]".into())),
+            ),
+            (
+                &[
+                    ("Auth-Status", "OK"),
+                    ("Auth-Server", "::1"),
+                    ("Auth-Port", "0"),
+                ],
+                Err(AnswerError::Port),
+            ),
+            (
+                &[
+                    ("Auth-Status", "OK"),
+                    ("Auth-Server", "::1"),
+                    ("Auth-Port", "65536"),
+                ],
+                Err(AnswerError::Port),
+            ),
+            (
+                &[("Auth-Status", "OK"), ("Auth-Server", "::1")],
+                Err(AnswerError::Port),
+            ),
+        ];
+        for (fields, expected) in table {
+            assert_eq!(
+                answer(fields.iter().map(|(k, v)| (*k, v.as_bytes()))),
+                expected,
+                "{fields:?}"
+            );
+        }
     }
 }

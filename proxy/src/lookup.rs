@@ -7,22 +7,32 @@
 //! request goes to the next. A failure means: no connection, a timeout, an HTTP status
 //! other than 200, or an answer over the size bounds. When every URL has failed, they are
 //! all tried again after a short, growing pause for as long as the retry budget lasts, so
-//! a restart of route-lookup is waited out rather than failed. A request that fails on a reused
-//! keep-alive connection is retried once on a fresh one before that (the server may have
-//! closed it meanwhile), and pooled connections idle for longer than the idle limit are
-//! dropped rather than tried, so a quiet spell or a route-lookup restart costs no login.
+//! a restart of route-lookup is waited out rather than failed. A request that fails on a
+//! reused keep-alive connection before any byte of an answer came back is retried once on a
+//! fresh one before that (the server may have closed it meanwhile; once an answer has begun
+//! the server has seen the login, so it is not sent again), and pooled connections idle
+//! for longer than the idle limit are dropped rather than tried, so a quiet spell or a
+//! route-lookup restart costs no login.
 
-use std::net::IpAddr;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use codec::auth_http::{self as ah, escape_for_http as escape};
+use common::tls::TlsError;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderValue, CONNECTION};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::ejection::Ejection;
@@ -32,6 +42,9 @@ use crate::upstream::Upstream;
 const MAX_HEAD: usize = 16 * 1024;
 /// Largest response body drained (route-lookup sends none; a bigger one is refused).
 const MAX_BODY: usize = 64 * 1024;
+/// Most idle connections kept per URL: what a burst opened beyond this is closed after
+/// use rather than held until the server times it out.
+const MAX_IDLE: usize = 64;
 
 pub use ah::Answer as LookupAnswer;
 
@@ -52,9 +65,12 @@ pub enum UrlError {
     /// Neither `http://` nor `https://`.
     #[error("`{0}`: lookup URLs are http:// or https://")]
     Scheme(String),
-    /// No host.
-    #[error("`{0}` has no host")]
+    /// No host, or one that cannot be connected to.
+    #[error("`{0}` has no usable host")]
     Host(String),
+    /// A port that is not a number in 1..=65535.
+    #[error("`{0}` has a bad port")]
+    Port(String),
 }
 
 impl std::str::FromStr for LookupUrl {
@@ -72,22 +88,44 @@ impl std::str::FromStr for LookupUrl {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        if authority.is_empty()
-            || authority.starts_with(':')
-            || authority
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(UrlError::Host(s.to_string()));
-        }
-        let authority = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        {
-            authority.to_string()
+        let bad_host = || UrlError::Host(s.to_string());
+        // An IPv6 literal keeps its brackets in the authority (and the Host header).
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (ip, after) = v6.split_once(']').ok_or_else(bad_host)?;
+            ip.parse::<Ipv6Addr>().map_err(|_| bad_host())?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(bad_host)?),
+            };
+            (&authority[..ip.len() + 2], port)
         } else {
-            format!("{authority}:{}", if tls { 443 } else { 80 })
+            match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
         };
+        if host.is_empty()
+            || host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "@?#".contains(c))
+        {
+            return Err(bad_host());
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| UrlError::Port(s.to_string()))?,
+        };
+        let authority = format!("{host}:{port}");
         Ok(Self {
             tls,
             authority,
@@ -97,13 +135,19 @@ impl std::str::FromStr for LookupUrl {
 }
 
 impl LookupUrl {
-    /// The host, without the port (and without IPv6 brackets).
-    fn host(&self) -> &str {
-        let host = self
-            .authority
+    /// The host as the Host header carries it: without the port (as nginx sends it), IPv6
+    /// literals in brackets.
+    fn host_header(&self) -> &str {
+        self.authority
             .rsplit_once(':')
-            .map_or(self.authority.as_str(), |(h, _)| h);
-        host.trim_start_matches('[').trim_end_matches(']')
+            .map_or(self.authority.as_str(), |(h, _)| h)
+    }
+
+    /// The host to verify the certificate against (IPv6 literals without brackets).
+    fn host(&self) -> &str {
+        self.host_header()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
     }
 }
 
@@ -169,8 +213,25 @@ pub struct LookupConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-struct Pooled {
+/// Why a client cannot be made as configured.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    /// `https://` URLs, no TLS configuration given, and the system's CA bundle unusable.
+    #[error("https:// lookup URLs need CA certificates (give --ca); the system's: {0}")]
+    SystemCas(#[source] TlsError),
+    /// A secret that cannot be sent as an HTTP header value (control characters).
+    #[error("the lookup secret is not a valid HTTP header value")]
+    Secret,
+}
+
+/// A connection to one URL: the request sender and how many bytes it has read so far.
+struct Conn {
     sender: SendRequest<Empty<Bytes>>,
+    read: Arc<AtomicU64>,
+}
+
+struct Pooled {
+    conn: Conn,
     since: Instant,
 }
 
@@ -184,11 +245,12 @@ struct Handler {
 pub struct LookupClient {
     handlers: Vec<Handler>,
     next: AtomicUsize,
-    secret: Option<String>,
+    secret: Option<HeaderValue>,
     timeout: Duration,
     idle_timeout: Duration,
     retry_budget: Duration,
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// For `https://` URLs, or why there is none.
+    tls: Result<tokio_rustls::TlsConnector, String>,
     /// Counters.
     pub stats: LookupStats,
 }
@@ -212,27 +274,88 @@ enum Attempt {
 /// Debian's (and most distributions') bundle of the system's trusted CAs.
 const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
+/// A client configuration trusting the system's CA bundle. Certificates in it that rustls
+/// cannot use are skipped, as rustls-native-certs does, rather than failing the whole
+/// bundle over one odd root.
+fn system_cas() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let pem = std::fs::read(SYSTEM_CAS).map_err(|source| TlsError::Read {
+        path: SYSTEM_CAS.to_string(),
+        source,
+    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Pem { what: "CA", source })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _unusable) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsError::NoCertificate);
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    .map_err(TlsError::Setup)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The secret as a header value, checked.
+fn secret(config: &LookupConfig) -> Result<Option<HeaderValue>, SetupError> {
+    config
+        .secret
+        .as_deref()
+        .map(|s| HeaderValue::from_str(s).map_err(|_| SetupError::Secret))
+        .transpose()
+}
+
+/// The TLS client for `https://` URLs: the configured one, else the system's CAs when an
+/// `https://` URL needs them (`None`: no URL does).
+fn tls(config: &LookupConfig) -> Result<Option<Arc<rustls::ClientConfig>>, SetupError> {
+    match &config.tls {
+        Some(c) => Ok(Some(c.clone())),
+        None if config.urls.iter().any(|u| u.tls) => {
+            system_cas().map(Some).map_err(SetupError::SystemCas)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Why an `https://` URL fails when no URL needed TLS at setup (it cannot happen).
+const NO_TLS: &str = "no TLS configuration";
+
 impl LookupClient {
-    /// A client as `config` says. `https://` URLs without a configured TLS client use the
-    /// system's CA bundle; if it cannot be read they fail (and say so) at each request.
+    /// A client as `config` says, or why it cannot work: `https://` URLs without a
+    /// configured TLS client need the system's CA bundle, and the secret must be sendable.
+    pub fn try_new(config: LookupConfig) -> Result<Self, SetupError> {
+        let secret = secret(&config)?;
+        let tls = tls(&config)?.ok_or_else(|| NO_TLS.to_string());
+        Ok(Self::with(config, secret, tls))
+    }
+
+    /// Like [`LookupClient::try_new`], but a client that cannot work as configured is made
+    /// anyway, after an error log: its `https://` URLs fail at each request (saying why),
+    /// and a secret that cannot be sent is left out.
     pub fn new(config: LookupConfig) -> Self {
-        let wants_tls = config.urls.iter().any(|u| u.tls);
-        let tls = config.tls.or_else(|| {
-            if !wants_tls {
-                return None;
-            }
-            match std::fs::read(SYSTEM_CAS)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| {
-                    common::tls::client_config_from_pem(&pem).map_err(|e| e.to_string())
-                }) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(bundle = SYSTEM_CAS, error = %e, "no CA bundle for https:// lookup URLs (give --ca)");
-                    None
-                }
-            }
+        let secret = secret(&config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "lookup secret not sent");
+            None
         });
+        let tls = match tls(&config) {
+            Ok(c) => c.ok_or_else(|| NO_TLS.to_string()),
+            Err(e) => {
+                tracing::error!(error = %e, "https:// lookup URLs will fail");
+                Err(e.to_string())
+            }
+        };
+        Self::with(config, secret, tls)
+    }
+
+    fn with(
+        config: LookupConfig,
+        secret: Option<HeaderValue>,
+        tls: Result<Arc<rustls::ClientConfig>, String>,
+    ) -> Self {
         Self {
             handlers: config
                 .urls
@@ -244,7 +367,7 @@ impl LookupClient {
                 })
                 .collect(),
             next: AtomicUsize::new(0),
-            secret: config.secret,
+            secret,
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
             retry_budget: config.retry_budget,
@@ -255,7 +378,7 @@ impl LookupClient {
 
     fn request(&self, url: &LookupUrl, req: &LookupRequest<'_>) -> hyper::Request<Empty<Bytes>> {
         let mut b = hyper::Request::get(url.path.as_str())
-            .header(hyper::header::HOST, url.host())
+            .header(hyper::header::HOST, url.host_header())
             .header(ah::AUTH_METHOD, "plain")
             .header(ah::AUTH_USER, escape(req.user))
             .header(ah::AUTH_PASS, escape(req.pass))
@@ -266,10 +389,11 @@ impl LookupClient {
             b = b.header(ah::X_PROXY_IP, ip.to_string());
         }
         if let Some(s) = &self.secret {
-            b = b.header(ah::X_LOOKUP_SECRET, s.as_str());
+            b = b.header(ah::X_LOOKUP_SECRET, s.clone());
         }
-        // Every value is escaped or made of safe characters, so this cannot fail; an
-        // empty request (which route-lookup refuses) would be the harmless outcome.
+        // Every value is escaped, checked when the client was made, or made of safe
+        // characters, so this cannot fail; an empty request (which route-lookup refuses)
+        // would be the harmless outcome.
         b.body(Empty::new()).unwrap_or_default()
     }
 
@@ -315,9 +439,12 @@ impl LookupClient {
             .collect();
         let candidates = if live.is_empty() { order } else { live };
         for i in candidates {
+            let started = Instant::now();
             match self.ask(&self.handlers[i], req).await {
                 Ok(answer) => {
-                    self.handlers[i].ejection.succeed();
+                    // Also when every URL was out and this one was asked anyway: it is
+                    // back, and the others stay skipped.
+                    self.handlers[i].ejection.succeed(started);
                     return Ok(answer);
                 }
                 Err(Attempt::Unreachable(e)) => {
@@ -332,28 +459,47 @@ impl LookupClient {
     }
 
     /// A pooled connection young enough to trust, if any.
-    fn pooled(&self, handler: &Handler) -> Option<SendRequest<Empty<Bytes>>> {
+    fn pooled(&self, handler: &Handler) -> Option<Conn> {
         let mut idle = handler
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The most recently used first: the likeliest to be alive, and the old ones at the
+        // bottom age out.
         while let Some(p) = idle.pop() {
-            if p.since.elapsed() < self.idle_timeout && !p.sender.is_closed() {
-                return Some(p.sender);
+            if p.since.elapsed() < self.idle_timeout && !p.conn.sender.is_closed() {
+                return Some(p.conn);
             }
         }
         None
     }
 
-    async fn connect(&self, url: &LookupUrl) -> Result<SendRequest<Empty<Bytes>>, Attempt> {
+    /// Keeps `conn` for the next request, dropping the ones too old to be used.
+    fn pool(&self, handler: &Handler, conn: Conn) {
+        let mut idle = handler
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.retain(|p| p.since.elapsed() < self.idle_timeout && !p.conn.sender.is_closed());
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(Pooled {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    async fn connect(&self, url: &LookupUrl) -> Result<Conn, Attempt> {
         let tcp = TcpStream::connect(&url.authority)
             .await
             .map_err(|e| Attempt::Unreachable(format!("connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let stream = if url.tls {
-            let connector = self.tls.as_ref().ok_or_else(|| {
-                Attempt::Unreachable("no CA certificates for https:// (give --ca)".into())
-            })?;
+            let connector = self
+                .tls
+                .as_ref()
+                .map_err(|e| Attempt::Unreachable(e.clone()))?;
             let name = rustls::pki_types::ServerName::try_from(url.host().to_string())
                 .map_err(|e| Attempt::Unreachable(format!("bad host name: {e}")))?;
             let tls = connector
@@ -364,16 +510,23 @@ impl LookupClient {
         } else {
             Upstream::Plain(tcp)
         };
+        let read = Arc::new(AtomicU64::new(0));
         let (sender, conn) = http1::Builder::new()
             .max_buf_size(MAX_HEAD)
-            .handshake(TokioIo::new(stream))
+            // nginx writes `Auth-Method`, not `auth-method`; an auth_http server written
+            // against nginx may compare names with their case.
+            .title_case_headers(true)
+            .handshake(TokioIo::new(Counted {
+                inner: stream,
+                read: read.clone(),
+            }))
             .await
             .map_err(|e| Attempt::Unreachable(format!("HTTP handshake: {e}")))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
-        Ok(sender)
+        Ok(Conn { sender, read })
     }
 
     async fn ask(
@@ -383,30 +536,35 @@ impl LookupClient {
     ) -> Result<LookupAnswer, Attempt> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         tokio::time::timeout(self.timeout, async {
-            // A pooled connection may have been closed by the server meanwhile: one retry
-            // on a fresh connection if the reused one fails.
             let mut reuse = true;
             loop {
                 let pooled = if reuse { self.pooled(handler) } else { None };
                 let reused = pooled.is_some();
-                let mut sender = match pooled {
-                    Some(s) => s,
+                let mut conn = match pooled {
+                    Some(c) => c,
                     None => self.connect(&handler.url).await?,
                 };
+                let read_before = conn.read.load(Ordering::Relaxed);
                 let sent = async {
-                    sender.ready().await?;
-                    sender.send_request(self.request(&handler.url, req)).await
+                    conn.sender.ready().await?;
+                    conn.sender
+                        .send_request(self.request(&handler.url, req))
+                        .await
                 }
                 .await;
                 let response = match sent {
                     Ok(r) => r,
-                    Err(_) if reused => {
+                    // The server closed the kept-alive connection (idle timeout, restart)
+                    // before answering anything: it never saw the request, so sending it
+                    // again on a fresh connection cannot count a login twice.
+                    Err(e) if reused && conn.read.load(Ordering::Relaxed) == read_before => {
+                        tracing::debug!(url = %handler.url.authority, error = %e, "kept-alive lookup connection gone; retrying on a new one");
                         reuse = false;
                         continue;
                     }
                     Err(e) => return Err(Attempt::Unreachable(format!("HTTP: {e}"))),
                 };
-                return self.answer(handler, sender, response).await;
+                return self.answer(handler, conn, response).await;
             }
         })
         .await
@@ -417,7 +575,7 @@ impl LookupClient {
     async fn answer(
         &self,
         handler: &Handler,
-        sender: SendRequest<Empty<Bytes>>,
+        conn: Conn,
         response: hyper::Response<hyper::body::Incoming>,
     ) -> Result<LookupAnswer, Attempt> {
         let (head, body) = response.into_parts();
@@ -444,17 +602,59 @@ impl LookupClient {
             .map(|(k, v)| (k.as_str(), v.as_bytes()))
             .collect();
         let answer = ah::answer(fields.iter().copied()).map_err(Attempt::Invalid);
-        if !sender.is_closed() {
-            handler
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(Pooled {
-                    sender,
-                    since: Instant::now(),
-                });
+        // hyper closes the connection after such an answer, perhaps not at once: pooling it
+        // would only cost the next request a failed first try.
+        let closing = head.version < hyper::Version::HTTP_11
+            || head.headers.get_all(CONNECTION).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+            });
+        if !closing && !conn.sender.is_closed() {
+            self.pool(handler, conn);
         }
         answer
+    }
+}
+
+/// A connection that counts the bytes it reads, so that a failed request can tell whether
+/// any of an answer had arrived (then the server has seen the request).
+struct Counted {
+    inner: Upstream,
+    read: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            let n = buf.filled().len().saturating_sub(before);
+            this.read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -478,12 +678,39 @@ mod tests {
         assert!(s.tls);
         assert_eq!(s.authority, "lookup.example.com:443");
         assert_eq!(s.host(), "lookup.example.com");
+        assert_eq!(s.host_header(), "lookup.example.com");
+        let v6: LookupUrl = "http://[::1]:7072/".parse().unwrap();
+        assert_eq!((v6.host(), v6.host_header()), ("::1", "[::1]"));
         assert_eq!(
-            "http://[::1]:7072/".parse::<LookupUrl>().unwrap().host(),
-            "::1"
+            "https://[fe80::1]/x"
+                .parse::<LookupUrl>()
+                .unwrap()
+                .authority,
+            "[fe80::1]:443"
         );
-        assert!("ftp://x/".parse::<LookupUrl>().is_err());
-        assert!("x:1/".parse::<LookupUrl>().is_err());
-        assert!("http:///x".parse::<LookupUrl>().is_err());
+        let bad = |u: &str| u.parse::<LookupUrl>().unwrap_err();
+        assert_eq!(bad("ftp://x/"), UrlError::Scheme("ftp://x/".into()));
+        assert_eq!(bad("x:1/"), UrlError::Scheme("x:1/".into()));
+        for host in [
+            "http:///x",
+            "http://:80/",
+            "http://[::1/",
+            "http://[nope]:80/",
+            "http://[::1]80/",
+            "http://a b/",
+            "http://user@h/",
+            "http://::1/",
+        ] {
+            assert_eq!(bad(host), UrlError::Host(host.into()), "{host}");
+        }
+        for port in [
+            "http://h:/",
+            "http://h:0/",
+            "http://h:65536/",
+            "http://h:x/",
+            "http://[::1]:99999/",
+        ] {
+            assert_eq!(bad(port), UrlError::Port(port.into()), "{port}");
+        }
     }
 }

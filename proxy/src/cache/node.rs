@@ -2,6 +2,7 @@
 //! ejection after a failure.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use codec::memcache::{parse_response, Request, Response, StoreCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,6 +86,7 @@ impl Node {
         request.encode(&mut wire);
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         let mut conn = self.conns[slot].lock().await;
+        let started = Instant::now();
         // A kept-open connection may have died with a node restart: one more try on a
         // fresh connection before the node counts as failed.
         for attempt in 0..2 {
@@ -102,7 +104,7 @@ impl Node {
             .await;
             match result {
                 Ok(Ok(reply)) => {
-                    self.ejection.succeed();
+                    self.ejection.succeed(started);
                     return Some(reply);
                 }
                 Ok(Err(e)) => {
