@@ -12,7 +12,8 @@
 //! fresh one before that (the server may have closed it meanwhile; once an answer has begun
 //! the server has seen the login, so it is not sent again), and pooled connections idle
 //! for longer than the idle limit are dropped rather than tried, so a quiet spell or a
-//! route-lookup restart costs no login.
+//! route-lookup restart costs no login. Credentials too long for any lookup server to read
+//! are refused without asking ([`MAX_CREDENTIALS`]), so they never count against a URL.
 
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
@@ -42,6 +43,12 @@ use crate::upstream::Upstream;
 const MAX_HEAD: usize = 16 * 1024;
 /// Largest response body drained (route-lookup sends none; a bigger one is refused).
 const MAX_BODY: usize = 64 * 1024;
+/// Largest escaped login and password (together) sent: with the other headers, well within
+/// the 16 KiB request head route-lookup reads. Bigger ones it would refuse with a non-200,
+/// which counts as the URL failing: one login with a huge password (the sessions take up
+/// to 64 KiB) would eject every lookup URL and spin the retry budget. No real account has
+/// credentials this long, so such a login is refused without asking.
+pub const MAX_CREDENTIALS: usize = 8 * 1024;
 /// Most idle connections kept per URL: what a burst opened beyond this is closed after
 /// use rather than held until the server times it out.
 const MAX_IDLE: usize = 64;
@@ -71,6 +78,9 @@ pub enum UrlError {
     /// A port that is not a number in 1..=65535.
     #[error("`{0}` has a bad port")]
     Port(String),
+    /// A path that cannot be sent in a request line (spaces, control characters…).
+    #[error("`{0}` has a path that cannot be sent")]
+    Path(String),
 }
 
 impl std::str::FromStr for LookupUrl {
@@ -104,12 +114,18 @@ impl std::str::FromStr for LookupUrl {
                 None => (authority, None),
             }
         };
+        // Sent as the Host header, so visible ASCII only (a non-ASCII name must be given
+        // in its IDNA form, as nginx needs too).
         if host.is_empty()
-            || host
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || "@?#".contains(c))
+            || !host
+                .bytes()
+                .all(|c| c.is_ascii_graphic() && !b"@?#/".contains(&c))
         {
             return Err(bad_host());
+        }
+        // The request path as hyper sends it: what it cannot parse would not be sent.
+        if path.parse::<hyper::Uri>().is_err() {
+            return Err(UrlError::Path(s.to_string()));
         }
         let port = match port {
             None => {
@@ -188,6 +204,8 @@ pub struct LookupStats {
     pub connections: AtomicU64,
     /// Times a URL was marked failed.
     pub failovers: AtomicU64,
+    /// Logins refused unasked for credentials over [`MAX_CREDENTIALS`].
+    pub too_long: AtomicU64,
     /// Time to an answer (from any URL) or to giving up.
     pub latency: common::metrics::Histogram,
 }
@@ -397,8 +415,23 @@ impl LookupClient {
         b.body(Empty::new()).unwrap_or_default()
     }
 
-    /// Looks `req` up, failing over across the URLs.
+    /// Looks `req` up, failing over across the URLs. Credentials longer than
+    /// [`MAX_CREDENTIALS`] (escaped) are refused (`Authentication failed`) without asking.
     pub async fn lookup(&self, req: &LookupRequest<'_>) -> Result<LookupAnswer, LookupError> {
+        let (user, pass) = (escape(req.user).len(), escape(req.pass).len());
+        if user + pass > MAX_CREDENTIALS {
+            self.stats.too_long.fetch_add(1, Ordering::Relaxed);
+            // Lengths only: never the password.
+            tracing::debug!(
+                user_bytes = user,
+                pass_bytes = pass,
+                "login too long to look up; refused"
+            );
+            return Ok(LookupAnswer::Failed {
+                status: ah::STATUS_FAILED.to_string(),
+                wait: None,
+            });
+        }
         let started = Instant::now();
         let result = self.lookup_failing_over(req).await;
         self.stats.latency.record(started.elapsed());
@@ -703,6 +736,14 @@ mod tests {
         ] {
             assert_eq!(bad(host), UrlError::Host(host.into()), "{host}");
         }
+        for path in ["http://h/a b", "http://h:1/a\x7fb", "http://h/a\tb"] {
+            assert_eq!(bad(path), UrlError::Path(path.into()), "{path}");
+        }
+        assert_eq!(
+            bad("http://l\u{f6}okup/"),
+            UrlError::Host("http://l\u{f6}okup/".into())
+        );
+        assert!("http://h/x?a=1&b=%20".parse::<LookupUrl>().is_ok());
         for port in [
             "http://h:/",
             "http://h:0/",

@@ -5,7 +5,8 @@
 //! (lookup_http.rs has the others): the exact request, a kept-alive connection the server
 //! drops under a request (retried once on a new one) or drops mid-answer (never sent
 //! again), an ejected URL that answers being back at once, host-name verification for
-//! https:// URLs, the setup errors and the body bound with chunked answers.
+//! https:// URLs, the setup errors, the body bound with chunked answers, and credentials
+//! too long to send refused without asking (the largest sent ones route-lookup answers).
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use proto::v1::provisioning_client::ProvisioningClient;
 use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest, ModifyRequest};
 use proxy::lookup::{
     LookupAnswer, LookupClient, LookupConfig, LookupError, LookupRequest, LookupUrl,
+    MAX_CREDENTIALS,
 };
 use route_lookup::testing::{Harness, TOKEN};
 use std::net::SocketAddr;
@@ -131,7 +133,28 @@ async fn routes_refusals_and_keep_alive() {
             wait: Some(10)
         })
     );
-    assert_eq!(client.stats.requests.load(Ordering::Relaxed), 7);
+    // The longest credentials sent are within what route-lookup reads: an ordinary answer
+    // (a request head it refuses would be a non-200, and "unavailable").
+    let longest = "x".repeat(MAX_CREDENTIALS - 3);
+    assert_eq!(
+        client.lookup(&req("ann", &longest)).await,
+        Ok(LookupAnswer::Failed {
+            status: "Authentication failed".into(),
+            wait: Some(10)
+        })
+    );
+    // One byte more is refused without asking.
+    let longer = "x".repeat(MAX_CREDENTIALS - 2);
+    assert_eq!(
+        client.lookup(&req("ann", &longer)).await,
+        Ok(LookupAnswer::Failed {
+            status: "Authentication failed".into(),
+            wait: None
+        })
+    );
+    assert_eq!(client.stats.requests.load(Ordering::Relaxed), 8);
+    assert_eq!(client.stats.too_long.load(Ordering::Relaxed), 1);
+    assert_eq!(client.stats.failovers.load(Ordering::Relaxed), 0);
     assert_eq!(
         client.stats.connections.load(Ordering::Relaxed),
         1,
@@ -539,6 +562,56 @@ async fn chunked_bodies_are_bounded() {
     let s = scripted(None, move |_| Reply::Answer(big.clone())).await;
     let client = LookupClient::new(config(vec![scripted_url(s.addr)]));
     assert_eq!(client.lookup(&LOOKUP).await, Err(LookupError::Unavailable));
+}
+
+#[tokio::test]
+async fn credentials_too_long_to_send_are_refused_unasked() {
+    let (a, b) = (
+        scripted(None, |_| Reply::Answer(ROUTE.into())).await,
+        scripted(None, |_| Reply::Answer(ROUTE.into())).await,
+    );
+    let client = LookupClient::new(LookupConfig {
+        // Were it sent and refused, the budget would spin on it.
+        retry_budget: Duration::from_secs(2),
+        ..config(vec![scripted_url(a.addr), scripted_url(b.addr)])
+    });
+    let refused = Ok(LookupAnswer::Failed {
+        status: "Authentication failed".into(),
+        wait: None,
+    });
+    let with = |user: &'static [u8], pass: &'static [u8]| LookupRequest {
+        user,
+        pass,
+        ..LOOKUP
+    };
+    // The bound is on the escaped values: a space is sent as three bytes.
+    let fits: &'static [u8] = "x".repeat(MAX_CREDENTIALS - 3).leak().as_bytes();
+    let over: &'static [u8] = "x".repeat(MAX_CREDENTIALS - 2).leak().as_bytes();
+    let spaces: &'static [u8] = " ".repeat(MAX_CREDENTIALS / 3).leak().as_bytes();
+    assert_eq!(
+        client.lookup(&with(b"ann", fits)).await,
+        Ok(scripted_route())
+    );
+    assert_eq!(client.lookup(&with(b"ann", over)).await, refused);
+    assert_eq!(client.lookup(&with(over, b"abc")).await, refused);
+    assert_eq!(client.lookup(&with(b"ann", spaces)).await, refused);
+    assert_eq!(
+        a.requests() + b.requests(),
+        1,
+        "nothing over the bound sent"
+    );
+    assert_eq!(client.stats.too_long.load(Ordering::Relaxed), 3);
+    // No URL was blamed: both still take their turn.
+    for _ in 0..4 {
+        assert_eq!(client.lookup(&LOOKUP).await, Ok(scripted_route()));
+    }
+    assert_eq!((a.requests(), b.requests()), (3, 2));
+    assert_eq!(client.stats.failovers.load(Ordering::Relaxed), 0);
+    let head = a.requests.lock().unwrap()[0].clone();
+    assert!(head.contains(&format!(
+        "Auth-Pass: {}\r\n",
+        "x".repeat(MAX_CREDENTIALS - 3)
+    )));
 }
 
 const LOOKUP: LookupRequest<'static> = LookupRequest {
