@@ -224,13 +224,19 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn parse(args: &[&str]) -> Result<RuntimeConfig, String> {
+    /// Why a test command line was refused: by clap, or by `validate`.
+    #[derive(Debug, thiserror::Error)]
+    enum Refused {
+        #[error(transparent)]
+        Flags(#[from] clap::Error),
+        #[error(transparent)]
+        Invalid(#[from] ConfigError),
+    }
+
+    fn parse(args: &[&str]) -> Result<RuntimeConfig, Refused> {
         let mut argv = vec!["cache-node"];
         argv.extend_from_slice(args);
-        Config::try_parse_from(argv)
-            .map_err(|e| e.to_string())?
-            .validate()
-            .map_err(|e| e.to_string())
+        Ok(Config::try_parse_from(argv)?.validate()?)
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn main() {
         let node = match CacheNode::bind(runtime_config).await {
             Ok(node) => node,
             Err(e) => {
-                tracing::error!(error = %e, "cannot start");
+                tracing::error!(error = %common::exit::chain(&e), "cannot start");
                 return 1;
             }
         };

@@ -179,7 +179,7 @@ impl CertStore {
                 match store.reload() {
                     Ok(()) => tracing::info!(pairs = store.pairs.len(), "certificates reloaded"),
                     Err(e) => {
-                        tracing::error!(error = %e, "certificate reload failed; still serving the previous certificates")
+                        tracing::error!(error = %crate::exit::chain(&e), "certificate reload failed; still serving the previous certificates")
                     }
                 }
             }

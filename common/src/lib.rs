@@ -24,7 +24,8 @@
 //! - [`telemetry`]: tracing setup with `RUST_LOG` filtering.
 //! - [`tls`]: rustls server/client configurations from PEM, self-signed certificates.
 //! - [`timeout`]: `with_timeout`, whose error names the phase that ran out.
-//! - [`exit`]: process exit codes (64 for a bad configuration).
+//! - [`exit`]: process exit codes (64 for a bad configuration), the one-line `ConfigError`,
+//!   and `chain`, an error with every cause after it for log lines and exit reasons.
 
 pub mod admin;
 pub mod certs;

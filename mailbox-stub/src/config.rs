@@ -180,7 +180,7 @@ impl Config {
                     cert: cert.clone(),
                     key: key.clone(),
                 }])
-                .map_err(|e| ConfigError(e.to_string()))?,
+                .map_err(|e| ConfigError(common::exit::chain(&e)))?,
             ),
             _ => None,
         };

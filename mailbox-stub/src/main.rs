@@ -58,7 +58,7 @@ async fn main() {
     let stub = match builder.bind(watch.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start");
+            tracing::error!(error = %common::exit::chain(&e), "cannot start");
             std::process::exit(1);
         }
     };

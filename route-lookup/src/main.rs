@@ -19,7 +19,7 @@ async fn main() {
     let service = match RouteLookup::bind(config, db_wait).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %common::exit::chain(&*e), "cannot start");
+            tracing::error!(error = %common::exit::chain(&e), "cannot start");
             std::process::exit(1);
         }
     };

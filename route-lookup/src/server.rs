@@ -13,7 +13,26 @@ use crate::config::{AdminAuth, RuntimeConfig};
 use crate::directory::DirectoryCache;
 use crate::http::{self, AppState};
 use crate::metrics::LookupMetrics;
-use crate::store::{Store, StoreConfig};
+use crate::store::{SetupError, Store, StoreConfig, StoreError};
+
+/// Why [`RouteLookup::bind`] could not start the service. The causes are kept as sources:
+/// print the whole chain (`common::exit::chain`) to see, say, the server's
+/// "password authentication failed" behind a migration failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database settings are unusable (a bad URL, refused pool settings).
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The schema could not be migrated before `db_wait` ran out.
+    #[error("cannot migrate the database")]
+    Migrate(#[source] StoreError),
+    /// The domain directory could not be read after migrating.
+    #[error("cannot read the directory")]
+    Directory(#[source] StoreError),
+    /// A listener could not be bound (the text names the address and the listener).
+    #[error(transparent)]
+    Listen(#[from] std::io::Error),
+}
 
 /// A bound, migrated route-lookup, ready to run.
 #[derive(Debug)]
@@ -30,7 +49,7 @@ pub struct RouteLookup {
 impl RouteLookup {
     /// Connects to the database (waiting up to `db_wait` for it to come up), migrates the
     /// schema, and binds the listeners.
-    pub async fn bind(config: RuntimeConfig, db_wait: Duration) -> anyhow::Result<Self> {
+    pub async fn bind(config: RuntimeConfig, db_wait: Duration) -> Result<Self, StartError> {
         let store = Store::new(&StoreConfig {
             url: config.database_url.clone(),
             pool_size: config.db_pool_size,
@@ -45,11 +64,13 @@ impl RouteLookup {
                     tracing::warn!(error = %common::exit::chain(&e), "database not ready; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(e) => return Err(anyhow::Error::new(e).context("cannot migrate the database")),
+                Err(e) => return Err(StartError::Migrate(e)),
             }
         };
         tracing::info!(schema_version = version, "database ready");
-        let directory = DirectoryCache::load(&store).await?;
+        let directory = DirectoryCache::load(&store)
+            .await
+            .map_err(StartError::Directory)?;
         if matches!(config.admin_auth, AdminAuth::Insecure) && config.grpc_listen.is_some() {
             tracing::warn!(
                 "gRPC admin calls are NOT authenticated (--insecure-admin); local development only"
@@ -161,7 +182,7 @@ impl RouteLookup {
                 if let Err(e) =
                     crate::grpc::serve(listener, store, directory, &auth, ttl, rx, shutdown).await
                 {
-                    tracing::error!(error = %e, "gRPC server failed");
+                    tracing::error!(error = %common::exit::chain(&e), "gRPC server failed");
                 }
                 drop(guard);
             });
@@ -182,4 +203,47 @@ fn hostname() -> Option<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim();
     (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// A migration that cannot reach the database fails with the server's reason in the
+    /// printed chain, not only "cannot migrate the database".
+    #[tokio::test]
+    async fn a_start_failure_names_its_root_cause() {
+        let admin = crate::testing::admin_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let url = format!("{base}/rl_no_such_database");
+        let config = Config::try_parse_from([
+            "route-lookup",
+            "--database-url",
+            &url,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "off",
+            "--insecure-admin",
+            "--advertise",
+            "off",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let e = RouteLookup::bind(config, Duration::ZERO).await.unwrap_err();
+        assert!(matches!(e, StartError::Migrate(_)), "{e:?}");
+        let chain = common::exit::chain(&e);
+        assert!(
+            chain.starts_with("cannot migrate the database: database unavailable: "),
+            "{chain}"
+        );
+        assert!(
+            chain.contains("rl_no_such_database\" does not exist"),
+            "{chain}"
+        );
+    }
 }

@@ -112,7 +112,7 @@ pub async fn serve(
                 tokio::select! {
                     r = conn.as_mut() => {
                         if let Err(e) = r {
-                            tracing::debug!(error = %e, "http connection ended with an error");
+                            tracing::debug!(error = %common::exit::chain(&e), "http connection ended with an error");
                         }
                     }
                     _ = shutdown.triggered() => {

@@ -64,7 +64,7 @@ impl SharedClients {
         let (client, connection) = self.pg.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "lookup connection closed");
+                tracing::debug!(error = %common::exit::chain(&e), "lookup connection closed");
             }
         });
         let hot = Arc::new(Hot {
