@@ -1,15 +1,17 @@
 //! The mailbox-server side: connect with a timeout, check the greeting (`* OK` / `+OK`;
 //! PREAUTH, BYE or anything odd is refused), and replay the login (IMAP LOGIN with
 //! literals under the client's own tag, POP3 USER/PASS; SASL PLAIN when the client gave
-//! an authorization identity, as Zimbra does). The dialogue is `codec`'s client side:
-//! its encoders write the commands and its resumable parsers read the answers, every
-//! one bounded in size.
+//! an authorization identity, as Zimbra does). The dialogue is `codec`'s client side
+//! (`codec::imap::client`, `codec::pop3::client`): its encoders write the commands and
+//! its resumable parsers read the answers, every one bounded in size, the whole login
+//! under one timeout. Whether a refusal is temporary comes from the parsed response code
+//! of the answer itself, never from text elsewhere in it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use codec::imap::client::{self as imap, Condition, Kind, ResponseLimits, ServerResponse};
-use codec::pop3::{self, Command, Status};
+use codec::imap::client::{self as imap, Condition, Kind, LoginStyle, ResponseLimits};
+use codec::pop3::{self, client as pop3c};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -106,15 +108,24 @@ impl Reader {
 
     /// The next POP3 status line, as received.
     async fn pop3<S: AsyncRead + Unpin>(&mut self, s: &mut S) -> Result<Vec<u8>, BackendError> {
-        let limits = pop3::Limits {
-            max_line: LIMITS.max_line,
-        };
         loop {
-            match pop3::parse_status_line(&self.buf, &limits) {
+            match pop3c::parse_response(&self.buf, &POP3_LIMITS) {
                 Ok((_, used)) => return Ok(self.buf.drain(..used).collect()),
                 Err(pop3::ResponseError::Incomplete) => self.fill(s).await?,
                 Err(e) => return Err(protocol(e)),
             }
+        }
+    }
+
+    /// The first line of what was read, when a greeting could not be parsed: a server
+    /// that speaks something else (HTTP, the other mail protocol) says so there.
+    fn unparsed_greeting(&self, e: BackendError) -> BackendError {
+        match e {
+            BackendError::Protocol(_) if !self.buf.is_empty() => {
+                let first = self.buf.split(|&b| b == b'\n').next().unwrap_or_default();
+                BackendError::Greeting(printable(first))
+            }
+            e => e,
         }
     }
 
@@ -125,9 +136,21 @@ impl Reader {
     }
 }
 
+/// Bounds on a POP3 status line from a mailbox server.
+const POP3_LIMITS: pop3::Limits = pop3::Limits {
+    max_line: LIMITS.max_line,
+};
+
 /// A response read by [`Reader::imap`], parsed again from its own bytes.
-fn view(raw: &[u8]) -> Result<ServerResponse<'_>, BackendError> {
+fn imap_view(raw: &[u8]) -> Result<imap::ServerResponse<'_>, BackendError> {
     imap::parse_response(raw, &LIMITS)
+        .map(|(r, _)| r)
+        .map_err(protocol)
+}
+
+/// A line read by [`Reader::pop3`], parsed again from its own bytes.
+fn pop3_view(raw: &[u8]) -> Result<pop3c::ServerResponse<'_>, BackendError> {
+    pop3c::parse_response(raw, &POP3_LIMITS)
         .map(|(r, _)| r)
         .map_err(protocol)
 }
@@ -169,6 +192,59 @@ async fn send<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> Result<(), Back
     s.write_all(bytes).await.map_err(protocol)
 }
 
+/// What ended a wait for the IMAP server.
+enum Stop {
+    /// `+`: send the next piece.
+    Continuation,
+    /// The tagged answer, as received.
+    Answer(Vec<u8>),
+}
+
+/// Reads IMAP responses up to a continuation or the tagged answer to `tag`. Untagged ones
+/// (a server may send them at any time) and stray tagged ones go to `lines`, bounded; a
+/// BYE fails the login, as no answer will follow it.
+async fn imap_until<S: AsyncRead + Unpin>(
+    reader: &mut Reader,
+    s: &mut S,
+    tag: &[u8],
+    lines: &mut Vec<u8>,
+) -> Result<Stop, BackendError> {
+    loop {
+        let raw = reader.imap(s).await?;
+        let r = imap_view(&raw)?;
+        match (r.kind, r.condition) {
+            (Kind::Tagged(t), _) if t == tag => return Ok(Stop::Answer(raw)),
+            (Kind::Continuation, _) => return Ok(Stop::Continuation),
+            (Kind::Untagged, Some(Condition::Bye)) => {
+                return Err(protocol(format!("the server said {}", printable(&raw))))
+            }
+            _ => lines.extend_from_slice(&raw),
+        }
+        if lines.len() > LIMITS.max_response {
+            return Err(protocol("too many untagged responses"));
+        }
+    }
+}
+
+/// The login's outcome from its tagged `answer`, after the untagged `lines`; what the
+/// server sent after the answer is the client's too.
+fn imap_reply(
+    mut lines: Vec<u8>,
+    answer: &[u8],
+    reader: Reader,
+) -> Result<LoginReply, BackendError> {
+    let r = imap_view(answer)?;
+    let ok = r.condition == Some(Condition::Ok);
+    let temporary = !ok && r.code_is(b"UNAVAILABLE");
+    lines.extend_from_slice(answer);
+    lines.extend_from_slice(&reader.rest());
+    Ok(LoginReply {
+        ok,
+        lines,
+        temporary,
+    })
+}
+
 /// Logs in over IMAP: greeting, then `tag LOGIN` with the user name and password as
 /// literals (LITERAL+ when the greeting advertises it, else waiting for each `+`), or
 /// `tag AUTHENTICATE PLAIN` (with SASL-IR when advertised) when there is an
@@ -184,14 +260,9 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
         let mut reader = Reader::new();
         let greeting = match reader.imap(s).await {
             Ok(g) => g,
-            // Not IMAP at all (an HTTP server, say): that is what the greeting says.
-            Err(BackendError::Protocol(_)) if !reader.buf.is_empty() => {
-                let first = reader.buf.split(|&b| b == b'\n').next().unwrap_or_default();
-                return Err(BackendError::Greeting(printable(first)));
-            }
-            Err(e) => return Err(e),
+            Err(e) => return Err(reader.unparsed_greeting(e)),
         };
-        let g = view(&greeting)?;
+        let g = imap_view(&greeting)?;
         if (g.kind, g.condition) != (Kind::Untagged, Some(Condition::Ok)) {
             return Err(BackendError::Greeting(printable(&greeting)));
         }
@@ -200,52 +271,53 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
         let sasl_ir = g.has_capability(b"SASL-IR");
         if let Some(ip) = client {
             // Dovecot's and Zimbra's forwarding field; a backend that does not trust us
-            // ignores it, which is not a reason to fail the login.
+            // ignores it (or refuses it), which is not a reason to fail the login.
             let mut id = Vec::new();
             let id_tag = imap::id_forward(&mut id, tag, ip);
             send(s, &id).await?;
-            loop {
-                let raw = reader.imap(s).await?;
-                if view(&raw)?.kind == Kind::Tagged(&id_tag) {
-                    break;
-                }
+            let mut ignored = Vec::new();
+            if let Stop::Continuation = imap_until(&mut reader, s, &id_tag, &mut ignored).await? {
+                return Err(protocol("continuation request during ID"));
             }
         }
-        let pieces = match creds.authzid {
-            Some(_) => imap::authenticate_plain(tag, creds.plain_response().as_bytes(), sasl_ir),
-            None => imap::login(tag, creds.user, creds.pass, literal_plus),
+        let authenticate = creds.authzid.is_some();
+        let pieces = if authenticate {
+            imap::authenticate_plain(tag, creds.plain_response().as_bytes(), sasl_ir)
+        } else {
+            // Always literals, as Zimbra's proxy sends them: no byte of a credential is
+            // ever read by the server's quoted-string parser.
+            let style = LoginStyle {
+                literal_plus,
+                always_literal: true,
+            };
+            imap::login(tag, creds.user, creds.pass, style)
         };
         let mut pieces = pieces.into_iter();
         if let Some(first) = pieces.next() {
             send(s, &first).await?;
         }
-        // Each further piece waits for the server's go-ahead.
-        for piece in pieces {
-            let raw = reader.imap(s).await?;
-            if view(&raw)?.kind != Kind::Continuation {
-                // A refusal of the literal or the mechanism: pass the backend's answer on.
-                return imap_answer(raw, tag);
-            }
-            send(s, &piece).await?;
-        }
         let mut lines = Vec::new();
-        loop {
-            let raw = reader.imap(s).await?;
-            let r = view(&raw)?;
-            match (r.kind, r.condition) {
-                (Kind::Tagged(t), _) if t == tag => {
-                    lines.extend_from_slice(&raw);
-                    let mut reply = imap_answer(lines, tag)?;
-                    reply.lines.extend_from_slice(&reader.rest());
-                    return Ok(reply);
-                }
-                (Kind::Untagged, Some(Condition::Bye)) => {
-                    return Err(protocol(format!("the server said {}", printable(&raw))))
-                }
-                _ => lines.extend_from_slice(&raw),
+        // Each further piece waits for the server's go-ahead; a tagged answer instead is
+        // a refusal of the literal or the mechanism, passed on.
+        for piece in pieces {
+            match imap_until(&mut reader, s, tag, &mut lines).await? {
+                Stop::Continuation => send(s, &piece).await?,
+                Stop::Answer(answer) => return imap_reply(lines, &answer, reader),
             }
-            if lines.len() > LIMITS.max_response {
-                return Err(protocol("too many untagged lines"));
+        }
+        let mut cancelled = false;
+        loop {
+            match imap_until(&mut reader, s, tag, &mut lines).await? {
+                Stop::Answer(answer) => return imap_reply(lines, &answer, reader),
+                // PLAIN is one message: a server asking for more gets the exchange
+                // cancelled and answers with a tagged BAD, passed on as the refusal.
+                Stop::Continuation if authenticate && !cancelled => {
+                    let mut cancel = Vec::new();
+                    imap::cancel_authenticate(&mut cancel);
+                    send(s, &cancel).await?;
+                    cancelled = true;
+                }
+                Stop::Continuation => return Err(protocol("unexpected continuation request")),
             }
         }
     })
@@ -253,27 +325,34 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
     .map_err(|_| protocol("timeout"))?
 }
 
-/// The login's outcome from `lines`, whose last response is the tagged one (or a refused
-/// go-ahead).
-fn imap_answer(lines: Vec<u8>, tag: &[u8]) -> Result<LoginReply, BackendError> {
-    let last_start = last_response_start(&lines);
-    let r = view(&lines[last_start..])?;
-    let ok = r.kind == Kind::Tagged(tag) && r.condition == Some(Condition::Ok);
-    let temporary = !ok
-        && r.code
-            .is_some_and(|c| c.eq_ignore_ascii_case(b"UNAVAILABLE"));
-    Ok(LoginReply {
-        ok,
-        lines,
-        temporary,
-    })
+/// One POP3 login command and whether it opens a SASL exchange (whose `+` gets a cancel).
+struct Step {
+    line: Vec<u8>,
+    sasl: bool,
 }
 
-/// Where the last response in `lines` starts (responses end in LF; a literal inside one is
-/// never the last response's start, since the tagged line carries none).
-fn last_response_start(lines: &[u8]) -> usize {
-    let body = lines.strip_suffix(b"\n").unwrap_or(lines);
-    body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+/// The commands that replay `creds`, encoded before anything is sent: a credential with a
+/// line break or NUL is refused here and never reaches the server.
+fn pop3_steps(creds: &Credentials<'_>) -> Result<Vec<Step>, pop3c::EncodeError> {
+    let mut steps = Vec::with_capacity(2);
+    if creds.authzid.is_some() {
+        let mut line = Vec::new();
+        pop3c::auth_plain(&mut line, creds.plain_response().as_bytes())?;
+        steps.push(Step { line, sasl: true });
+    } else {
+        let (mut user, mut pass) = (Vec::new(), Vec::new());
+        pop3c::user(&mut user, creds.user)?;
+        pop3c::pass(&mut pass, creds.pass)?;
+        steps.push(Step {
+            line: user,
+            sasl: false,
+        });
+        steps.push(Step {
+            line: pass,
+            sasl: false,
+        });
+    }
+    Ok(steps)
 }
 
 /// Logs in over POP3: greeting, `USER`, `PASS`; or `AUTH PLAIN` with an initial
@@ -284,52 +363,50 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
     client: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<LoginReply, BackendError> {
-    let (user, pass) = (creds.user, creds.pass);
-    if user.iter().chain(pass).any(|&b| b == b'\r' || b == b'\n') {
-        return Err(protocol("line break in credentials"));
-    }
+    let steps = pop3_steps(&creds).map_err(protocol)?;
     tokio::time::timeout(timeout, async {
         let mut reader = Reader::new();
-        let greeting = reader.pop3(s).await?;
-        if !matches!(pop3_status(&greeting)?, Status::Ok(_)) {
+        let greeting = match reader.pop3(s).await {
+            Ok(g) => g,
+            Err(e) => return Err(reader.unparsed_greeting(e)),
+        };
+        if !pop3_view(&greeting)?.is_ok() {
             return Err(BackendError::Greeting(printable(&greeting)));
         }
-        let mut out = Vec::new();
         if let Some(ip) = client {
-            let addr = format!("ADDR={ip}");
-            Command::Xclient(addr.as_bytes()).encode(&mut out);
-            send(s, &out).await?;
+            let mut xclient = Vec::new();
+            pop3c::xclient_addr(&mut xclient, ip);
+            send(s, &xclient).await?;
             let line = reader.pop3(s).await?;
-            if !matches!(pop3_status(&line)?, Status::Ok(_)) {
+            if !pop3_view(&line)?.is_ok() {
                 tracing::debug!(reply = %printable(&line), "backend did not take XCLIENT");
             }
         }
-        let plain = creds.plain_response();
-        let steps = match creds.authzid {
-            Some(_) => vec![Command::Auth {
-                mechanism: Some(b"PLAIN"),
-                initial: Some(plain.as_bytes()),
-            }],
-            None => vec![Command::User(user), Command::Pass(pass)],
-        };
         let mut line = Vec::new();
         for step in steps {
-            out.clear();
-            step.encode(&mut out);
-            send(s, &out).await?;
+            send(s, &step.line).await?;
             line = reader.pop3(s).await?;
-            if !matches!(pop3_status(&line)?, Status::Ok(_)) {
+            if pop3_view(&line)?.indicator == pop3c::Indicator::Continuation {
+                if !step.sasl {
+                    return Err(protocol("unexpected continuation request"));
+                }
+                // PLAIN is one message: a server asking for more gets the exchange
+                // cancelled and answers -ERR, passed on as the refusal.
+                let mut cancel = Vec::new();
+                pop3c::cancel_auth(&mut cancel);
+                send(s, &cancel).await?;
+                line = reader.pop3(s).await?;
+                if pop3_view(&line)?.indicator == pop3c::Indicator::Continuation {
+                    return Err(protocol("unexpected continuation request"));
+                }
+            }
+            if !pop3_view(&line)?.is_ok() {
                 break;
             }
         }
-        let (ok, temporary) = match pop3_status(&line)? {
-            Status::Ok(_) => (true, false),
-            Status::Err(text) => (
-                false,
-                pop3::response_code(text).is_some_and(|c| c.eq_ignore_ascii_case(b"SYS/TEMP")),
-            ),
-            Status::Continuation(_) => (false, false),
-        };
+        let r = pop3_view(&line)?;
+        let ok = r.is_ok();
+        let temporary = !ok && r.code_is(b"SYS/TEMP");
         Ok(LoginReply {
             ok,
             lines: line,
@@ -338,13 +415,4 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
     })
     .await
     .map_err(|_| protocol("timeout"))?
-}
-
-fn pop3_status(line: &[u8]) -> Result<Status<'_>, BackendError> {
-    let limits = pop3::Limits {
-        max_line: LIMITS.max_line,
-    };
-    pop3::parse_status_line(line, &limits)
-        .map(|(status, _)| status)
-        .map_err(protocol)
 }

@@ -306,3 +306,206 @@ async fn temporary_refusals_and_a_bye_during_login() {
     assert!(!reply.ok && reply.temporary);
     assert_eq!(reply.lines, b"-ERR [SYS/TEMP] Try again later\r\n");
 }
+
+/// An IMAP login of `ann`/`pw` with LITERAL+, answered `answer`.
+async fn imap_answered(answer: &'static str) -> proxy::backend::LoginReply {
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n",
+        vec![(b"a LOGIN {3+}\r\nann {2+}\r\npw\r\n".to_vec(), answer)],
+    );
+    let reply = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    server.await.unwrap();
+    reply
+}
+
+#[tokio::test]
+async fn imap_temporary_only_from_the_tagged_answers_code() {
+    // The code of an untagged response before the answer is not the answer's.
+    let reply = imap_answered(
+        "* NO [UNAVAILABLE] replica lagging\r\na NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+    )
+    .await;
+    assert!(!reply.ok && !reply.temporary);
+    assert_eq!(
+        reply.lines,
+        b"* NO [UNAVAILABLE] replica lagging\r\na NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+    // The word in the text is no code.
+    let reply = imap_answered("a NO Authentication failed [UNAVAILABLE]\r\n").await;
+    assert!(!reply.ok && !reply.temporary);
+    // Codes are case-insensitive, and a success is never temporary.
+    let reply = imap_answered("a no [unavailable] later\r\n").await;
+    assert!(!reply.ok && reply.temporary);
+    let reply = imap_answered("a OK [UNAVAILABLE] odd but fine\r\n").await;
+    assert!(reply.ok && !reply.temporary);
+}
+
+#[tokio::test]
+async fn imap_refused_go_ahead_is_temporary_by_its_code() {
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n",
+        vec![(
+            b"t9 AUTHENTICATE PLAIN\r\n".to_vec(),
+            "t9 NO [UNAVAILABLE] Try again later\r\n",
+        )],
+    );
+    let reply = imap_login(&mut s, b"t9", creds(Some(b"boss"), b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok && reply.temporary);
+    assert_eq!(reply.lines, b"t9 NO [UNAVAILABLE] Try again later\r\n");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_untagged_data_while_waiting_for_the_go_ahead() {
+    // Untagged responses may come at any time, a literal included; they are passed on.
+    let (mut s, server) = script(
+        "* OK ready\r\n",
+        vec![
+            (
+                b"x LOGIN {3}\r\n".to_vec(),
+                "* OK [ALERT] {5} is no literal here\r\n* 1 EXISTS\r\n+ go\r\n",
+            ),
+            (b"ann {2}\r\n".to_vec(), "* X {4}\r\nab\r\n\r\n+ go\r\n"),
+            (b"pw\r\n".to_vec(), "x OK done\r\n"),
+        ],
+    );
+    let reply = imap_login(&mut s, b"x", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(reply.ok && !reply.temporary);
+    assert_eq!(
+        reply.lines,
+        b"* OK [ALERT] {5} is no literal here\r\n* 1 EXISTS\r\n* X {4}\r\nab\r\n\r\nx OK done\r\n"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_answers_over_the_bounds_fail_the_login() {
+    // A literal announced far over the bound fails at once, without waiting for it.
+    let (mut s, _server) = script(
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n",
+        vec![(
+            b"a LOGIN {3+}\r\nann {2+}\r\npw\r\n".to_vec(),
+            "* 1 FETCH (BODY[] {99999999999})\r\n",
+        )],
+    );
+    let err = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Protocol(_)), "{err:?}");
+    // A line that never ends fails at the line bound, well before the timeout.
+    let (mut s, mut server) = tokio::io::duplex(1 << 20);
+    let writer = tokio::spawn(async move {
+        server
+            .write_all(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n")
+            .await
+            .unwrap();
+        let mut sent = [0u8; 28];
+        server.read_exact(&mut sent).await.unwrap();
+        let _ = server.write_all(&vec![b'x'; 200 * 1024]).await;
+        server
+    });
+    let err = imap_login(&mut s, b"a", creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BackendError::Protocol(ref m) if m.contains("too long")),
+        "{err:?}"
+    );
+    drop(writer);
+}
+
+/// A POP3 login of `ann`/`pw` whose PASS is answered `answer`.
+async fn pop3_answered(answer: &'static str) -> proxy::backend::LoginReply {
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![
+            (b"USER ann\r\n".to_vec(), "+OK\r\n"),
+            (b"PASS pw\r\n".to_vec(), answer),
+        ],
+    );
+    let reply = pop3_login(&mut s, creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    server.await.unwrap();
+    reply
+}
+
+#[tokio::test]
+async fn pop3_temporary_only_from_the_sys_temp_code() {
+    for (answer, temporary) in [
+        ("-ERR [SYS/TEMP] Try again later\r\n", true),
+        ("-ERR [sys/temp] later\r\n", true),
+        ("-ERR [AUTH] Authentication failed.\r\n", false),
+        ("-ERR [SYS/PERM] Account disabled\r\n", false),
+        ("-ERR [IN-USE] Mailbox locked\r\n", false),
+        ("-ERR Try again later [SYS/TEMP]\r\n", false),
+        ("-ERR\r\n", false),
+    ] {
+        let reply = pop3_answered(answer).await;
+        assert!(!reply.ok, "{answer:?}");
+        assert_eq!(reply.temporary, temporary, "{answer:?}");
+        assert_eq!(reply.lines, answer.as_bytes());
+    }
+    let reply = pop3_answered("+OK [SYS/TEMP] fine after all\r\n").await;
+    assert!(reply.ok && !reply.temporary);
+
+    // A refused USER is the answer: PASS is never sent.
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![(
+            b"USER ann\r\n".to_vec(),
+            "-ERR [SYS/TEMP] Try again later\r\n",
+        )],
+    );
+    let reply = pop3_login(&mut s, creds(None, b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok && reply.temporary);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn pop3_auth_continuation_is_cancelled_and_odd_greetings_refused() {
+    let response = b64(b"boss\0ann\0pw");
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![
+            (format!("AUTH PLAIN {response}\r\n").into_bytes(), "+ \r\n"),
+            (b"*\r\n".to_vec(), "-ERR [AUTH] Cancelled\r\n"),
+        ],
+    );
+    let reply = pop3_login(&mut s, creds(Some(b"boss"), b"ann", b"pw"), None, T)
+        .await
+        .unwrap();
+    assert!(!reply.ok && !reply.temporary);
+    assert_eq!(reply.lines, b"-ERR [AUTH] Cancelled\r\n");
+    server.await.unwrap();
+
+    for greeting in [
+        "-ERR [SYS/TEMP] busy\r\n",
+        "* OK IMAP4rev1 ready\r\n",
+        "HTTP/1.1 200 OK\r\n",
+    ] {
+        let (mut s, _server) = script(greeting, vec![]);
+        let err = pop3_login(&mut s, creds(None, b"ann", b"pw"), None, T)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BackendError::Greeting(_)),
+            "{greeting:?} gave {err:?}"
+        );
+    }
+
+    // A NUL can never reach a POP3 command line either.
+    let (mut s, _server) = script("+OK ready\r\n", vec![]);
+    let err = pop3_login(&mut s, creds(None, b"ann", b"p\0w"), None, T)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Protocol(_)), "{err:?}");
+}

@@ -9,7 +9,10 @@
 //! - `response`: encoders for tagged/untagged/continuation responses and for strings
 //!   (atom, quoted or literal, whichever the bytes need).
 //! - [`client`]: the client side a proxy needs toward a mailbox server: ID forwarding,
-//!   LOGIN with literals, AUTHENTICATE PLAIN, and a resumable server-response parser.
+//!   LOGIN (atoms, quoted strings or literals, synchronizing or LITERAL+; the pieces say
+//!   where the server's `+` is awaited), AUTHENTICATE PLAIN with or without SASL-IR, and a
+//!   resumable, bounded server-response parser (greeting capabilities, tagged and untagged
+//!   status with codes, data with literals, continuations).
 
 pub mod client;
 mod command;

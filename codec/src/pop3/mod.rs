@@ -10,6 +10,9 @@
 //!   [`Parsed`] and [`ParseError`], plus [`parse_line`] for SASL continuation lines.
 //! - `response`: the response writers (`+OK`, `-ERR`, `+ ` continuations, dot-stuffed
 //!   multi-line blocks) and the client-side [`parse_status_line`] and [`parse_multiline`].
+//! - [`client`]: the client side a proxy needs toward a mailbox server: checked encoders
+//!   for `USER`, `PASS`, `AUTH PLAIN` and `XCLIENT`, and a response parser that reads the
+//!   RFC 2449/3206 code (`-ERR [SYS/TEMP]`) of a status line.
 //!
 //! # Framing rules
 //! - A line ends in CRLF; a bare LF is accepted as well (one CR before it is dropped), so
@@ -28,6 +31,7 @@
 //!   The same applies to [`parse_line`].
 //! - Keywords are case-insensitive; arguments are raw bytes, never decoded or case-folded.
 
+pub mod client;
 mod command;
 mod parser;
 mod response;
