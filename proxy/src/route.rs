@@ -63,7 +63,8 @@ impl Router {
     }
 
     /// Routes `login`: the cache, else route-lookup, else (when route-lookup cannot be
-    /// reached) the route this proxy used for it recently.
+    /// reached, or answers only with its temporary failure) the route this proxy used for
+    /// it recently.
     pub async fn route(&self, login: &Login<'_>) -> Decision {
         let decision = self.fresh_route(login).await;
         let Some(stale) = &self.stale else {
@@ -72,8 +73,12 @@ impl Router {
         let name = route_user(&login.user.to_lowercase(), login.proxy_ip);
         match &decision {
             Decision::Route(r) => stale.remember(login.protocol, &name, r.backend, &r.user),
-            Decision::Refused { .. } => stale.forget(login.protocol, &name),
-            Decision::Unavailable => {
+            // route-lookup's own "temporary failure" (its database is down) says nothing
+            // about the route either: as when it cannot be reached, a known route serves.
+            Decision::Refused { status, .. } if status != codec::auth_http::STATUS_TEMPORARY => {
+                stale.forget(login.protocol, &name)
+            }
+            Decision::Refused { .. } | Decision::Unavailable => {
                 if let Some(r) = stale.recall(login.protocol, &name) {
                     stale
                         .served

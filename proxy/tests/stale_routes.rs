@@ -13,6 +13,10 @@ use proxy::stale::StaleRoutes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// While set, the stand-in answers every login with route-lookup's temporary failure (what
+/// it says while its database is down).
+static DEGRADED: AtomicBool = AtomicBool::new(false);
+
 /// A route-lookup stand-in that routes every login to 10.0.0.5:7143 while `up`, and
 /// refuses `eve`; while down it closes every connection unanswered.
 async fn lookup_service(up: Arc<AtomicBool>) -> String {
@@ -39,7 +43,9 @@ async fn lookup_service(up: Arc<AtomicBool>) -> String {
                     }
                     let request = String::from_utf8_lossy(&buf).to_lowercase();
                     buf.clear();
-                    let head = if request.contains("auth-user: eve") {
+                    let head = if DEGRADED.load(Ordering::SeqCst) {
+                        "Auth-Status: Temporary authentication failure\r\n".to_string()
+                    } else if request.contains("auth-user: eve") {
                         "Auth-Status: Authentication failed\r\nAuth-Wait: 0\r\n".to_string()
                     } else {
                         "Auth-Status: OK\r\nAuth-Server: 10.0.0.5\r\nAuth-Port: 7143\r\n"
@@ -136,4 +142,22 @@ async fn a_known_route_survives_the_route_source_going_down() {
     ));
     up.store(false, Ordering::SeqCst);
     assert_eq!(router.route(&login("eve")).await, Decision::Unavailable);
+
+    // route-lookup up but its database down: its temporary failure makes a known route
+    // serve as well; an unknown login gets the temporary failure.
+    up.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        router.route(&login("dave@example.com")).await,
+        Decision::Route(_)
+    ));
+    DEGRADED.store(true, Ordering::SeqCst);
+    match router.route(&login("dave@example.com")).await {
+        Decision::Route(r) => assert!(r.cached),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        router.route(&login("frank@example.com")).await,
+        Decision::Refused { .. }
+    ));
+    DEGRADED.store(false, Ordering::SeqCst);
 }
