@@ -7,6 +7,8 @@ use clap::Parser;
 use common::exit::ConfigError;
 use common::listen::ListenAddr;
 
+use crate::password_checks::ChecksConfig;
+
 /// The route lookup service of the mail proxy.
 ///
 /// Answers nginx's auth_http protocol at /service/extension/nginx-lookup (so both our proxy
@@ -60,6 +62,41 @@ pub struct Config {
     /// the mailbox server checks it).
     #[arg(long, env = "LOOKUP_VERIFY_PASSWORDS")]
     pub verify_passwords: bool,
+
+    /// Password checks (argon2id, ~19 MiB each) computed at once; each keeps its memory for
+    /// the next. Default: one per CPU.
+    #[arg(long, env = "LOOKUP_PASSWORD_CHECKS", value_name = "N")]
+    pub password_checks: Option<usize>,
+
+    /// Password checks that may wait for one of those; further ones fail at once with a
+    /// temporary error. Default: 64 per password check worker.
+    #[arg(long, env = "LOOKUP_PASSWORD_CHECK_QUEUE", value_name = "N")]
+    pub password_check_queue: Option<usize>,
+
+    /// Milliseconds a password check may wait to start before it fails with a temporary
+    /// error (a wrong-password flood slows logins down instead of piling up hashes).
+    #[arg(
+        long,
+        env = "LOOKUP_PASSWORD_CHECK_WAIT_MS",
+        default_value_t = 3000,
+        value_name = "MS"
+    )]
+    pub password_check_wait_ms: u64,
+
+    /// Admin SOAP requests per second from one client address (Zimbra's DoS filter,
+    /// zimbraHttpDosFilterMaxRequestsPerSec); more get HTTP 429. 0: unlimited.
+    #[arg(long, env = "LOOKUP_SOAP_MAX_REQUESTS_PER_SEC", default_value_t = 30)]
+    pub soap_max_requests_per_sec: u32,
+
+    /// Client addresses (CIDR list, comma-separated) the SOAP limit does not apply to
+    /// (zimbraHttpThrottleSafeIPs): the MTAs, say.
+    #[arg(
+        long,
+        env = "LOOKUP_SOAP_SAFE_IPS",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
+    pub soap_safe_ips: common::cidr::CidrList,
 
     /// When set, nginx-lookup requests must carry `X-Lookup-Secret: S`.
     #[arg(
@@ -182,6 +219,12 @@ pub struct RuntimeConfig {
     pub advertise: Option<Option<String>>,
     /// Drain bound at shutdown.
     pub grace_period: Duration,
+    /// The bound on password hashing.
+    pub password_checks: ChecksConfig,
+    /// Admin SOAP requests per second per address (0: unlimited).
+    pub soap_rate: u32,
+    /// Addresses exempt from the SOAP limit.
+    pub soap_safe_ips: common::cidr::CidrList,
 }
 
 /// What the nginx-lookup endpoint does beyond resolving.
@@ -254,6 +297,19 @@ impl Config {
         {
             return Err("--database-url must be postgres://… or a key=value string".into());
         }
+        if self.password_checks == Some(0) {
+            return Err("--password-checks must be at least 1".into());
+        }
+        if self.password_check_queue == Some(0) {
+            return Err("--password-check-queue must be at least 1".into());
+        }
+        let machine = ChecksConfig::for_this_machine();
+        let workers = self.password_checks.unwrap_or(machine.workers);
+        let password_checks = ChecksConfig {
+            workers,
+            queue: self.password_check_queue.unwrap_or(64 * workers),
+            wait: Duration::from_millis(self.password_check_wait_ms),
+        };
         Ok(RuntimeConfig {
             database_url: self.database_url,
             http_listen: self.http_listen.addr(),
@@ -273,6 +329,9 @@ impl Config {
             http_timeout: Duration::from_secs(self.http_timeout.max(1)),
             lease_ttl: self.lease_ttl,
             grace_period: Duration::from_secs(self.grace_period),
+            password_checks,
+            soap_rate: self.soap_max_requests_per_sec,
+            soap_safe_ips: self.soap_safe_ips,
         })
     }
 }

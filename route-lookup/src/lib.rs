@@ -9,19 +9,26 @@
 //! - [`directory`]: the in-memory snapshot of domains, servers and config lookups use.
 //! - [`resolve`]: the lookup decision (login → route or a generic failure).
 //! - [`purge`]: deleting an account's cached routes on every cache node.
-//! - [`password`]: argon2id hashing and verification.
+//! - [`password`]: argon2id hashing and verification in reused memory.
+//! - [`password_checks`]: the bound on hashing (N at once, a bounded wait).
+//! - [`lockout`]: Zimbra's password policy attributes (lockout, length).
+//! - [`authenticate`]: one password check with lockouts applied.
+//! - [`throttle`]: requests per second per client address (admin SOAP).
 //! - [`http`]: the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
 //! - [`grpc`]: Provisioning, Directory (`Authenticate`) and Registry (leases, watch).
 //! - [`metrics`]: lookup counters and latency histogram.
 //! - [`register`]: this instance's own lookup URL in the registry (garpu lists it).
 //! - [`server`]: wiring and the shutdown contract.
 
+pub mod authenticate;
 pub mod config;
 pub mod directory;
 pub mod grpc;
 pub mod http;
+pub mod lockout;
 pub mod metrics;
 pub mod password;
+pub mod password_checks;
 pub mod purge;
 pub mod register;
 pub mod resolve;
@@ -29,3 +36,4 @@ pub mod server;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod throttle;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use common::metrics::{Histogram, PromWriter};
 
+use crate::http::SoapOutcome;
+use crate::password_checks::PasswordChecks;
 use crate::resolve::Reason;
 use crate::store::PoolState;
 
@@ -14,8 +16,7 @@ pub struct LookupMetrics {
     ok: AtomicU64,
     failed: [AtomicU64; Reason::ALL.len()],
     latency: Histogram,
-    soap_ok: AtomicU64,
-    soap_failed: AtomicU64,
+    soap: [AtomicU64; SoapOutcome::ALL.len()],
 }
 
 impl LookupMetrics {
@@ -32,12 +33,16 @@ impl LookupMetrics {
     }
 
     /// Records one SOAP AuthRequest.
-    pub fn record_soap(&self, ok: bool) {
-        if ok { &self.soap_ok } else { &self.soap_failed }.fetch_add(1, Ordering::Relaxed);
+    pub fn record_soap(&self, outcome: SoapOutcome) {
+        let i = SoapOutcome::ALL
+            .iter()
+            .position(|&x| x == outcome)
+            .unwrap_or(0);
+        self.soap[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus page.
-    pub fn render(&self, pool: PoolState) -> String {
+    /// The Prometheus page, with the password-check bound's counters.
+    pub fn render(&self, pool: PoolState, checks: &PasswordChecks) -> String {
         let mut w = PromWriter::new();
         w.header(
             "route_lookup_lookups_total",
@@ -66,15 +71,41 @@ impl LookupMetrics {
             "counter",
             "admin SOAP AuthRequests (MTA auth) by outcome",
         );
-        w.sample(
-            "route_lookup_soap_auth_total",
-            &[("outcome", "ok")],
-            self.soap_ok.load(Ordering::Relaxed),
+        for (o, c) in SoapOutcome::ALL.iter().zip(&self.soap) {
+            w.sample(
+                "route_lookup_soap_auth_total",
+                &[("outcome", o.label())],
+                c.load(Ordering::Relaxed),
+            );
+        }
+        let stats = checks.stats();
+        w.header(
+            "route_lookup_password_checks_total",
+            "counter",
+            "argon2 password checks by outcome (busy: refused, every worker taken)",
         );
-        w.sample(
-            "route_lookup_soap_auth_total",
-            &[("outcome", "failed")],
-            self.soap_failed.load(Ordering::Relaxed),
+        for (outcome, n) in [
+            ("computed", &stats.computed),
+            ("busy", &stats.busy),
+            ("bad_hash", &stats.bad_hashes),
+        ] {
+            w.sample(
+                "route_lookup_password_checks_total",
+                &[("outcome", outcome)],
+                n.load(Ordering::Relaxed),
+            );
+        }
+        w.single(
+            "route_lookup_password_checks_waiting",
+            "gauge",
+            "password checks waiting for a worker",
+            checks.waiting(),
+        );
+        w.single(
+            "route_lookup_password_check_workers",
+            "gauge",
+            "password checks computed at once (--password-checks)",
+            checks.config().workers,
         );
         w.single(
             "route_lookup_db_pool_connections",

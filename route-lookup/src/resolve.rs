@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use codec::auth_http::{STATUS_FAILED, STATUS_TEMPORARY};
 
+use crate::authenticate::{Authenticator, Verdict};
 use crate::config::LookupPolicy;
-use crate::password;
 use crate::store::{normalize, AccountRoute, Directory, Store, StoreError};
 
 /// The longest login we look up, in bytes after decoding (RFC 5321 caps an address at 254).
@@ -139,11 +139,13 @@ fn strip_suffix(login: &str) -> &str {
     login
 }
 
-/// Resolves `req` against the database under `policy`.
+/// Resolves `req` against the database under `policy`, checking passwords (when the
+/// policy says so) and lockouts with `auth`.
 pub async fn lookup(
     store: &Store,
     dir: &Directory,
     policy: &LookupPolicy,
+    auth: &Authenticator,
     req: &LookupRequest,
 ) -> Result<Route, Reason> {
     let login = normalize(strip_suffix(&req.user));
@@ -163,16 +165,33 @@ pub async fn lookup(
             return Err(Reason::Unavailable);
         }
     };
-    check_status(&account)?;
+    // A lockout may have run out: the lockout state decides, below.
+    if account.status != "lockout" {
+        check_status(&account)?;
+    }
     if policy.verify_passwords {
-        let ok = match &account.password_hash {
-            Some(hash) => password::verify_async(hash.clone(), req.pass.clone()).await,
-            None => false,
-        };
-        if !ok {
-            return Err(Reason::BadPassword);
+        match auth.check(&account, &req.pass).await {
+            Ok(Verdict::Accepted) => {}
+            Ok(Verdict::Rejected) => return Err(Reason::BadPassword),
+            Ok(Verdict::LockedOut) => return Err(Reason::Inactive),
+            Err(e) => {
+                tracing::warn!(error = %common::exit::chain(&e), "cannot check the password now");
+                return Err(Reason::Unavailable);
+            }
+        }
+    } else if account.status == "lockout" {
+        // Routing alone does not check the password, but a lock whose time is up ends
+        // here too, so the mailbox server is asked again.
+        match auth.still_locked_out(&account).await {
+            Ok(true) => return Err(Reason::Inactive),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %common::exit::chain(&e), "cannot read the lockout state");
+                return Err(Reason::Unavailable);
+            }
         }
     }
+
     let ports = account.server.ports;
     let port = match req.protocol {
         Protocol::Imap => ports.imap,

@@ -154,8 +154,18 @@ impl RouteLookup {
             tx,
             shutdown.clone(),
         ));
+        let passwords = crate::authenticate::Authenticator::new(
+            self.store.clone(),
+            directory.clone(),
+            crate::password_checks::PasswordChecks::new(self.config.password_checks),
+        );
         if let Some(listener) = self.http {
             let state = Arc::new(AppState {
+                auth: passwords.clone(),
+                soap_throttle: crate::throttle::PerAddress::new(
+                    self.config.soap_rate,
+                    self.config.soap_safe_ips.clone(),
+                ),
                 store: self.store.clone(),
                 directory: directory.clone(),
                 policy: self.config.lookup.clone(),
@@ -172,16 +182,18 @@ impl RouteLookup {
             ));
         }
         if let Some(listener) = self.grpc {
-            let store = self.store.clone();
-            let directory = directory.clone();
+            let services = crate::grpc::Services {
+                store: self.store.clone(),
+                directory: directory.clone(),
+                passwords,
+                lease_ttl: self.config.lease_ttl,
+                snapshots: rx,
+            };
             let auth = self.config.admin_auth.clone();
-            let ttl = self.config.lease_ttl;
             let shutdown = shutdown.clone();
             let guard = drain.guard();
             tasks.spawn(async move {
-                if let Err(e) =
-                    crate::grpc::serve(listener, store, directory, &auth, ttl, rx, shutdown).await
-                {
+                if let Err(e) = crate::grpc::serve(listener, services, &auth, shutdown).await {
                     tracing::error!(error = %common::exit::chain(&e), "gRPC server failed");
                 }
                 drop(guard);

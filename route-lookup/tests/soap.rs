@@ -127,3 +127,85 @@ async fn gamau_urls_authenticate() {
     assert!(reply.contains("too large"), "{reply}");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn requests_over_the_per_address_rate_get_429_and_safe_addresses_are_exempt() {
+    let h = Harness::start(&["--soap-max-requests-per-sec", "5"]).await;
+    let url = format!("http://{}/service/admin/soap/", h.http);
+    let started = std::time::Instant::now();
+    let mut throttled = 0;
+    let mut answered = 0;
+    for _ in 0..30 {
+        let (status, body) = post(&url, &auth_request("account", "nobody@example.com", "x")).await;
+        match status {
+            429 => {
+                throttled += 1;
+                assert!(body.contains("service.TEMPORARILY_UNAVAILABLE"), "{body}");
+            }
+            500 => answered += 1,
+            other => panic!("status {other}: {body}"),
+        }
+    }
+    // Five at once, then five per second: whatever the machine's speed, no more than the
+    // bucket plus its refill over the time taken got through.
+    let refill = (started.elapsed().as_secs_f64() * 5.0).ceil() as usize;
+    assert!(
+        answered >= 5 && answered <= 5 + refill,
+        "answered {answered}, refill {refill}"
+    );
+    assert_eq!(throttled, 30 - answered);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _) = post(&url, &auth_request("account", "nobody@example.com", "x")).await;
+    assert_eq!(status, 500, "a second later the address may ask again");
+    h.stop().await;
+
+    let h = Harness::start(&[
+        "--soap-max-requests-per-sec",
+        "5",
+        "--soap-safe-ips",
+        "10.0.0.0/8, 127.0.0.0/8",
+    ])
+    .await;
+    let url = format!("http://{}/service/admin/soap/", h.http);
+    for _ in 0..30 {
+        let (status, _) = post(&url, &auth_request("account", "nobody@example.com", "x")).await;
+        assert_eq!(status, 500);
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn soap_failures_count_towards_lockout_like_any_other() {
+    let h = Harness::start(&[]).await;
+    seed(&h.grpc_url()).await;
+    let mut p = provisioning(&h.grpc_url()).await;
+    p.modify_config(proto::v1::ModifyRequest {
+        name: String::new(),
+        attrs: set(&[
+            ("zimbraPasswordLockoutEnabled", "TRUE"),
+            ("zimbraPasswordLockoutMaxFailures", "2"),
+        ]),
+    })
+    .await
+    .unwrap();
+    let url = format!("http://{}/service/admin/soap/", h.http);
+    for pw in ["wrong1", "wrong2", PASSWORD] {
+        let (status, body) = post(&url, &auth_request("account", "ann@example.com", pw)).await;
+        assert_eq!(status, 500, "{pw}");
+        assert!(body.contains("account.AUTH_FAILED"), "{body}");
+    }
+    let ann = p
+        .get_account(proto::v1::NameRequest {
+            name: "ann@example.com".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = ann
+        .attrs
+        .iter()
+        .find(|a| a.name == "zimbraAccountStatus")
+        .unwrap();
+    assert_eq!(status.values, ["lockout"]);
+    h.stop().await;
+}

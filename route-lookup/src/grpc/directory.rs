@@ -4,7 +4,7 @@ use proto::v1::directory_server::Directory;
 use proto::v1::{AuthenticateRequest, AuthenticateResponse};
 use tonic::{Request, Response, Status};
 
-use crate::password;
+use crate::authenticate::{Authenticator, Verdict};
 use crate::resolve::{check_status, Reason, MAX_PASS, MAX_USER};
 use std::sync::Arc;
 
@@ -16,12 +16,19 @@ use crate::store::{normalize, Store, StoreError};
 pub struct DirectoryService {
     store: Store,
     directory: Arc<DirectoryCache>,
+    auth: Authenticator,
 }
 
 impl DirectoryService {
-    /// A service over `store`.
-    pub fn new(store: Store, directory: Arc<DirectoryCache>) -> Self {
-        Self { store, directory }
+    /// A service over `store`, checking passwords with `auth`. Its callers are mailbox
+    /// servers (holding the admin token), each checking for many users: they are bounded
+    /// only by the password-check bound, never throttled per address.
+    pub fn new(store: Store, directory: Arc<DirectoryCache>, auth: Authenticator) -> Self {
+        Self {
+            store,
+            directory,
+            auth,
+        }
     }
 }
 
@@ -52,13 +59,22 @@ impl Directory for DirectoryService {
                 return Err(Status::unavailable("directory unavailable"));
             }
         };
-        let ok = match account.password_hash.clone() {
-            Some(hash) => password::verify_async(hash, r.password.into_bytes()).await,
-            None => false,
-        };
-        if !ok {
-            tracing::info!(login = %r.name, "authenticate: wrong password or no password");
-            return Err(denied());
+        match self.auth.check(&account, r.password.as_bytes()).await {
+            Ok(Verdict::Accepted) => {}
+            Ok(Verdict::Rejected) => {
+                tracing::info!(login = %r.name, "authenticate: wrong password or no password");
+                return Err(denied());
+            }
+            Ok(Verdict::LockedOut) => {
+                tracing::info!(login = %r.name, "authenticate: account locked out");
+                return Err(denied());
+            }
+            Err(e) => {
+                tracing::warn!(login = %r.name, error = %common::exit::chain(&e), "authenticate: cannot check the password now");
+                return Err(Status::unavailable(
+                    "password check temporarily unavailable",
+                ));
+            }
         }
         match check_status(&account) {
             Ok(()) => {}

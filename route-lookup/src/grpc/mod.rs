@@ -22,6 +22,7 @@ pub use directory::DirectoryService;
 pub use provisioning::ProvisioningService;
 pub use registry::{poll_membership, RegistryService, POLL_INTERVAL};
 
+use crate::authenticate::Authenticator;
 use crate::config::AdminAuth;
 use crate::directory::DirectoryCache;
 use crate::store::{Store, StoreError};
@@ -40,16 +41,35 @@ pub(crate) fn status(e: StoreError) -> Status {
     }
 }
 
+/// What the three services work on.
+#[derive(Debug)]
+pub struct Services {
+    /// The database.
+    pub store: Store,
+    /// The directory snapshot.
+    pub directory: Arc<DirectoryCache>,
+    /// Password checks and lockouts.
+    pub passwords: Authenticator,
+    /// Default lease length.
+    pub lease_ttl: u32,
+    /// Membership snapshots for watchers.
+    pub snapshots: watch::Receiver<Option<Membership>>,
+}
+
 /// Serves the three services on `listener` until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
-    store: Store,
-    directory: Arc<DirectoryCache>,
+    services: Services,
     auth: &AdminAuth,
-    lease_ttl: u32,
-    snapshots: watch::Receiver<Option<Membership>>,
     shutdown: common::shutdown::ShutdownWatch,
 ) -> Result<(), tonic::transport::Error> {
+    let Services {
+        store,
+        directory,
+        passwords,
+        lease_ttl,
+        snapshots,
+    } = services;
     let check = AdminCheck::new(auth);
     // Our own listener (bound and logged by common::listener), so the builder's
     // tcp_nodelay does not apply: set it here, or small replies wait on delayed ACKs.
@@ -59,11 +79,11 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(ProvisioningServer::with_interceptor(
-            ProvisioningService::new(store.clone(), directory.clone()),
+            ProvisioningService::new(store.clone(), directory.clone(), passwords.checks().clone()),
             check.clone(),
         ))
         .add_service(DirectoryServer::with_interceptor(
-            DirectoryService::new(store.clone(), directory),
+            DirectoryService::new(store.clone(), directory, passwords),
             check.clone(),
         ))
         .add_service(RegistryServer::with_interceptor(

@@ -13,7 +13,9 @@ use super::status;
 use std::sync::Arc;
 
 use crate::directory::DirectoryCache;
-use crate::password;
+use crate::lockout::{PolicySources, PASSWORD_MAX_LENGTH};
+use crate::password::HashError;
+use crate::password_checks::PasswordChecks;
 use crate::purge::purge_routes;
 use crate::store::{self, Change, ChangeOp, EntryKind, Store};
 
@@ -22,13 +24,62 @@ use crate::store::{self, Change, ChangeOp, EntryKind, Store};
 pub struct ProvisioningService {
     store: Store,
     directory: Arc<DirectoryCache>,
+    checks: PasswordChecks,
 }
 
 impl ProvisioningService {
     /// A service over `store`; changes to domains, servers and the config re-read the
     /// directory snapshot before they are acknowledged.
-    pub fn new(store: Store, directory: Arc<DirectoryCache>) -> Self {
-        Self { store, directory }
+    pub fn new(store: Store, directory: Arc<DirectoryCache>, checks: PasswordChecks) -> Self {
+        Self {
+            store,
+            directory,
+            checks,
+        }
+    }
+
+    /// Checks `password` against zimbraPasswordMaxLength (the account's own value, from
+    /// `account_attrs`, else the global config's, else 64) and hashes it within the
+    /// password-check bound.
+    async fn hash(
+        &self,
+        password: Option<String>,
+        account_attrs: &std::collections::HashMap<String, String>,
+    ) -> Result<Option<String>, Status> {
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let dir = self.directory.get();
+        let max = PolicySources {
+            account: account_attrs,
+            global: &dir.password_config,
+        }
+        .password_max_length();
+        if password.chars().count() > max {
+            return Err(Status::invalid_argument(format!(
+                "invalid password: too long ({PASSWORD_MAX_LENGTH} is {max})"
+            )));
+        }
+        match self.checks.hash(password.into_bytes()).await {
+            Ok(h) => Ok(Some(h)),
+            Err(HashError::Busy) => Err(Status::unavailable(
+                "password checks are busy; try again shortly",
+            )),
+            Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    /// The password policy attributes an account has now (for its length bound).
+    async fn policy_attrs(
+        &self,
+        account: &str,
+    ) -> Result<std::collections::HashMap<String, String>, Status> {
+        let e = self
+            .store
+            .get(EntryKind::Account, account)
+            .await
+            .map_err(status)?;
+        Ok(policy_attrs(e.attrs.iter()))
     }
 
     async fn directory_changed(&self) {
@@ -100,14 +151,14 @@ fn take_password(changes: &mut Vec<Change>) -> Result<Option<Option<String>>, St
     }
 }
 
-async fn hash(password: Option<String>) -> Result<Option<String>, Status> {
-    match password {
-        Some(p) if !p.is_empty() => password::hash_async(p.into_bytes())
-            .await
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string())),
-        _ => Ok(None),
-    }
+/// The single-valued password policy attributes among `attrs`.
+fn policy_attrs<'a>(
+    attrs: impl Iterator<Item = (&'a String, &'a Vec<String>)>,
+) -> std::collections::HashMap<String, String> {
+    attrs
+        .filter(|(name, _)| crate::lockout::ATTRS.contains(&name.as_str()))
+        .filter_map(|(name, values)| Some((name.clone(), values.first()?.clone())))
+        .collect()
 }
 
 #[tonic::async_trait]
@@ -168,7 +219,17 @@ impl Provisioning for ProvisioningService {
         } else {
             Some(r.password)
         };
-        let hash = hash(password).await?;
+        let requested = c
+            .iter()
+            .filter(|ch| ch.op != ChangeOp::Remove)
+            .map(|ch| (ch.name.clone(), vec![ch.value.clone()]))
+            .collect::<Vec<_>>();
+        let hash = self
+            .hash(
+                password,
+                &policy_attrs(requested.iter().map(|(n, v)| (n, v))),
+            )
+            .await?;
         let e = self
             .store
             .create_account(&r.name, hash, &c)
@@ -205,7 +266,10 @@ impl Provisioning for ProvisioningService {
         let r = r.into_inner();
         let mut c = changes(r.attrs);
         let password = match take_password(&mut c)? {
-            Some(p) => Some(hash(p).await?),
+            Some(p) => {
+                let attrs = self.policy_attrs(&r.name).await?;
+                Some(self.hash(p, &attrs).await?)
+            }
             None => None,
         };
         let (before, after) = self
@@ -253,7 +317,8 @@ impl Provisioning for ProvisioningService {
         r: Request<SetPasswordRequest>,
     ) -> Result<Response<Empty>, Status> {
         let r = r.into_inner();
-        let hash = hash(Some(r.password)).await?;
+        let attrs = self.policy_attrs(&r.account).await?;
+        let hash = self.hash(Some(r.password), &attrs).await?;
         self.store
             .modify(EntryKind::Account, &r.account, &[], Some(hash))
             .await

@@ -14,15 +14,17 @@ use common::admin::{AdminSource, HealthFuture};
 use common::listener::{ListenerConfig, ListenerStats};
 use common::shutdown::{DrainGuard, ShutdownWatch};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use crate::authenticate::Authenticator;
 use crate::config::LookupPolicy;
 use crate::directory::DirectoryCache;
 use crate::metrics::LookupMetrics;
 use crate::store::Store;
+use crate::throttle::PerAddress;
 
 pub(crate) use nginx_lookup::constant_time_eq;
+pub use soap::SoapOutcome;
 
 /// The path nginx's `auth_http` points at.
 pub const LOOKUP_PATH: &str = "/service/extension/nginx-lookup";
@@ -45,6 +47,10 @@ pub struct AppState {
     pub metrics: Arc<LookupMetrics>,
     /// Bound on reading a request.
     pub http_timeout: Duration,
+    /// Password checks and lockouts.
+    pub auth: Authenticator,
+    /// The per-address limit on admin SOAP requests.
+    pub soap_throttle: PerAddress,
 }
 
 struct Admin(Arc<AppState>);
@@ -61,7 +67,9 @@ impl AdminSource for Admin {
     }
 
     fn metrics(&self) -> String {
-        self.0.metrics.render(self.0.store.pool_state())
+        self.0
+            .metrics
+            .render(self.0.store.pool_state(), self.0.auth.checks())
     }
 }
 
@@ -97,8 +105,13 @@ pub async fn serve(
         stats,
         shutdown,
         drain,
-        move |stream, _peer| {
-            let service = TowerToHyperService::new(router.clone());
+        move |stream, peer| {
+            // The client's address, for handlers that limit per address.
+            let router = router.clone();
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                tower_service::Service::call(&mut router.clone(), req)
+            });
             let shutdown = conn_shutdown.clone();
             async move {
                 let mut builder = hyper::server::conn::http1::Builder::new();

@@ -25,9 +25,15 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMa
     let started = Instant::now();
     let attempt = attempt_of(&headers);
     let outcome = match parse(&state, &headers) {
-        Ok(req) => lookup(&state.store, &state.directory.get(), &state.policy, &req)
-            .await
-            .map(|route| (route, req)),
+        Ok(req) => lookup(
+            &state.store,
+            &state.directory.get(),
+            &state.policy,
+            &state.auth,
+            &req,
+        )
+        .await
+        .map(|route| (route, req)),
         Err(reason) => Err(reason),
     };
     let (result, response) = match outcome {

@@ -2,17 +2,21 @@
 //! `AuthRequest` (what saslauthd's zimbra mechanism sends for SMTP AUTH).
 //!
 //! A right password for an active account gets an `AuthResponse` with an opaque token;
-//! anything else a SOAP 1.2 fault with `account.AUTH_FAILED`, never the reason.
+//! anything else a SOAP 1.2 fault with `account.AUTH_FAILED`, never the reason. Requests
+//! are limited per client address (Zimbra's DoS filter: over the rate, HTTP 429 before
+//! the body is read), and a password check that cannot start in time is a
+//! `service.TEMPORARILY_UNAVAILABLE` fault, not a failure.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::password;
+use crate::authenticate::Verdict;
 use crate::resolve::{check_status, MAX_PASS, MAX_USER};
 use crate::store::normalize;
 
@@ -20,7 +24,16 @@ use crate::store::normalize;
 const MAX_BODY: usize = 64 * 1024;
 
 /// The handler.
-pub(crate) async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Response {
+pub(crate) async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Response {
+    if !state.soap_throttle.allow(peer.ip()) {
+        state.metrics.record_soap(SoapOutcome::Throttled);
+        tracing::debug!(client = %peer.ip(), "soap request over the per-address rate");
+        return throttled();
+    }
     let bytes = match tokio::time::timeout(state.http_timeout, axum::body::to_bytes(body, MAX_BODY))
         .await
     {
@@ -63,9 +76,16 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Re
             "service.INVALID_REQUEST",
         );
     };
-    let ok = authenticate(&state, &name, &password).await;
-    state.metrics.record_soap(ok);
-    if ok {
+    let outcome = authenticate(&state, &name, &password).await;
+    state.metrics.record_soap(outcome);
+    if outcome == SoapOutcome::Temporary {
+        return fault(
+            "soap:Receiver",
+            "service temporarily unavailable",
+            "service.TEMPORARILY_UNAVAILABLE",
+        );
+    }
+    if outcome == SoapOutcome::Ok {
         tracing::info!(account = %name, "soap auth ok");
         let token = token();
         let body = format!(
@@ -89,21 +109,73 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, body: Body) -> Re
     }
 }
 
-async fn authenticate(state: &AppState, name: &str, password: &str) -> bool {
+async fn authenticate(state: &AppState, name: &str, password: &str) -> SoapOutcome {
     if name.len() > MAX_USER || password.len() > MAX_PASS || password.is_empty() {
-        return false;
+        return SoapOutcome::Failed;
     }
     let dir = state.directory.get();
-    let Ok(Some(account)) = state.store.resolve(&dir, &normalize(name), "").await else {
-        return false;
+    let account = match state.store.resolve(&dir, &normalize(name), "").await {
+        Ok(Some(account)) => account,
+        Ok(None) => return SoapOutcome::Failed,
+        Err(e) => {
+            tracing::warn!(error = %common::exit::chain(&e), "soap auth: cannot resolve the account");
+            return SoapOutcome::Temporary;
+        }
     };
-    if check_status(&account).is_err() {
-        return false;
+    // A lockout may have run out: the password check decides.
+    if account.status != "lockout" && check_status(&account).is_err() {
+        return SoapOutcome::Failed;
     }
-    match account.password_hash {
-        Some(hash) => password::verify_async(hash, password.as_bytes().to_vec()).await,
-        None => false,
+    match state.auth.check(&account, password.as_bytes()).await {
+        Ok(Verdict::Accepted) => SoapOutcome::Ok,
+        Ok(Verdict::Rejected | Verdict::LockedOut) => SoapOutcome::Failed,
+        Err(e) => {
+            tracing::warn!(error = %common::exit::chain(&e), "soap auth: cannot check the password now");
+            SoapOutcome::Temporary
+        }
     }
+}
+
+/// How one SOAP AuthRequest ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoapOutcome {
+    /// Authenticated.
+    Ok,
+    /// Wrong name, password, or an inactive account.
+    Failed,
+    /// The check could not be made now.
+    Temporary,
+    /// Over the per-address rate.
+    Throttled,
+}
+
+impl SoapOutcome {
+    /// Every outcome, for metrics.
+    pub const ALL: [SoapOutcome; 4] = [Self::Ok, Self::Failed, Self::Temporary, Self::Throttled];
+
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Temporary => "temporary",
+            Self::Throttled => "throttled",
+        }
+    }
+}
+
+/// HTTP 429 with a SOAP fault, as Zimbra's DoS filter answers over its rate.
+fn throttled() -> Response {
+    let mut response = fault(
+        "soap:Receiver",
+        "too many requests from this address",
+        "service.TEMPORARILY_UNAVAILABLE",
+    );
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 fn token() -> String {

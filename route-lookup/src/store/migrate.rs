@@ -8,10 +8,11 @@ use super::{Store, StoreError};
 ///
 /// Key columns use the "C" collation: names are normalised (lowercase) before they are
 /// stored or looked up, and bytewise comparison keeps index probes cheap on the hot path.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "accounts, domains, servers, config, registrations",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "accounts, domains, servers, config, registrations",
+        r#"
 CREATE TABLE config (
     name  text COLLATE "C" PRIMARY KEY,
     vals  text[] NOT NULL
@@ -71,7 +72,19 @@ CREATE TABLE registrations (
     UNIQUE (kind, address)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "password lockout state",
+        r#"
+-- zimbraPasswordLockoutFailureTime and zimbraPasswordLockoutLockedTime: the failed
+-- password checks still counted, and when the account was locked out.
+ALTER TABLE accounts
+    ADD COLUMN login_failures  timestamptz[] NOT NULL DEFAULT '{}',
+    ADD COLUMN locked_at       timestamptz;
+"#,
+    ),
+];
 
 /// An arbitrary constant that names our advisory lock.
 const MIGRATION_LOCK: i64 = 0x7a70_726f_7879;

@@ -55,6 +55,8 @@ pub struct Directory {
     pub alias_domains: HashMap<String, String>,
     /// Server name → routing data.
     pub servers: HashMap<String, ServerRoute>,
+    /// The global config's password policy attributes ([`crate::lockout::ATTRS`]).
+    pub password_config: HashMap<String, String>,
 }
 
 impl Directory {
@@ -157,6 +159,21 @@ impl Store {
                 )
                 .await?;
             dir.default_domain = row.and_then(|r| r.get::<_, Option<String>>(0));
+            let names: Vec<String> = crate::lockout::ATTRS
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            for row in client
+                .query(
+                    "SELECT name, vals[1] FROM config WHERE name = ANY($1)",
+                    &[&names],
+                )
+                .await?
+            {
+                if let Some(value) = row.get::<_, Option<String>>(1) {
+                    dir.password_config.insert(row.get(0), value);
+                }
+            }
             for row in client
                 .query(
                     "SELECT d.name, d.virtual_ips, t.name FROM domains d

@@ -16,7 +16,11 @@ impl Store {
         let key = normalize(name);
         let row = client
             .query_opt(
-                "SELECT acc.id, acc.name, acc.mail_host, acc.status FROM accounts acc
+                "SELECT acc.id, acc.name, acc.mail_host, acc.status,
+                        to_char(acc.locked_at AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS.MS\"Z\"'),
+                        array(SELECT to_char(f AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISS.MS\"Z\"')
+                                FROM unnest(acc.login_failures) f ORDER BY f)
+                   FROM accounts acc
                   WHERE acc.id = (SELECT account_id FROM addresses WHERE address = $1)
                      OR acc.id = $1",
                 &[&key],
@@ -57,6 +61,13 @@ impl Store {
             a.insert("zimbraMailHost".into(), vec![host]);
         }
         a.insert("zimbraAccountStatus".into(), vec![row.get(3)]);
+        if let Some(locked) = row.get::<_, Option<String>>(4) {
+            a.insert("zimbraPasswordLockoutLockedTime".into(), vec![locked]);
+        }
+        let failures: Vec<String> = row.get(5);
+        if !failures.is_empty() {
+            a.insert("zimbraPasswordLockoutFailureTime".into(), failures);
+        }
         let id = e.id.clone();
         Self::extras(client, &id, &mut e.attrs).await?;
         Ok(e)
@@ -69,7 +80,13 @@ impl Store {
         let a = &e.attrs;
         client
             .execute(
-                "UPDATE accounts SET mail_host = $2, status = $3 WHERE id = $1",
+                // Leaving lockout (an admin's `ma … zimbraAccountStatus active`) forgets
+                // the failures and the lock time, as Zimbra does.
+                "UPDATE accounts SET mail_host = $2, status = $3,
+                        login_failures = CASE WHEN status = 'lockout' AND $3 <> 'lockout'
+                                              THEN '{}' ELSE login_failures END,
+                        locked_at = CASE WHEN $3 = 'lockout' THEN locked_at END
+                  WHERE id = $1",
                 &[
                     &e.id,
                     &single(a, "zimbraMailHost")

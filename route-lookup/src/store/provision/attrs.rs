@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Change, ChangeOp, EntryKind};
+use crate::lockout;
 use crate::store::StoreError;
 
 /// How an attribute's values are checked.
@@ -23,6 +24,10 @@ enum Value {
     Status,
     /// A host name.
     Host,
+    /// Zimbra's duration syntax (`1h`, `30m`, `45s`, `45`, `1d`, `500ms`).
+    Duration,
+    /// A whole number, 0 or more.
+    Count,
 }
 
 pub(super) struct Spec {
@@ -52,6 +57,17 @@ const ACCOUNT: &[Spec] = &[
     spec("cn", false, Value::Text),
     spec("sn", false, Value::Text),
     spec("givenName", false, Value::Text),
+    spec("zimbraPasswordLockoutLockedTime", false, Value::ReadOnly),
+    spec("zimbraPasswordLockoutFailureTime", true, Value::ReadOnly),
+];
+
+/// The password policy, on accounts and in the global config (the account's value wins).
+const PASSWORD_POLICY: &[Spec] = &[
+    spec(lockout::ENABLED, false, Value::Bool),
+    spec(lockout::MAX_FAILURES, false, Value::Count),
+    spec(lockout::DURATION, false, Value::Duration),
+    spec(lockout::FAILURE_LIFETIME, false, Value::Duration),
+    spec(lockout::PASSWORD_MAX_LENGTH, false, Value::Count),
 ];
 
 const DOMAIN: &[Spec] = &[
@@ -119,7 +135,11 @@ fn specs(kind: EntryKind) -> impl Iterator<Item = &'static Spec> {
     } else {
         DESCRIPTIVE
     };
-    own.iter().chain(extra.iter())
+    let policy: &'static [Spec] = match kind {
+        EntryKind::Account | EntryKind::Config => PASSWORD_POLICY,
+        EntryKind::Domain | EntryKind::Server => &[],
+    };
+    own.iter().chain(extra.iter()).chain(policy.iter())
 }
 
 pub(super) fn find_spec(kind: EntryKind, name: &str) -> Result<&'static Spec, StoreError> {
@@ -138,6 +158,11 @@ pub(super) fn extra_names(kind: EntryKind) -> &'static [&'static str] {
             "cn",
             "sn",
             "givenName",
+            lockout::ENABLED,
+            lockout::MAX_FAILURES,
+            lockout::DURATION,
+            lockout::FAILURE_LIFETIME,
+            lockout::PASSWORD_MAX_LENGTH,
         ],
         EntryKind::Domain | EntryKind::Server => &["description", "zimbraNotes"],
         EntryKind::Config => &[],
@@ -183,6 +208,14 @@ fn check_value(spec: &Spec, value: &str) -> Result<(), StoreError> {
         Value::Status => match value {
             "active" | "locked" | "lockout" | "closed" | "maintenance" | "pending" => Ok(()),
             _ => bad("must be active, locked, lockout, closed, maintenance or pending"),
+        },
+        Value::Duration => match lockout::parse_duration(value) {
+            Some(_) => Ok(()),
+            None => bad("not a duration (a number with d, h, m, s or ms)"),
+        },
+        Value::Count => match value.parse::<u32>() {
+            Ok(_) => Ok(()),
+            Err(_) => bad("not a whole number"),
         },
         Value::Host => {
             if value.is_empty() || valid_domain(value) {
