@@ -411,3 +411,30 @@ async fn next(s: &mut tonic::Streaming<proto::v1::Membership>) -> proto::v1::Mem
         .unwrap()
         .expect("stream open")
 }
+
+#[tokio::test]
+async fn errors_quote_at_most_a_bounded_prefix_of_the_input() {
+    let h = Harness::start(&[]).await;
+    let mut p = support::provisioning(&h.grpc_url()).await;
+    let huge = format!("{}@example.com", "a".repeat(200 * 1024));
+    for e in [
+        p.create_account(proto::v1::CreateAccountRequest {
+            name: huge.clone(),
+            password: String::new(),
+            attrs: vec![],
+        })
+        .await
+        .unwrap_err(),
+        p.get_account(proto::v1::NameRequest { name: huge.clone() })
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            e.message().len() < 300,
+            "{} bytes echoed",
+            e.message().len()
+        );
+        assert!(e.message().ends_with('…'), "{}", &e.message()[..40]);
+    }
+    h.stop().await;
+}

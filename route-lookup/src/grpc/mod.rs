@@ -35,9 +35,44 @@ pub(crate) fn status(e: StoreError) -> Status {
             tracing::warn!(error = %common::exit::chain(&detail), "database unavailable");
             Status::unavailable("database unavailable")
         }
-        e @ StoreError::NotFound { .. } => Status::not_found(e.to_string()),
-        e @ StoreError::Exists { .. } => Status::already_exists(e.to_string()),
-        StoreError::Invalid(m) => Status::invalid_argument(m),
+        e @ StoreError::NotFound { .. } => Status::not_found(echo(e.to_string())),
+        e @ StoreError::Exists { .. } => Status::already_exists(echo(e.to_string())),
+        StoreError::Invalid(m) => Status::invalid_argument(echo(m)),
+    }
+}
+
+/// The most of a message (which may quote the caller's input) that goes back in
+/// `grpc-message`: a 200 KB name must not come back whole in a header.
+const MAX_ECHO: usize = 256;
+
+/// `text` cut to [`MAX_ECHO`] bytes on a character boundary, marked with `…` when cut.
+pub(crate) fn echo(mut text: String) -> String {
+    if text.len() > MAX_ECHO {
+        let mut cut = MAX_ECHO;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_input_is_bounded() {
+        let long = format!("no such account: {}", "ü".repeat(100_000));
+        let s = status(StoreError::Invalid(long));
+        assert!(s.message().len() <= MAX_ECHO + '…'.len_utf8());
+        assert!(s.message().ends_with('…'));
+        let short = status(StoreError::NotFound {
+            kind: "account",
+            name: "a@b.c".into(),
+        });
+        assert_eq!(short.message(), "no such account: a@b.c");
     }
 }
 
