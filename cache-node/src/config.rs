@@ -92,6 +92,15 @@ pub struct Config {
     #[arg(long, env = "CACHE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// File holding the bearer token (first line), instead of --admin-token.
+    #[arg(
+        long,
+        env = "CACHE_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
+
     /// Registration lease in seconds; heartbeats go every third of it, and a node that
     /// dies leaves the membership when it runs out.
     #[arg(
@@ -194,7 +203,11 @@ impl Config {
                 Some(crate::register::Registration {
                     url: url.clone(),
                     advertise: self.advertise.clone(),
-                    token: self.admin_token.clone(),
+                    token: common::secret::inline_or_file(
+                        "--admin-token",
+                        self.admin_token.as_deref(),
+                        self.admin_token_file.as_deref(),
+                    )?,
                     ttl: Duration::from_secs(self.lease_ttl),
                 })
             }

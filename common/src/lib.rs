@@ -16,6 +16,7 @@
 //! - [`session_io`]: reading into and writing out of a line-protocol session's buffers,
 //!   bounded by time and the shutdown watch.
 //! - [`reload`]: SIGHUP means reload, never exit, in every binary.
+//! - [`secret`]: secrets read from files (`--admin-token-file` and the like).
 //! - [`certs`]: certificates chosen by SNI from several PEM pairs, reloaded on SIGHUP.
 //! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
 //!   listeners stop, sessions finish, `main` waits under a grace period.
@@ -37,6 +38,7 @@ pub mod listener;
 pub mod metrics;
 pub mod proxy_header;
 pub mod reload;
+pub mod secret;
 pub mod session_io;
 pub mod shutdown;
 pub mod telemetry;

@@ -70,6 +70,15 @@ pub struct Config {
     )]
     pub admin_token: Option<String>,
 
+    /// File holding the bearer token (first line), instead of --admin-token.
+    #[arg(
+        long,
+        env = "MAILBOX_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
+
     /// Seconds a successful password check is remembered (0: never).
     #[arg(
         long,
@@ -150,6 +159,8 @@ pub struct RuntimeConfig {
     pub preauth: Duration,
     /// Idle timeout.
     pub idle: Duration,
+    /// The bearer token for route-lookup, from --admin-token or its file.
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -185,7 +196,13 @@ impl Config {
             _ => None,
         };
         let tls = certs.as_ref().map(|c| c.server_config(&[b"imap", b"pop3"]));
+        let admin_token = common::secret::inline_or_file(
+            "--admin-token",
+            self.admin_token.as_deref(),
+            self.admin_token_file.as_deref(),
+        )?;
         Ok(RuntimeConfig {
+            admin_token,
             trusted,
             tls,
             certs,

@@ -19,7 +19,7 @@ async fn main() {
     let signals = Signals::install();
     let auth = DirectoryAuth::new(
         &config.directory,
-        config.admin_token.as_deref(),
+        runtime.admin_token.as_deref(),
         Duration::from_secs(config.auth_cache_ttl),
     )
     .unwrap_or_else(|reason| common::exit::config_error("mailbox-stub", reason));

@@ -106,6 +106,14 @@ pub struct Config {
     /// Shared secret sent as X-Lookup-Secret.
     #[arg(long, env = "PROXY_LOOKUP_SECRET", hide_env_values = true)]
     pub lookup_secret: Option<String>,
+    /// File holding the lookup secret (first line), instead of --lookup-secret.
+    #[arg(
+        long,
+        env = "PROXY_LOOKUP_SECRET_FILE",
+        value_name = "PATH",
+        conflicts_with = "lookup_secret"
+    )]
+    pub lookup_secret_file: Option<PathBuf>,
     /// Cache nodes, HOST:PORT,…
     #[arg(long, env = "PROXY_MEMCACHED", value_delimiter = ',')]
     pub memcached: Vec<String>,
@@ -116,6 +124,14 @@ pub struct Config {
     /// Bearer token for --directory.
     #[arg(long, env = "PROXY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// File holding the bearer token (first line), instead of --admin-token.
+    #[arg(
+        long,
+        env = "PROXY_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
     /// Reach the mailbox servers over TLS (their imapssl/pop3ssl ports), verifying their
     /// certificates against --upstream-ca.
     #[arg(long, env = "PROXY_UPSTREAM_TLS", requires = "upstream_ca")]
@@ -427,6 +443,11 @@ impl Config {
             }
             _ => None,
         };
+        let admin_token = common::secret::inline_or_file(
+            "--admin-token",
+            self.admin_token.as_deref(),
+            self.admin_token_file.as_deref(),
+        )?;
         Ok(RuntimeConfig {
             listen: Listen {
                 imap: self.imap_listen.addr(),
@@ -437,7 +458,11 @@ impl Config {
             admin_listen: self.admin_listen.addr(),
             shared_listeners: self.workers > 1,
             urls,
-            lookup_secret: self.lookup_secret.clone(),
+            lookup_secret: common::secret::inline_or_file(
+                "--lookup-secret",
+                self.lookup_secret.as_deref(),
+                self.lookup_secret_file.as_deref(),
+            )?,
             lookup_timeout: Duration::from_millis(self.lookup_timeout_ms),
             lookup_idle_timeout: Duration::from_millis(self.lookup_idle_timeout_ms),
             lookup_retry: Duration::from_millis(self.lookup_retry_ms),
@@ -447,10 +472,7 @@ impl Config {
             cache_probe_interval: Duration::from_millis(self.cache_probe_interval_ms.max(1)),
             cache_connections_per_node: self.cache_connections_per_node,
             retry_interval: Duration::from_secs(self.retry_interval),
-            directory: self
-                .directory
-                .clone()
-                .map(|url| (url, self.admin_token.clone())),
+            directory: self.directory.clone().map(|url| (url, admin_token.clone())),
             route_ttl: self.route_ttl,
             stale_routes_max: self.stale_routes_max,
             stale_routes_max_age: Duration::from_secs(self.stale_routes_max_age),
@@ -505,6 +527,42 @@ mod tests {
         ];
         argv.extend_from_slice(args);
         Config::try_parse_from(argv).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secrets_come_from_files_with_their_flags_named_in_errors() {
+        let dir = std::env::temp_dir().join(format!("proxy-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (token, secret) = (dir.join("token"), dir.join("secret"));
+        std::fs::write(&token, "tok-from-file\n").unwrap();
+        std::fs::write(&secret, "sec-from-file\r\n").unwrap();
+        let rt = parse(&[
+            "--directory",
+            "http://127.0.0.1:7071",
+            "--admin-token-file",
+            token.to_str().unwrap(),
+            "--lookup-secret-file",
+            secret.to_str().unwrap(),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(rt.lookup_secret.as_deref(), Some("sec-from-file"));
+        assert_eq!(
+            rt.directory.as_ref().and_then(|(_, t)| t.as_deref()),
+            Some("tok-from-file")
+        );
+        let e = parse(&["--lookup-secret-file", "/nonexistent/s"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("--lookup-secret-file /nonexistent/s: cannot read it"),
+            "{}",
+            e.0
+        );
+        assert!(parse(&["--admin-token", "x", "--admin-token-file", "/x"]).is_err());
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

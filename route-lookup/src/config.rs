@@ -40,6 +40,15 @@ pub struct Config {
     )]
     pub admin_token: Option<String>,
 
+    /// File holding the bearer token (first line), instead of --admin-token.
+    #[arg(
+        long,
+        env = "LOOKUP_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<std::path::PathBuf>,
+
     /// Accept gRPC calls without a token. Local development only; logged as a warning.
     #[arg(long, env = "LOOKUP_INSECURE_ADMIN")]
     pub insecure_admin: bool,
@@ -106,6 +115,15 @@ pub struct Config {
         hide_env_values = true
     )]
     pub lookup_secret: Option<String>,
+
+    /// File holding the lookup secret (first line), instead of --lookup-secret.
+    #[arg(
+        long,
+        env = "LOOKUP_LOOKUP_SECRET_FILE",
+        value_name = "PATH",
+        conflicts_with = "lookup_secret"
+    )]
+    pub lookup_secret_file: Option<std::path::PathBuf>,
 
     /// Most database connections in the pool.
     #[arg(long, env = "LOOKUP_DB_POOL_SIZE", default_value_t = 32)]
@@ -243,7 +261,17 @@ pub struct LookupPolicy {
 impl Config {
     /// Checks the combination of flags.
     pub fn validate(self) -> Result<RuntimeConfig, ConfigError> {
-        let admin_auth = match (self.admin_token, self.insecure_admin) {
+        let admin_token = common::secret::inline_or_file(
+            "--admin-token",
+            self.admin_token.as_deref(),
+            self.admin_token_file.as_deref(),
+        )?;
+        let lookup_secret = common::secret::inline_or_file(
+            "--lookup-secret",
+            self.lookup_secret.as_deref(),
+            self.lookup_secret_file.as_deref(),
+        )?;
+        let admin_auth = match (admin_token, self.insecure_admin) {
             (Some(_), true) => {
                 return Err("--admin-token and --insecure-admin exclude each other".into())
             }
@@ -288,9 +316,6 @@ impl Config {
                 Some(Some(a.to_string()))
             }
         };
-        if matches!(&self.lookup_secret, Some(s) if s.is_empty()) {
-            return Err("--lookup-secret is empty".into());
-        }
         if !self.database_url.starts_with("postgres://")
             && !self.database_url.starts_with("postgresql://")
             && !self.database_url.contains('=')
@@ -320,7 +345,7 @@ impl Config {
                 auth_wait: self.auth_wait,
                 auth_wait_max_attempts: self.auth_wait_max_attempts,
                 verify_passwords: self.verify_passwords,
-                secret: self.lookup_secret,
+                secret: lookup_secret,
             },
             db_pool_size: self.db_pool_size,
             db_lookup_connections: self.db_lookup_connections,
@@ -333,5 +358,49 @@ impl Config {
             soap_rate: self.soap_max_requests_per_sec,
             soap_safe_ips: self.soap_safe_ips,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_and_the_secret_come_from_files() {
+        let dir = std::env::temp_dir().join(format!("lookup-secrets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (token, secret) = (dir.join("token"), dir.join("secret"));
+        std::fs::write(&token, "tok-from-file\n").unwrap();
+        std::fs::write(&secret, "sec-from-file\n").unwrap();
+        let rt = Config::try_parse_from([
+            "route-lookup",
+            "--database-url",
+            "postgres://x@127.0.0.1/db",
+            "--admin-token-file",
+            token.to_str().unwrap(),
+            "--lookup-secret-file",
+            secret.to_str().unwrap(),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(matches!(rt.admin_auth, AdminAuth::Token(t) if t == "tok-from-file"));
+        assert_eq!(rt.lookup.secret.as_deref(), Some("sec-from-file"));
+        let e = Config::try_parse_from([
+            "route-lookup",
+            "--database-url",
+            "postgres://x@127.0.0.1/db",
+            "--admin-token-file",
+            "/nonexistent/t",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(
+            e.0.starts_with("--admin-token-file /nonexistent/t: cannot read it"),
+            "{}",
+            e.0
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

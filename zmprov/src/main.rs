@@ -23,6 +23,16 @@ struct Cli {
     #[arg(long, env = "ZMPROV_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
 
+    /// File holding the admin token (first line), instead of --admin-token (which shows
+    /// in `ps`).
+    #[arg(
+        long,
+        env = "ZMPROV_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    admin_token_file: Option<std::path::PathBuf>,
+
     /// Run the commands in FILE, one a line (`-` or no command at all: standard input).
     #[arg(long = "file", short = 'f', value_name = "FILE")]
     file: Option<String>,
@@ -73,7 +83,18 @@ fn print_error(e: &CommandError) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse_from(split_dashed_command(std::env::args().collect()));
-    let mut client = match Client::connect(&cli.server, cli.admin_token.as_deref()).await {
+    let token = match common::secret::inline_or_file(
+        "--admin-token",
+        cli.admin_token.as_deref(),
+        cli.admin_token_file.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ERROR: {}", common::exit::chain(&e));
+            std::process::exit(2);
+        }
+    };
+    let mut client = match Client::connect(&cli.server, token.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ERROR: {e}");

@@ -362,3 +362,74 @@ async fn every_verb_end_to_end() {
     std::fs::remove_dir_all(&dir).ok();
     h.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_token_can_come_from_a_file_instead_of_the_command_line() {
+    let h = Harness::start(&[]).await;
+    let dir = std::env::temp_dir().join(format!("zmprov-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("token");
+    std::fs::write(&good, format!("{TOKEN}\n")).unwrap();
+    let run = |args: Vec<String>| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_zmprov"))
+            .args(args)
+            .env_remove("ZMPROV_ADMIN_TOKEN")
+            .output()
+            .await
+            .unwrap()
+    };
+    let server = h.grpc_url();
+    let o = run(vec![
+        "--server".into(),
+        server.clone(),
+        "--admin-token-file".into(),
+        good.display().to_string(),
+        "cd".into(),
+        "file.example".into(),
+    ])
+    .await;
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Its environment twin, as a compose secret or a systemd credential passes it.
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_zmprov"))
+        .args(["--server", &server, "gad"])
+        .env_remove("ZMPROV_ADMIN_TOKEN")
+        .env("ZMPROV_ADMIN_TOKEN_FILE", &good)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "file.example\n");
+    // Both ways at once, a missing file, an empty one: refused before connecting, naming
+    // the file and never the token.
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    for (args, want) in [
+        (
+            vec!["--admin-token", TOKEN, "--admin-token-file", good.to_str().unwrap()],
+            "cannot be used with",
+        ),
+        (
+            vec!["--admin-token-file", "/nonexistent/token"],
+            "ERROR: --admin-token-file /nonexistent/token: cannot read it: No such file or directory",
+        ),
+        (
+            vec!["--admin-token-file", empty.to_str().unwrap()],
+            "its first line is empty",
+        ),
+    ] {
+        let mut full: Vec<String> = vec!["--server".into(), server.clone()];
+        full.extend(args.iter().map(|s| s.to_string()));
+        full.push("gad".into());
+        let o = run(full).await;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(!stderr.contains(TOKEN));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    h.stop().await;
+}
