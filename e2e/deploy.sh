@@ -83,6 +83,17 @@ expect_ok "the odd demo password works (trent, POP3S)" '^X-Mailbox-Host: mbx2.ex
   curl -sk -u 'trent@example.com:demo trent+%' "pop3s://127.0.0.1:$STACK_POP3S_PORT/1"
 expect_ok "zmprov garpu lists the running route-lookup" "127.0.0.1:$STACK_HTTP_PORT/service/extension/nginx-lookup" \
   "$STACK_BIN/zmprov" garpu
+modes=$(stat -c '%a' "$ZPROXY_STACK_DIR/admin-token" "$ZPROXY_STACK_DIR/lookup-secret" | tr '\n' ' ')
+if [[ $modes == "600 600 " ]]; then ok "the stack's secret files are 0600"; else not_ok "the stack's secret files are 0600" "modes: $modes"; fi
+leaks=""
+for f in "$ZPROXY_STACK_DIR"/*.pid; do
+  cmdline=$(tr '\0' ' ' <"/proc/$(cat "$f")/cmdline" 2>/dev/null || true)
+  environ=$(tr '\0' '\n' <"/proc/$(cat "$f")/environ" 2>/dev/null || true)
+  for secret in "$(cat "$ZPROXY_STACK_DIR/admin-token")" "$(cat "$ZPROXY_STACK_DIR/lookup-secret")"; do
+    [[ $cmdline == *"$secret"* || $environ == *"$secret"* ]] && leaks+=" $(basename "$f" .pid)"
+  done
+done
+if [[ -z $leaks ]]; then ok "no stack process has a secret on its command line or in its environment"; else not_ok "no secret on a command line" "in:$leaks"; fi
 n=$("$STACK_BIN/zmprov" gaa | wc -l)
 if ((n == 12)); then ok "the demo seed made 12 accounts"; else not_ok "the demo seed made 12 accounts" "got $n"; fi
 
@@ -111,7 +122,7 @@ port ep_admin
 PROXY_TLS_CERT=/nonexistent/cert.pem PROXY_TLS_KEY=/nonexistent/key.pem PROXY_DEMO_CERT_DIR=$certs \
   PATH="$STACK_BIN:$PATH" spawn deploy/docker/proxy-entrypoint --imap-listen off --pop3-listen off \
   --pop3s-listen off --imaps-listen "127.0.0.1:$ep_imaps" --admin-listen "127.0.0.1:$ep_admin" \
-  --lookup-url "http://127.0.0.1:$STACK_HTTP_PORT/service/extension/nginx-lookup" --lookup-secret "$STACK_LOOKUP_SECRET" \
+  --lookup-url "http://127.0.0.1:$STACK_HTTP_PORT/service/extension/nginx-lookup" --lookup-secret-file "$STACK_LOOKUP_SECRET_FILE" \
   2>"$work/entrypoint.log"
 wait_port 127.0.0.1 "$ep_imaps"
 expect_ok "proxy-entrypoint made a demo certificate and the proxy serves IMAPS with it" '^X-Mailbox-Host: mbx2.example.com' \
@@ -120,7 +131,7 @@ expect_ok "the demo certificate is for localhost" 'CN *= *localhost' openssl x50
 
 # The nginx profile's config, rendered from the shipped nginx-mail.conf.
 ZPROXY_LOOKUP_URL="http://127.0.0.1:$STACK_HTTP_PORT/service/extension/nginx-lookup" \
-  ZPROXY_LOOKUP_SECRET="$STACK_LOOKUP_SECRET" ZPROXY_CERT_DIR=$certs ZPROXY_NGINX_CONF=$work/nginx.conf \
+  ZPROXY_LOOKUP_SECRET_FILE="$STACK_LOOKUP_SECRET_FILE" ZPROXY_CERT_DIR=$certs ZPROXY_NGINX_CONF=$work/nginx.conf \
   ZPROXY_RENDER_ONLY=1 sh deploy/nginx/start-nginx
 check "nginx -t accepts the nginx profile's rendered config" nginx -t -c "$work/nginx.conf"
 
