@@ -211,6 +211,8 @@ impl Proxy {
                 cache,
                 stale,
                 certs: config.certs.clone(),
+                sessions: Arc::default(),
+                account_events: Arc::default(),
             }),
             stop,
             listeners,
@@ -242,6 +244,19 @@ impl Proxy {
             stop.trigger();
         });
         let shutdown = watch;
+        if let Some(m) = &self.membership {
+            let targets = crate::account_watch::Targets {
+                stale: self.service.stale.clone(),
+                sessions: self.service.sessions.clone(),
+                applied: self.service.account_events.clone(),
+            };
+            tokio::spawn(crate::account_watch::follow(
+                m.url.clone(),
+                m.token.clone(),
+                targets,
+                shutdown.clone(),
+            ));
+        }
         if let Some(m) = self.membership {
             tokio::spawn(crate::membership::follow(
                 m.url,

@@ -18,6 +18,8 @@
 //! - [`lookup`]: the auth_http client: HTTP/1.1 keep-alive to route-lookup, several
 //!   lookup URLs with failover and a retry interval for a failed one.
 //! - [`membership`]: route-lookup's watch: cache nodes and registered mailbox servers.
+//! - [`account_watch`]: route-lookup's account events: a moved, locked or deleted
+//!   account's stale routes are forgotten and its [`sessions`] ended.
 //! - [`route`]: the real resolver: alias key, route key, lookup, `add` with the TTL;
 //!   forgetting refused routes.
 //! - [`session`]: the client-facing IMAP and POP3 dialogues before login, on the shared
@@ -35,6 +37,7 @@
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 //! - [`workers`]: several worker processes sharing the listeners (`--workers`).
 
+pub mod account_watch;
 pub mod app;
 pub mod backend;
 pub mod cache;
@@ -48,6 +51,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod sessions;
 pub mod splice;
 pub mod stale;
 pub mod throttle;

@@ -50,6 +50,10 @@ pub struct Service {
     pub stale: Option<Arc<crate::stale::StaleRoutes>>,
     /// The client-facing certificates, for their reloads and expiries.
     pub certs: Option<Arc<common::certs::CertStore>>,
+    /// Relayed sessions by account, to end them when their account changes.
+    pub sessions: Arc<crate::sessions::Sessions>,
+    /// Account events applied (with --directory).
+    pub account_events: Arc<AtomicU64>,
 }
 
 /// Which listener.
@@ -199,6 +203,18 @@ impl AdminSource for Admin {
             "gauge",
             "sessions relaying now",
             s.relaying.load(Ordering::Relaxed),
+        );
+        w.single(
+            "proxy_sessions_ended_by_account_change_total",
+            "counter",
+            "relayed sessions ended because their account moved, was locked or deleted",
+            self.env.sessions.ended.load(Ordering::Relaxed),
+        );
+        w.single(
+            "proxy_account_events_total",
+            "counter",
+            "route-lookup account events applied (--directory)",
+            self.env.account_events.load(Ordering::Relaxed),
         );
         if let Some(lookup) = &self.env.lookup {
             w.histogram(
@@ -531,16 +547,32 @@ async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, R
     }
     span.record("user", tracing::field::display(&route.user));
     span.record("backend", tracing::field::display(route.backend));
+    let account = route.user.clone();
     tracing::info!(cached = route.cached, "relaying");
     // An idle relayed session keeps no more than it must: not even the route's cache keys.
     drop(route);
     let stats = &env.relay;
+    let mut registered = env.sessions.register(&account);
     stats.relaying.fetch_add(1, Ordering::Relaxed);
-    let moved = match (client, backend) {
-        (Client::Plain(c), Upstream::Plain(b)) => relay::relay_tcp(c, b, env.idle_timeout).await,
-        (Client::Plain(c), b) => Box::pin(relay::relay(c, b, env.idle_timeout)).await,
-        (Client::Tls(c), b) => Box::pin(relay::relay(*c, b, env.idle_timeout)).await,
+    let relayed = async {
+        match (client, backend) {
+            (Client::Plain(c), Upstream::Plain(b)) => {
+                relay::relay_tcp(c, b, env.idle_timeout).await
+            }
+            (Client::Plain(c), b) => Box::pin(relay::relay(c, b, env.idle_timeout)).await,
+            (Client::Tls(c), b) => Box::pin(relay::relay(*c, b, env.idle_timeout)).await,
+        }
     };
+    let moved = tokio::select! {
+        moved = relayed => moved,
+        Ok(()) = &mut registered.end => {
+            // Both connections close with the dropped relay; the client reconnects and is
+            // routed afresh. What was relayed so far is not known here.
+            tracing::info!("session ended: its account moved, was locked or deleted");
+            relay::Relayed::default()
+        }
+    };
+    drop(registered);
     stats.relaying.fetch_sub(1, Ordering::Relaxed);
     stats.bytes_up.fetch_add(moved.up, Ordering::Relaxed);
     stats.bytes_down.fetch_add(moved.down, Ordering::Relaxed);

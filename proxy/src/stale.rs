@@ -157,6 +157,13 @@ impl StaleRoutes {
         }
     }
 
+    /// Forgets every route (account events were missed).
+    pub fn clear(&self) {
+        let mut entries = self.entries();
+        entries.by_login.clear();
+        entries.by_account.clear();
+    }
+
     /// Routes kept now.
     pub fn len(&self) -> usize {
         self.entries().by_login.len()

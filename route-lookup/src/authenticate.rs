@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::directory::DirectoryCache;
 use crate::lockout::{LockoutPolicy, PolicySources};
 use crate::password_checks::PasswordChecks;
-use crate::store::{AccountRoute, LockoutState, Store, StoreError};
+use crate::store::{AccountRoute, EventKind, LockoutState, Store, StoreError};
 
 /// The answer to a password check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,12 +85,26 @@ impl Authenticator {
         }
         if policy.enabled && matches!(state.status.as_str(), "active" | "lockout") {
             match self.store.record_login_failure(&account.id, &policy).await {
-                Ok(true) => tracing::warn!(
-                    account = %account.name,
-                    failures = policy.max_failures,
-                    duration = ?policy.duration,
-                    "account locked out after consecutive password failures"
-                ),
+                Ok(true) => {
+                    tracing::warn!(
+                        account = %account.name,
+                        failures = policy.max_failures,
+                        duration = ?policy.duration,
+                        "account locked out after consecutive password failures"
+                    );
+                    // Proxies end its sessions and drop what they remember of it.
+                    if let Err(e) = self
+                        .store
+                        .record_account_event(
+                            EventKind::Status,
+                            std::slice::from_ref(&account.name),
+                            "lockout",
+                        )
+                        .await
+                    {
+                        tracing::warn!(account = %account.name, error = %common::exit::chain(&e), "cannot log the lockout event");
+                    }
+                }
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(account = %account.name, error = %common::exit::chain(&e), "cannot record a password failure");

@@ -18,8 +18,10 @@
 //! - [`grpc`]: Provisioning, Directory (`Authenticate`) and Registry (leases, watch).
 //! - [`metrics`]: lookup counters and latency histogram.
 //! - [`register`]: this instance's own lookup URL in the registry (garpu lists it).
+//! - [`account_events`]: the account change log, relayed to watchers (proxies).
 //! - [`server`]: wiring and the shutdown contract.
 
+pub mod account_events;
 pub mod authenticate;
 pub mod config;
 pub mod directory;

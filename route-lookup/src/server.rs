@@ -149,6 +149,12 @@ impl RouteLookup {
                 drop(guard);
             });
         }
+        let events = Arc::new(crate::account_events::AccountEvents::default());
+        tasks.spawn(crate::account_events::poll(
+            self.store.clone(),
+            events.clone(),
+            shutdown.clone(),
+        ));
         tasks.spawn(crate::grpc::poll_membership(
             self.store.clone(),
             tx,
@@ -188,6 +194,7 @@ impl RouteLookup {
                 passwords,
                 lease_ttl: self.config.lease_ttl,
                 snapshots: rx,
+                events,
             };
             let auth = self.config.admin_auth.clone();
             let shutdown = shutdown.clone();

@@ -89,6 +89,8 @@ pub struct Services {
     pub lease_ttl: u32,
     /// Membership snapshots for watchers.
     pub snapshots: watch::Receiver<Option<Membership>>,
+    /// Account events for watchers.
+    pub events: Arc<crate::account_events::AccountEvents>,
 }
 
 /// Serves the three services on `listener` until `shutdown` fires.
@@ -104,6 +106,7 @@ pub async fn serve(
         passwords,
         lease_ttl,
         snapshots,
+        events,
     } = services;
     let check = AdminCheck::new(auth);
     // Our own listener (bound and logged by common::listener), so the builder's
@@ -122,7 +125,7 @@ pub async fn serve(
             check.clone(),
         ))
         .add_service(RegistryServer::with_interceptor(
-            RegistryService::new(store, lease_ttl, snapshots),
+            RegistryService::new(store, lease_ttl, snapshots, events),
             check,
         ))
         .serve_with_incoming_shutdown(incoming, async move { shutdown.triggered().await })

@@ -17,7 +17,7 @@ use crate::lockout::{PolicySources, PASSWORD_MAX_LENGTH};
 use crate::password::HashError;
 use crate::password_checks::PasswordChecks;
 use crate::purge::purge_routes;
-use crate::store::{self, Change, ChangeOp, EntryKind, Store};
+use crate::store::{self, Change, ChangeOp, EntryKind, EventKind, Store};
 
 /// The service.
 #[derive(Debug, Clone)]
@@ -66,6 +66,18 @@ impl ProvisioningService {
                 "password checks are busy; try again shortly",
             )),
             Err(e) => Err(Status::internal(e.to_string())),
+        }
+    }
+
+    /// Logs an account event for watchers (proxies drop remembered routes and end
+    /// sessions on it). The change itself is done: failing to log it is a warning.
+    async fn event(&self, kind: EventKind, account: &store::Entry, value: &str) {
+        if let Err(e) = self
+            .store
+            .record_account_event(kind, &addresses(account), value)
+            .await
+        {
+            tracing::warn!(account = %account.name, error = %common::exit::chain(&e), "cannot log the account event; proxies learn of it only through the cache purge");
         }
     }
 
@@ -282,6 +294,22 @@ impl Provisioning for ProvisioningService {
             before.attrs.get("zimbraAccountStatus") != after.attrs.get("zimbraAccountStatus");
         if moved || status {
             tracing::info!(account = %after.name, from = ?before.attrs.get("zimbraMailHost"), to = ?after.attrs.get("zimbraMailHost"), "routing changed");
+            let single = |name: &str| {
+                after
+                    .attrs
+                    .get(name)
+                    .and_then(|v| v.first())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            if moved {
+                self.event(EventKind::Moved, &after, &single("zimbraMailHost"))
+                    .await;
+            }
+            if status {
+                self.event(EventKind::Status, &after, &single("zimbraAccountStatus"))
+                    .await;
+            }
             purge_routes(&self.store, &addresses(&after)).await;
         }
         tracing::info!(account = %after.name, "modified account");
@@ -389,6 +417,7 @@ impl Provisioning for ProvisioningService {
             .await
             .map_err(status)?;
         tracing::info!(account = %e.name, "deleted account");
+        self.event(EventKind::Deleted, &e, "").await;
         purge_routes(&self.store, &addresses(&e)).await;
         Ok(Response::new(Empty {}))
     }

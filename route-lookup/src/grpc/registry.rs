@@ -6,18 +6,21 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use proto::v1::account_event::Kind;
 use proto::v1::registry_server::Registry;
 use proto::v1::{
-    Empty, Lease, LeaseRequest, MailboxServer, Membership, RegisterRequest, ServiceKind,
-    WatchRequest,
+    AccountEvent, Empty, Lease, LeaseRequest, MailboxServer, Membership, RegisterRequest,
+    ServiceKind, WatchAccountsRequest, WatchRequest,
 };
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status;
+use crate::account_events::{AccountEvents, Since};
 use crate::resolve::resolve_host;
-use crate::store::{self, LeaseKind, Store};
+use crate::store::{self, EventKind, LeaseKind, Store, StoredEvent};
 
 /// How often the poller reads the membership.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -31,20 +34,37 @@ pub struct RegistryService {
     store: Store,
     default_ttl: u32,
     snapshots: watch::Receiver<Option<Membership>>,
+    events: Arc<AccountEvents>,
 }
 
 impl RegistryService {
-    /// A service over `store`, publishing what `snapshots` carries.
+    /// A service over `store`, publishing what `snapshots` and `events` carry.
     pub fn new(
         store: Store,
         default_ttl: u32,
         snapshots: watch::Receiver<Option<Membership>>,
+        events: Arc<AccountEvents>,
     ) -> Self {
         Self {
             store,
             default_ttl,
             snapshots,
+            events,
         }
+    }
+}
+
+fn event(e: StoredEvent) -> AccountEvent {
+    AccountEvent {
+        seq: e.seq,
+        kind: match e.kind {
+            EventKind::Moved => Kind::Moved,
+            EventKind::Status => Kind::Status,
+            EventKind::Deleted => Kind::Deleted,
+        }
+        .into(),
+        addresses: e.addresses,
+        value: e.value,
     }
 }
 
@@ -135,6 +155,7 @@ fn check_address(kind: LeaseKind, address: &str) -> Result<(), Status> {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<Membership, Status>> + Send>>;
+type WatchAccountsStream = Pin<Box<dyn Stream<Item = Result<AccountEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Registry for RegistryService {
@@ -179,6 +200,54 @@ impl Registry for RegistryService {
     }
 
     type WatchStream = WatchStream;
+    type WatchAccountsStream = WatchAccountsStream;
+
+    async fn watch_accounts(
+        &self,
+        r: Request<WatchAccountsRequest>,
+    ) -> Result<Response<Self::WatchAccountsStream>, Status> {
+        let after = r.into_inner().after;
+        let hub = self.events.clone();
+        let mut rx = hub.subscribe();
+        let (tx, out) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            // Until the poller has read the log once, nothing is known.
+            let mut cursor = loop {
+                if let Some(latest) = *rx.borrow_and_update() {
+                    break if after == 0 { latest } else { after };
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            };
+            loop {
+                let batch = match hub.since(cursor) {
+                    Since::Events(events) => events.into_iter().map(event).collect(),
+                    Since::Gap { latest } => {
+                        cursor = latest;
+                        vec![AccountEvent {
+                            seq: latest,
+                            kind: Kind::Reset.into(),
+                            addresses: vec![],
+                            value: String::new(),
+                        }]
+                    }
+                };
+                for e in batch {
+                    cursor = cursor.max(e.seq);
+                    if tx.send(Ok(e)).await.is_err() {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(out),
+        )))
+    }
 
     async fn watch(&self, _: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let mut rx = self.snapshots.clone();

@@ -84,6 +84,22 @@ ALTER TABLE accounts
     ADD COLUMN locked_at       timestamptz;
 "#,
     ),
+    (
+        3,
+        "account events",
+        r#"
+-- Changes that make a route to an account, or a session of it, wrong: proxies follow
+-- them through the Registry's WatchAccounts. Kept an hour.
+CREATE TABLE account_events (
+    seq        bigserial PRIMARY KEY,
+    at         timestamptz NOT NULL DEFAULT now(),
+    kind       text NOT NULL CHECK (kind IN ('moved', 'status', 'deleted')),
+    addresses  text[] NOT NULL,
+    value      text NOT NULL DEFAULT ''
+);
+CREATE INDEX account_events_at ON account_events (at);
+"#,
+    ),
 ];
 
 /// An arbitrary constant that names our advisory lock.

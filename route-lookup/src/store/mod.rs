@@ -5,6 +5,7 @@
 //! [`StoreError::Unavailable`]; the pool drops dead connections and opens new ones on the
 //! next call, so the service recovers by itself when the database comes back.
 
+mod account_events;
 mod lockout;
 mod migrate;
 mod provision;
@@ -21,6 +22,7 @@ use thiserror::Error;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+pub use account_events::{EventKind, StoredEvent};
 pub use lockout::LockoutState;
 pub use migrate::latest_version;
 pub use provision::{split_address, valid_domain, Change, ChangeOp, Entry, EntryKind};
