@@ -64,6 +64,17 @@ pub struct Config {
     #[arg(long, env = "CACHE_MAX_GET_LINE", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_get_line: usize,
 
+    /// Refuse `flush_all` (`CLIENT_ERROR flush_all not allowed`), as memcached's `-F`: one
+    /// client must not be able to empty every proxy's route cache.
+    #[arg(long, env = "CACHE_DISABLE_FLUSH_ALL")]
+    pub disable_flush_all: bool,
+
+    /// File of `user:password` lines (at most 8, memcached's `-Y` format): every connection
+    /// must first authenticate with `set <key> 0 0 <n>` whose data is `user password`;
+    /// before that each command gets `CLIENT_ERROR unauthenticated`. Read again on SIGHUP.
+    #[arg(long, env = "CACHE_AUTH_FILE", value_name = "PATH")]
+    pub auth_file: Option<std::path::PathBuf>,
+
     /// Seconds to let open connections finish after SIGTERM/SIGINT before exiting.
     #[arg(
         long,
@@ -133,6 +144,10 @@ pub struct RuntimeConfig {
     pub grace_period: Duration,
     /// Self-registration, if asked for.
     pub register: Option<crate::register::Registration>,
+    /// `flush_all` is allowed.
+    pub flush_enabled: bool,
+    /// The auth file's entries, with `--auth-file`.
+    pub auth: Option<std::sync::Arc<crate::auth::Auth>>,
 }
 
 impl Config {
@@ -212,6 +227,11 @@ impl Config {
                 })
             }
         };
+        // Read here, so a bad file stops the start with exit code 64 and the file's name.
+        let auth = match &self.auth_file {
+            Some(path) => Some(std::sync::Arc::new(crate::auth::Auth::load(path)?)),
+            None => None,
+        };
         Ok(RuntimeConfig {
             listen,
             admin_listen: self.admin_listen.addr(),
@@ -229,6 +249,8 @@ impl Config {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             grace_period: Duration::from_secs(self.grace_period),
             register,
+            flush_enabled: !self.disable_flush_all,
+            auth,
         })
     }
 }
@@ -279,5 +301,29 @@ mod tests {
         assert!(parse(&["--register", "http://r:7071", "--lease-ttl", "1"]).is_err());
         let r = parse(&["--register", "http://r:7071", "--advertise", "h:11211"]).unwrap();
         assert_eq!(r.register.unwrap().advertise.as_deref(), Some("h:11211"));
+    }
+
+    #[test]
+    fn a_closed_cache_needs_a_usable_auth_file() {
+        let c = parse(&[]).unwrap();
+        assert!(c.flush_enabled && c.auth.is_none());
+        assert!(!parse(&["--disable-flush-all"]).unwrap().flush_enabled);
+        let e = parse(&["--auth-file", "/nonexistent/cache-auth"]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--auth-file /nonexistent/cache-auth: cannot read it: No such file or directory (os error 2)"
+        );
+        let path = std::env::temp_dir().join(format!("cache-config-auth-{}", std::process::id()));
+        std::fs::write(&path, "proxy:s3cret\n").unwrap();
+        let c = parse(&["--auth-file", path.to_str().unwrap()]).unwrap();
+        assert!(c.auth.unwrap().check(b"proxy", b"s3cret"));
+        std::fs::write(&path, "proxy s3cret\n").unwrap();
+        let e = parse(&["--auth-file", path.to_str().unwrap()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("line 1: not user:password (no ':')"),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -6,6 +6,9 @@
 //! replies are written out whenever they pass [`OUTPUT_FLUSH`], so one request cannot make
 //! the server buffer gigabytes; reads and writes time out after the idle timeout; buffers
 //! grown by a burst are released once the connection is idle again.
+//!
+//! With `--auth-file` a connection first runs memcached's authentication dialogue
+//! ([`crate::auth::dialogue`]) and nothing else until it has authenticated.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,6 +18,8 @@ use codec::memcache::{parse_request, ParseError, Request};
 use common::shutdown::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::auth::dialogue::{self, PreAuth, Step};
+use crate::auth::Auth;
 use crate::execute::{self, Next};
 use crate::node::Node;
 
@@ -57,6 +62,8 @@ where
     // every read would make a long get line trickling in cost quadratic time.
     let mut scanned = 0usize;
     let idle = node.idle_timeout;
+    // With --auth-file, nothing but the authentication dialogue until it succeeds.
+    let mut pre_auth = node.auth.as_deref().map(|auth| (PreAuth::default(), auth));
     loop {
         if buf.is_empty() {
             if buf.capacity() > KEEP_WHEN_IDLE {
@@ -86,6 +93,21 @@ where
         node.server
             .bytes_read
             .fetch_add(n as u64, Ordering::Relaxed);
+        if let Some((pre, auth)) = pre_auth.as_mut() {
+            let gate = authenticate(pre, auth, &mut buf, &mut out, node);
+            if !out.is_empty() && !flush(&mut stream, &mut out, node).await {
+                return Ended::Io;
+            }
+            match gate {
+                Gate::Waiting => continue,
+                // What follows the authenticating set in this read runs below.
+                Gate::Passed => pre_auth = None,
+                Gate::Closed(ended) => {
+                    let _ = timed(idle, stream.shutdown()).await;
+                    return ended;
+                }
+            }
+        }
         if scanned > 0 && memchr::memchr(b'\n', &buf[scanned..]).is_none() {
             let limits = &node.limits;
             // Below the short limit nothing can be decided yet; past it the parser has
@@ -171,8 +193,13 @@ where
                         break;
                     }
                     if !noreply {
-                        out.extend_from_slice(reply.as_bytes());
-                        out.extend_from_slice(b"\r\n");
+                        let line = &buf[..consumed.min(buf.len())];
+                        if execute::flush_refused_instead(&node.server, line, reply) {
+                            out.extend_from_slice(execute::FLUSH_REFUSED);
+                        } else {
+                            out.extend_from_slice(reply.as_bytes());
+                            out.extend_from_slice(b"\r\n");
+                        }
                     }
                     buf.advance(consumed);
                     swallow = skip;
@@ -210,13 +237,75 @@ where
 
 /// Whether `line` is an HTTP request line (`METHOD TARGET HTTP/x.y`): its last token starts
 /// with `HTTP/`, the test memcached 1.6 applies.
-fn is_http_request_line(line: &[u8]) -> bool {
+pub(crate) fn is_http_request_line(line: &[u8]) -> bool {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.split(|&b| b == b' ')
         .rfind(|t| !t.is_empty())
         .is_some_and(|t| t.starts_with(b"HTTP/"))
         && line.contains(&b' ')
+}
+
+/// Where a connection stands after the authentication dialogue ran over what it sent.
+enum Gate {
+    /// Not authenticated yet; read more.
+    Waiting,
+    /// Authenticated: every command is served from now on.
+    Passed,
+    /// To be closed.
+    Closed(Ended),
+}
+
+/// Runs the pre-authentication dialogue over the buffered bytes, replies into `out`.
+fn authenticate(
+    pre: &mut PreAuth,
+    auth: &Auth,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    node: &Node,
+) -> Gate {
+    loop {
+        match pre.step(buf) {
+            Step::More => return Gate::Waiting,
+            Step::Reply { consumed, reply } => {
+                out.extend_from_slice(reply);
+                buf.advance(consumed);
+            }
+            Step::Attempt {
+                consumed,
+                user,
+                password,
+            } => {
+                let accepted = auth.check(user, password);
+                buf.advance(consumed);
+                node.server.auth_cmds.fetch_add(1, Ordering::Relaxed);
+                if accepted {
+                    out.extend_from_slice(dialogue::STORED);
+                    return Gate::Passed;
+                }
+                node.server.auth_errors.fetch_add(1, Ordering::Relaxed);
+                // Neither the user nor the password is logged: either may be a secret
+                // typed into the wrong field.
+                if let Some(failures) = node.auth_failures.hit() {
+                    tracing::warn!(
+                        failures_since_last_line = failures,
+                        "cache authentication failed"
+                    );
+                }
+                out.extend_from_slice(dialogue::FAILURE);
+            }
+            Step::Close => {
+                node.server.line_too_long.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("unauthenticated junk (a long line or data block); closing");
+                return Gate::Closed(Ended::LineTooLong);
+            }
+            Step::CrossProtocol => {
+                node.server.cross_protocol.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("HTTP request line before authentication; closing");
+                return Gate::Closed(Ended::CrossProtocol);
+            }
+        }
+    }
 }
 
 /// Writes and clears `out`; false when the client is gone or stopped reading.

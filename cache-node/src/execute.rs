@@ -1,6 +1,8 @@
 //! One request against the store, its reply appended to the connection's output buffer.
 //! Pure and synchronous: no I/O, the time is an argument, so every reply byte is testable.
 
+use std::sync::atomic::Ordering;
+
 use codec::memcache::{push_u64, MetaFlag, MetaFlags, MetaMode, Request, Response, StoreCommand};
 
 use crate::clock::Now;
@@ -22,6 +24,8 @@ pub enum Next {
 const NON_NUMERIC: &[u8] = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
 const NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory storing object\r\n";
 const TOO_LARGE: &[u8] = b"SERVER_ERROR object too large for cache\r\n";
+/// memcached's answer to `flush_all` when started with `-F`.
+pub const FLUSH_REFUSED: &[u8] = b"CLIENT_ERROR flush_all not allowed\r\n";
 
 /// Executes `req`, appending its reply (if any) to `out`.
 pub fn execute(
@@ -147,6 +151,9 @@ pub fn execute(
                 }
             }
         }
+        Request::FlushAll { .. } if !server.settings.flush_enabled => {
+            refuse_flush(server, req, out)
+        }
         Request::FlushAll { delay, noreply } => {
             store.flush_all(now, *delay);
             if !noreply {
@@ -183,6 +190,27 @@ pub fn execute(
         },
     }
     Next::Continue
+}
+
+/// memcached's `-F` answer; counted in `cmd_flush` as memcached counts it.
+fn refuse_flush(server: &ServerStats, req: &Request<'_>, out: &mut Vec<u8>) {
+    server.flush_refused.fetch_add(1, Ordering::Relaxed);
+    if !matches!(req, Request::FlushAll { noreply: true, .. }) {
+        out.extend_from_slice(FLUSH_REFUSED);
+    }
+}
+
+/// Whether a request line the parser refused is a `flush_all` that `--disable-flush-all`
+/// must answer instead: memcached checks `-F` before it reads the delay, so `flush_all x`
+/// is "not allowed" rather than "invalid exptime" (a wrong token count stays `ERROR`).
+pub fn flush_refused_instead(server: &ServerStats, line: &[u8], reply: &str) -> bool {
+    let refused = !server.settings.flush_enabled
+        && reply.starts_with("CLIENT_ERROR")
+        && line.split(|&b| b == b' ').find(|t| !t.is_empty()) == Some(b"flush_all");
+    if refused {
+        server.flush_refused.fetch_add(1, Ordering::Relaxed);
+    }
+    refused
 }
 
 pub(crate) fn write_value(

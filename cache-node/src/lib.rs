@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`config`]: the command line (clap + `CACHE_*` environment twins) and its validation.
+//! - [`auth`]: memcached's ASCII authentication (`--auth-file`, memcached's `-Y`): the
+//!   file, reloaded on SIGHUP, and the dialogue before a connection has authenticated.
 //! - [`clock`]: server time in memcached's units; expiry rules.
 //! - [`storage`]: the sharded, memory-bounded LRU store with cas, expiry and flush.
 //! - [`execute`]: one parsed request against the store, its reply appended to a buffer;
@@ -15,6 +17,7 @@
 //! - [`register`]: self-registration with route-lookup (lease, heartbeat, deregister;
 //!   emptied before a rejoin).
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -1,5 +1,5 @@
-//! Wiring: the memcached listener, the expiry sweeper and the admin endpoint, all under
-//! the shutdown contract of [`common::shutdown`].
+//! Wiring: the memcached listener, the expiry sweeper, the auth file's reloads and the admin
+//! endpoint, all under the shutdown contract of [`common::shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use common::admin::{AdminSource, HealthFuture};
 use common::listener::{self, ListenerConfig, ListenerStats};
+use common::log_limit::LogLimit;
 use common::shutdown::{Drain, ShutdownWatch};
 use tokio::net::TcpListener;
 
+use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::RuntimeConfig;
 use crate::connection;
@@ -53,12 +55,16 @@ impl CacheNode {
             memory_limit: config.store.memory_limit,
             port: listener.local_addr()?.port(),
             shards: store.shards(),
+            flush_enabled: config.flush_enabled,
+            auth_file: config.auth.as_ref().map(|a| a.path().display().to_string()),
         };
         let node = Arc::new(Node {
             store,
             server: ServerStats::new(Clock::new(), connections.clone(), settings),
             limits: config.limits,
             idle_timeout: config.idle_timeout,
+            auth: config.auth.clone(),
+            auth_failures: LogLimit::default(),
         });
         Ok(Self {
             node,
@@ -117,6 +123,9 @@ impl CacheNode {
                 drop(guard);
             });
         }
+        if let Some(auth) = node.auth.clone() {
+            tokio::spawn(reload_on_sighup(auth, shutdown.clone()));
+        }
         let sweeper = {
             let node = node.clone();
             let sd = shutdown.clone();
@@ -169,6 +178,27 @@ impl CacheNode {
             tracing::warn!(grace = ?config.grace_period, "grace period over; closing remaining connections");
         }
         drained
+    }
+}
+
+/// Reads the auth file again at every SIGHUP, as memcached does; a file that has become
+/// unusable leaves the entries in force (and says so), so a bad edit locks nobody out.
+async fn reload_on_sighup(auth: Arc<Auth>, shutdown: ShutdownWatch) {
+    let mut hup = common::reload::subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => return,
+            changed = hup.changed() => if changed.is_err() { return },
+        }
+        match auth.reload() {
+            Ok(entries) => {
+                tracing::info!(file = %auth.path().display(), entries, "auth file reloaded")
+            }
+            Err(e) => tracing::error!(
+                error = %common::exit::chain(&e),
+                "auth file not reloaded; the previous entries stay in force"
+            ),
+        }
     }
 }
 

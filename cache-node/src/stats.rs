@@ -32,6 +32,12 @@ pub struct ServerStats {
     pub cross_protocol: AtomicU64,
     /// Connections closed for an over-long line.
     pub line_too_long: AtomicU64,
+    /// Authenticating `set`s (memcached's `auth_cmds`).
+    pub auth_cmds: AtomicU64,
+    /// Those that failed (memcached's `auth_errors`).
+    pub auth_errors: AtomicU64,
+    /// `flush_all` commands refused by `--disable-flush-all`.
+    pub flush_refused: AtomicU64,
     /// Static settings echoed by `stats` / `stats settings`.
     pub settings: Settings,
 }
@@ -51,6 +57,10 @@ pub struct Settings {
     pub port: u16,
     /// Store shards.
     pub shards: usize,
+    /// `flush_all` is allowed (no `--disable-flush-all`).
+    pub flush_enabled: bool,
+    /// `--auth-file`, shown as memcached shows `-Y` (`auth_enabled_ascii`).
+    pub auth_file: Option<String>,
 }
 
 impl ServerStats {
@@ -64,6 +74,9 @@ impl ServerStats {
             binary_refused: AtomicU64::new(0),
             cross_protocol: AtomicU64::new(0),
             line_too_long: AtomicU64::new(0),
+            auth_cmds: AtomicU64::new(0),
+            auth_errors: AtomicU64::new(0),
+            flush_refused: AtomicU64::new(0),
             settings,
         }
     }
@@ -126,7 +139,8 @@ pub fn write_general(out: &mut Vec<u8>, server: &ServerStats, store: &StoreStats
     );
     stat(out, "cmd_get", c.get_hits + c.get_misses);
     stat(out, "cmd_set", c.cmd_set);
-    stat(out, "cmd_flush", store.cmd_flush);
+    let flush_refused = server.flush_refused.load(Ordering::Relaxed);
+    stat(out, "cmd_flush", store.cmd_flush + flush_refused);
     stat(out, "cmd_touch", c.cmd_touch);
     stat(out, "get_hits", c.get_hits);
     stat(out, "get_misses", c.get_misses);
@@ -143,6 +157,12 @@ pub fn write_general(out: &mut Vec<u8>, server: &ServerStats, store: &StoreStats
     stat(out, "touch_hits", c.touch_hits);
     stat(out, "touch_misses", c.touch_misses);
     stat(out, "store_no_memory", c.out_of_memory);
+    stat(out, "auth_cmds", server.auth_cmds.load(Ordering::Relaxed));
+    stat(
+        out,
+        "auth_errors",
+        server.auth_errors.load(Ordering::Relaxed),
+    );
     stat(out, "bytes_read", server.bytes_read.load(Ordering::Relaxed));
     stat(
         out,
@@ -174,7 +194,17 @@ pub fn write_settings(out: &mut Vec<u8>, server: &ServerStats) {
     stat(out, "cas_enabled", "yes");
     stat(out, "item_size_max", s.max_item_size);
     stat(out, "binding_protocol", "ascii");
-    stat(out, "flush_enabled", "yes");
+    stat(out, "auth_enabled_sasl", "no");
+    stat(
+        out,
+        "auth_enabled_ascii",
+        s.auth_file.as_deref().unwrap_or("no"),
+    );
+    stat(
+        out,
+        "flush_enabled",
+        if s.flush_enabled { "yes" } else { "no" },
+    );
     stat(out, "store_shards", s.shards);
     out.extend_from_slice(b"END\r\n");
 }
@@ -272,6 +302,31 @@ pub fn prometheus(server: &ServerStats, store: &StoreStats) -> String {
         "counter",
         "flush_all commands.",
         store.cmd_flush,
+    );
+    w.single(
+        "cache_node_flush_refused_total",
+        "counter",
+        "flush_all commands refused (--disable-flush-all).",
+        server.flush_refused.load(Ordering::Relaxed),
+    );
+    w.header(
+        "cache_node_authentications_total",
+        "counter",
+        "Authenticating sets (--auth-file) by result.",
+    );
+    let (auth_cmds, auth_errors) = (
+        server.auth_cmds.load(Ordering::Relaxed),
+        server.auth_errors.load(Ordering::Relaxed),
+    );
+    w.sample(
+        "cache_node_authentications_total",
+        &[("result", "ok")],
+        auth_cmds.saturating_sub(auth_errors),
+    );
+    w.sample(
+        "cache_node_authentications_total",
+        &[("result", "failure")],
+        auth_errors,
     );
     w.header("cache_node_deletes_total", "counter", "Deletes by result.");
     w.sample(

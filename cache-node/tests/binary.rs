@@ -157,6 +157,10 @@ fn help_names_every_flag() {
         "--admin-listen",
         "CACHE_LISTEN",
         "CACHE_MEMORY_LIMIT_MB",
+        "--auth-file",
+        "CACHE_AUTH_FILE",
+        "--disable-flush-all",
+        "CACHE_DISABLE_FLUSH_ALL",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
@@ -179,6 +183,48 @@ fn bad_configuration_exits_64_with_one_line() {
             "{err}"
         );
     }
+}
+
+/// An auth file that cannot work stops the start, naming the file and never its content;
+/// the environment twin is read too.
+#[test]
+fn an_unusable_auth_file_stops_the_start() {
+    let dir = std::env::temp_dir();
+    let malformed = dir.join(format!("cache-node-bin-auth-{}", std::process::id()));
+    std::fs::write(&malformed, "proxy hunter2\n").unwrap();
+    let empty = dir.join(format!("cache-node-bin-auth-empty-{}", std::process::id()));
+    std::fs::write(&empty, "").unwrap();
+    for (path, why) in [
+        (malformed.clone(), "line 1: not user:password (no ':')"),
+        (empty.clone(), "no user:password line"),
+        (
+            dir.join("cache-node-no-such-auth-file"),
+            "cannot read it: No such file or directory (os error 2)",
+        ),
+    ] {
+        for via_env in [false, true] {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "off"]);
+            if via_env {
+                cmd.env("CACHE_AUTH_FILE", &path);
+            } else {
+                cmd.arg("--auth-file").arg(&path);
+            }
+            let out = cmd.output().unwrap();
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(out.status.code(), Some(64), "{err}");
+            assert_eq!(
+                err.trim_end(),
+                format!(
+                    "cache-node: configuration error: --auth-file {}: {why}",
+                    path.display()
+                )
+            );
+            assert!(!err.contains("hunter2"));
+        }
+    }
+    let _ = std::fs::remove_file(&malformed);
+    let _ = std::fs::remove_file(&empty);
 }
 
 #[test]

@@ -15,6 +15,7 @@
 //!   login deadline, last words.
 //! - [`session_io`]: reading into and writing out of a line-protocol session's buffers,
 //!   bounded by time and the shutdown watch.
+//! - [`log_limit`]: at most one log line per interval for events that come in floods.
 //! - [`reload`]: SIGHUP means reload, never exit, in every binary.
 //! - [`secret`]: secrets read from files (`--admin-token-file` and the like).
 //! - [`certs`]: certificates chosen by SNI from several PEM pairs, reloaded on SIGHUP.
@@ -35,6 +36,7 @@ pub mod exit;
 pub mod line_session;
 pub mod listen;
 pub mod listener;
+pub mod log_limit;
 pub mod metrics;
 pub mod proxy_header;
 pub mod reload;

@@ -1,5 +1,6 @@
 //! Accepting connections: bind and log the real address, cap concurrent connections, back
 //! off on accept errors instead of dying, give each connection its own span and drain guard.
+//! Refusals at the limit are logged at most once per [`crate::log_limit::DEFAULT_INTERVAL`].
 
 use std::future::Future;
 use std::io;
@@ -13,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::log_limit::LogLimit;
 use crate::shutdown::{DrainGuard, ShutdownWatch};
 
 /// Binds `addr` and logs the address actually bound (which differs for port 0).
@@ -91,6 +93,7 @@ pub async fn serve<H, F>(
     let handler = Arc::new(handler);
     let mut backoff = Duration::from_millis(5);
     let mut next_id: u64 = 0;
+    let refusals = LogLimit::default();
     loop {
         let accepted = tokio::select! {
             biased;
@@ -115,7 +118,16 @@ pub async fn serve<H, F>(
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(listener = config.name, %peer, max = config.max_connections, "connection limit reached");
+            // A client hammering a full server would otherwise write one line per attempt.
+            if let Some(refused) = refusals.hit() {
+                tracing::warn!(
+                    listener = config.name,
+                    %peer,
+                    max = config.max_connections,
+                    refused_since_last_line = refused,
+                    "connection limit reached"
+                );
+            }
             let message = config.reject_message;
             tokio::spawn(async move {
                 let mut stream = stream;

@@ -124,6 +124,13 @@ impl Memcached {
     /// Starts memcached and waits until it accepts connections. Panics (never skips) when
     /// the binary is missing: the differential tests are meaningless without it.
     pub(crate) fn start() -> Self {
+        Self::start_with(&[], None)
+    }
+
+    /// Starts memcached with `extra` flags after the defaults. With `-Y`, `auth` is the
+    /// authenticating `set` (its request bytes) that its file accepts: the start-up check
+    /// needs it to read the process id from `stats`.
+    pub(crate) fn start_with(extra: &[&str], auth: Option<&[u8]>) -> Self {
         assert!(
             Path::new(MEMCACHED).exists(),
             "{MEMCACHED} is missing: the differential tests compare cache-node with the real \
@@ -136,6 +143,7 @@ impl Memcached {
             let mut child = Command::new(MEMCACHED)
                 .args(["-p", &port.to_string(), "-U", "0", "-l", "127.0.0.1"])
                 .args(["-t", "2", "-m", "64"])
+                .args(extra)
                 // memcached refuses to run as root without -u; as any other user the flag
                 // is ignored.
                 .args(["-u", "root"])
@@ -159,7 +167,7 @@ impl Memcached {
                     // Something listens, but it may be another test's server that got
                     // the same port from the kernel while this memcached failed to bind
                     // it: only our own child's pid counts.
-                    if stats_pid(addr) == Some(child.id()) {
+                    if stats_pid(addr, auth) == Some(child.id()) {
                         return Memcached { child, addr };
                     }
                     let _ = child.kill();
@@ -180,11 +188,12 @@ impl Memcached {
     }
 }
 
-/// The `pid` that the server at `addr` reports in `stats`.
-fn stats_pid(addr: SocketAddr) -> Option<u32> {
+/// The `pid` that the server at `addr` reports in `stats` (after sending `auth` first).
+fn stats_pid(addr: SocketAddr, auth: Option<&[u8]>) -> Option<u32> {
     let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT).ok()?;
     stream.set_write_timeout(Some(READ_TIMEOUT)).ok()?;
     let mut client = Client { stream };
+    client.try_send(auth.unwrap_or_default()).ok()?;
     client.try_send(b"stats\r\n").ok()?;
     let reply = client.read_until_suffix(b"\r\nEND\r\n");
     let text = String::from_utf8_lossy(&reply.bytes);

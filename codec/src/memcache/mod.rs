@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `request`: the [`Request`] enum (client → server) and its encoder.
+//! - `auth`: memcached's ASCII authentication (`-Y`): the `user:password` file and the
+//!   client's authenticating `set`.
 //! - `parse`: the server-side request parser with its [`Limits`] and [`ParseError`].
 //! - `meta`: the flag tokens of meta commands (`mg`, `ms`, `md`, `ma`).
 //! - `response`: the [`Response`] enum (server → client), its encoder and a client-side parser.
@@ -12,6 +14,7 @@
 //! lines end in `\n` (an optional `\r` before it is dropped), tokens are separated by runs of
 //! spaces, command names are case sensitive, keys are at most 250 bytes.
 
+mod auth;
 mod ketama;
 mod meta;
 mod number;
@@ -19,6 +22,10 @@ mod parse;
 mod request;
 mod response;
 
+pub use auth::{
+    auth_reply, parse_auth_file, AuthFileError, AuthReply, Credentials, CredentialsError,
+    MAX_AUTH_ENTRIES, MAX_AUTH_LINE,
+};
 pub use ketama::{Node as KetamaNode, Ring as KetamaRing};
 pub use meta::{MetaFlag, MetaFlags, MetaMode};
 pub use number::{parse_i64, parse_u32, parse_u64, push_u64};
