@@ -4,6 +4,9 @@
 # free ports, then e2e/stack_faults.py runs a bounded login load through each fault in
 # turn: cache node killed, cache node added, route-lookup restarted, PostgreSQL restarted,
 # mailbox-stub killed and restarted, proxy SIGTERM with sessions open.
+#
+#   e2e/stack_faults.sh [SCRIPT]   runs SCRIPT (default e2e/stack_faults.py) against the
+#                                  stack instead, e.g. e2e/login_faults.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/lib.sh
@@ -29,5 +32,5 @@ scripts/stack up >"$work/up.out" 2>&1 || {
 }
 sed -n '/^zproxy local stack/,/^$/p' "$work/up.out"
 eval "$(scripts/stack env)"
-/usr/bin/python3 e2e/stack_faults.py
+/usr/bin/python3 "${1:-e2e/stack_faults.py}"
 echo "($((SECONDS - started)) s)"
