@@ -1,7 +1,8 @@
 //! Runtime plumbing shared by every binary of the workspace: it binds and accepts, bounds
 //! concurrency, shuts down, logs, serves the admin endpoints, and drives line-protocol
 //! sessions. Of the protocols it knows only their framing (through `codec`), never what a
-//! command means.
+//! command means; the one exception is the cache clients' authentication round trip, shared
+//! by the proxy and route-lookup.
 //!
 //! # Layout
 //! - [`cidr`]: address ranges in flags (`--proxy-protocol-from`, trusted proxies).
@@ -15,6 +16,8 @@
 //!   login deadline, last words.
 //! - [`session_io`]: reading into and writing out of a line-protocol session's buffers,
 //!   bounded by time and the shutdown watch.
+//! - [`memcached_auth`]: the client's round trip of memcached's ASCII authentication
+//!   (`--memcached-auth-file`).
 //! - [`log_limit`]: at most one log line per interval for events that come in floods.
 //! - [`reload`]: SIGHUP means reload, never exit, in every binary.
 //! - [`secret`]: secrets read from files (`--admin-token-file` and the like).
@@ -37,6 +40,7 @@ pub mod line_session;
 pub mod listen;
 pub mod listener;
 pub mod log_limit;
+pub mod memcached_auth;
 pub mod metrics;
 pub mod proxy_header;
 pub mod reload;

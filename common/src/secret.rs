@@ -2,7 +2,8 @@
 //! plain flags, so that a token need not sit on a command line (visible in `ps`) or in an
 //! environment: compose secrets, systemd credentials and 0600 files hold them instead.
 //!
-//! A secret file holds the secret on its first line; a trailing newline (and CR) is not
+//! [`memcached_credentials`] reads the cache credentials (`--memcached-auth-file`) the same
+//! way. A secret file holds the secret on its first line; a trailing newline (and CR) is not
 //! part of it. The file is read once, at start.
 
 use std::path::Path;
@@ -47,6 +48,17 @@ pub enum SecretError {
         /// The plain flag.
         flag: &'static str,
     },
+    /// A credentials file whose first line is no usable `user:password`.
+    #[error("{flag}-file {path}: {why}")]
+    Credentials {
+        /// The plain flag's name, e.g. `--memcached-auth`.
+        flag: &'static str,
+        /// The file.
+        path: String,
+        /// What is wrong with its first line.
+        #[source]
+        why: codec::memcache::CredentialsError,
+    },
 }
 
 impl From<SecretError> for crate::exit::ConfigError {
@@ -69,6 +81,21 @@ pub fn inline_or_file(
         (None, Some(path)) => read(flag, path).map(Some),
         (None, None) => Ok(None),
     }
+}
+
+/// The cache credentials in `path` (`--memcached-auth-file`): its first line,
+/// `user:password` in memcached's `-Y` format, checked so that a pair memcached could
+/// never accept stops the start instead of failing every connection later.
+pub fn memcached_credentials(path: &Path) -> Result<codec::memcache::Credentials, SecretError> {
+    const FLAG: &str = "--memcached-auth";
+    let line = read(FLAG, path)?;
+    codec::memcache::Credentials::parse_line(line.as_bytes()).map_err(|why| {
+        SecretError::Credentials {
+            flag: FLAG,
+            path: path.display().to_string(),
+            why,
+        }
+    })
 }
 
 fn read(flag: &'static str, path: &Path) -> Result<String, SecretError> {
@@ -165,5 +192,27 @@ mod tests {
             Err(SecretError::Empty { .. })
         ));
         assert_eq!(inline_or_file("--admin-token", None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn memcached_credentials_are_the_first_line() {
+        let f = file(b"proxy:s3cr:et\nignored:line\n");
+        let c = memcached_credentials(&f.0).unwrap();
+        assert!(c.matches(b"proxy", b"s3cr:et"));
+        for (content, why) in [
+            (&b"proxy s3cret\n"[..], "not user:password (no ':')"),
+            (b"proxy:\n", "the password is empty"),
+            (b"", "its first line is empty"),
+        ] {
+            let f = file(content);
+            let e = memcached_credentials(&f.0).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("--memcached-auth-file {}: {why}", f.0.display())
+            );
+        }
+        let f = file(b"proxy:pass word\n");
+        let e = crate::exit::chain(&memcached_credentials(&f.0).unwrap_err());
+        assert!(!e.contains("pass word"), "{e}");
     }
 }

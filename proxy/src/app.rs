@@ -72,7 +72,7 @@ impl Proxy {
         let cache = (!config.memcached.is_empty() || config.directory.is_some()).then(|| {
             // With a directory and no static nodes, the cluster starts empty and follows
             // the watch.
-            Arc::new(CacheCluster::new(
+            Arc::new(CacheCluster::with_credentials(
                 &config.memcached,
                 CacheConfig {
                     fetch_timeout: config.cache_timeout,
@@ -80,6 +80,7 @@ impl Proxy {
                     retry_interval: config.retry_interval,
                     connections_per_node: config.cache_connections_per_node,
                 },
+                config.memcached_auth.clone(),
             ))
         });
         let lookup = Arc::new(LookupClient::new(LookupConfig {

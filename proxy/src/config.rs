@@ -117,6 +117,11 @@ pub struct Config {
     /// Cache nodes, HOST:PORT,…
     #[arg(long, env = "PROXY_MEMCACHED", value_delimiter = ',')]
     pub memcached: Vec<String>,
+    /// File whose first line is `user:password` (memcached's -Y format): every connection to
+    /// a cache node authenticates with it first (the nodes' --auth-file). A node that refuses
+    /// it counts as down.
+    #[arg(long, env = "PROXY_MEMCACHED_AUTH_FILE", value_name = "PATH")]
+    pub memcached_auth_file: Option<PathBuf>,
     /// route-lookup's gRPC URL: follow the live cache-node membership and the registered
     /// mailbox servers (a cached route elsewhere is not used).
     #[arg(long, env = "PROXY_DIRECTORY", value_name = "GRPC_URL")]
@@ -278,6 +283,8 @@ pub struct RuntimeConfig {
     pub ca: Option<Arc<rustls::ClientConfig>>,
     /// Cache nodes given on the command line.
     pub memcached: Vec<String>,
+    /// What connections to cache nodes authenticate with.
+    pub memcached_auth: Option<codec::memcache::Credentials>,
     /// Cache request bound.
     pub cache_timeout: Duration,
     /// First interval an ejected cache node is skipped.
@@ -468,6 +475,10 @@ impl Config {
             lookup_retry: Duration::from_millis(self.lookup_retry_ms),
             ca,
             memcached: self.memcached.clone(),
+            memcached_auth: match &self.memcached_auth_file {
+                Some(path) => Some(common::secret::memcached_credentials(path)?),
+                None => None,
+            },
             cache_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
             cache_probe_interval: Duration::from_millis(self.cache_probe_interval_ms.max(1)),
             cache_connections_per_node: self.cache_connections_per_node,
@@ -563,6 +574,44 @@ mod tests {
         );
         assert!(parse(&["--admin-token", "x", "--admin-token-file", "/x"]).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn cache_credentials_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("proxy-cache-auth-{}", std::process::id()));
+        std::fs::write(&path, "proxy:s3cret\n").unwrap();
+        let arg = path.to_str().unwrap();
+        let rt = parse(&[
+            "--memcached",
+            "127.0.0.1:11211",
+            "--memcached-auth-file",
+            arg,
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(
+            !format!("{rt:?}").contains("s3cret"),
+            "never in a debug print"
+        );
+        assert!(rt.memcached_auth.unwrap().matches(b"proxy", b"s3cret"));
+        std::fs::write(&path, "proxy s3cret\n").unwrap();
+        let e = parse(&["--memcached-auth-file", arg])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e.0,
+            format!("--memcached-auth-file {arg}: not user:password (no ':')")
+        );
+        let e = parse(&["--memcached-auth-file", "/nonexistent/a"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e
+            .0
+            .starts_with("--memcached-auth-file /nonexistent/a: cannot read it"));
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]

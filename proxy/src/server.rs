@@ -293,6 +293,18 @@ impl AdminSource for Admin {
                     );
                 }
             }
+            w.header(
+                "proxy_cache_auth_failures_total",
+                "counter",
+                "connections a cache node refused to authenticate (--memcached-auth-file)",
+            );
+            for n in cache.nodes() {
+                w.sample(
+                    "proxy_cache_auth_failures_total",
+                    &[("node", n.addr())],
+                    n.stats.auth_failures.load(Ordering::Relaxed),
+                );
+            }
         }
         w.finish()
     }

@@ -197,6 +197,12 @@ pub struct Config {
     /// object per line, with the spans' fields).
     #[arg(long, env = "LOOKUP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: common::telemetry::LogFormat,
+
+    /// File whose first line is `user:password` (memcached's -Y format): route purges
+    /// authenticate with it on every cache node (the nodes' --auth-file).
+    // Read by `purge::authenticate_with` at start (main, test harness), not by `validate`.
+    #[arg(long, env = "LOOKUP_MEMCACHED_AUTH_FILE", value_name = "PATH")]
+    pub memcached_auth_file: Option<std::path::PathBuf>,
 }
 
 /// How gRPC callers are authenticated.

@@ -11,6 +11,8 @@ async fn main() {
     let config: Config = common::exit::parse_or_exit("route-lookup");
     let log_format = config.log_format;
     let db_wait = Duration::from_secs(config.db_wait);
+    route_lookup::purge::authenticate_with(config.memcached_auth_file.as_deref())
+        .unwrap_or_else(|e| common::exit::config_error("route-lookup", common::exit::chain(&e)));
     let config = config
         .validate()
         .unwrap_or_else(|reason| common::exit::config_error("route-lookup", reason));

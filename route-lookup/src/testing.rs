@@ -123,10 +123,12 @@ impl Harness {
             args.extend_from_slice(&["--advertise", "off"]);
         }
         args.extend_from_slice(extra);
-        let config = Config::try_parse_from(args)
-            .expect("flags")
-            .validate()
-            .expect("valid config");
+        let config = Config::try_parse_from(args).expect("flags");
+        // Process-wide, as in main: a harness without the flag leaves the credentials
+        // another test's harness set.
+        crate::purge::authenticate_with(config.memcached_auth_file.as_deref())
+            .expect("usable --memcached-auth-file");
+        let config = config.validate().expect("valid config");
         let service = RouteLookup::bind(config, Duration::from_secs(10))
             .await
             .expect("route-lookup starts");

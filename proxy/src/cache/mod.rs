@@ -2,7 +2,8 @@
 //!
 //! Keys go to nodes by libmemcached's weighted ketama (so memcached's own tools agree on
 //! placement); each node has a few persistent connections; a request that errors or
-//! outlasts the fetch timeout ejects its node for the retry interval. While a node is
+//! outlasts the fetch timeout ejects its node for the retry interval, and so does a node
+//! that refuses the credentials of `--memcached-auth-file`. While a node is
 //! ejected its keys go to the next node on the ring, as libmemcached's auto-eject does, so
 //! routes are cached again at once instead of every login of a third of the accounts
 //! asking route-lookup; when the node is back, its keys go back to it. Membership can
@@ -15,10 +16,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use codec::memcache::{KetamaNode, KetamaRing};
+use codec::memcache::{Credentials, KetamaNode, KetamaRing};
 use codec::route_key::CacheKey;
 
-pub use node::{Node, NodeStats};
+pub use common::memcached_auth::AuthError;
+pub use node::{ConnectError, Node, NodeStats};
 
 /// Timeouts and sizes.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +54,7 @@ struct Members {
 /// The cluster; cheap to share behind an `Arc`.
 pub struct CacheCluster {
     config: CacheConfig,
+    credentials: Option<Arc<Credentials>>,
     members: RwLock<Arc<Members>>,
 }
 
@@ -77,8 +80,19 @@ fn ketama_node(addr: &str) -> Option<KetamaNode> {
 impl CacheCluster {
     /// A cluster of `nodes` (`host:port` each; others are skipped with a warning).
     pub fn new(nodes: &[String], config: CacheConfig) -> Self {
+        Self::with_credentials(nodes, config, None)
+    }
+
+    /// A cluster whose every connection first authenticates with `credentials` (the
+    /// nodes' `--auth-file`); a node that refuses them counts as failed and is ejected.
+    pub fn with_credentials(
+        nodes: &[String],
+        config: CacheConfig,
+        credentials: Option<Credentials>,
+    ) -> Self {
         let c = Self {
             config,
+            credentials: credentials.map(Arc::new),
             members: RwLock::new(Arc::new(Members {
                 ring: KetamaRing::new(&[]),
                 nodes: Vec::new(),
@@ -104,7 +118,7 @@ impl CacheCluster {
             }
             kept.push(match known.get(addr.as_str()) {
                 Some(n) => Arc::clone(n),
-                None => Arc::new(Node::new(addr, self.config)),
+                None => Arc::new(Node::new(addr, self.config, self.credentials.clone())),
             });
             ketama.push(k);
         }

@@ -1,15 +1,28 @@
-//! One cache node: a few persistent connections, requests bounded by the fetch timeout,
-//! ejection after a failure.
+//! One cache node: a few persistent connections (authenticated first when credentials are
+//! set), requests bounded by the fetch timeout, ejection after a failure.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use codec::memcache::{parse_response, Request, Response, StoreCommand};
+use codec::memcache::{parse_response, Credentials, Request, Response, StoreCommand};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::CacheConfig;
 use crate::ejection::Ejection;
+use common::memcached_auth::{self, AuthError};
+
+/// Why a fresh connection to a node could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No TCP connection.
+    #[error("cannot connect")]
+    Connect(#[source] std::io::Error),
+    /// Connected, but the node did not accept the credentials.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
 
 /// Counters of one node, for metrics and tests.
 #[derive(Debug, Default)]
@@ -20,6 +33,8 @@ pub struct NodeStats {
     pub misses: AtomicU64,
     /// Requests that failed or timed out (each ejects the node).
     pub errors: AtomicU64,
+    /// Fresh connections whose credentials the node refused (among the errors).
+    pub auth_failures: AtomicU64,
 }
 
 /// One node.
@@ -30,6 +45,7 @@ pub struct Node {
     conns: Vec<tokio::sync::Mutex<Option<TcpStream>>>,
     next: AtomicUsize,
     ejection: Ejection,
+    credentials: Option<Arc<Credentials>>,
     /// Counters.
     pub stats: NodeStats,
 }
@@ -46,7 +62,11 @@ enum Reply {
 }
 
 impl Node {
-    pub(super) fn new(addr: &str, config: CacheConfig) -> Self {
+    pub(super) fn new(
+        addr: &str,
+        config: CacheConfig,
+        credentials: Option<Arc<Credentials>>,
+    ) -> Self {
         Self {
             addr: addr.to_string(),
             config,
@@ -55,6 +75,7 @@ impl Node {
                 .collect(),
             next: AtomicUsize::new(0),
             ejection: Ejection::new(config.probe_interval, config.retry_interval),
+            credentials,
             stats: NodeStats::default(),
         }
     }
@@ -77,7 +98,25 @@ impl Node {
         }
     }
 
-    /// Sends one request and reads its reply on one of the node's connections.
+    /// A new connection, authenticated when the node needs credentials.
+    async fn connect(&self) -> Result<TcpStream, ConnectError> {
+        let mut s = TcpStream::connect(&self.addr)
+            .await
+            .map_err(ConnectError::Connect)?;
+        s.set_nodelay(true).map_err(ConnectError::Connect)?;
+        if let Some(credentials) = &self.credentials {
+            if let Err(e) = memcached_auth::authenticate(&mut s, credentials).await {
+                if matches!(e, AuthError::WrongCredentials) {
+                    self.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(s)
+    }
+
+    /// Sends one request and reads its reply on one of the node's connections, all within
+    /// the fetch timeout (connecting and authenticating included).
     async fn call(&self, request: Request<'_>) -> Option<Reply> {
         if self.is_ejected() {
             return None;
@@ -87,17 +126,31 @@ impl Node {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         let mut conn = self.conns[slot].lock().await;
         let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + self.config.fetch_timeout;
         // A kept-open connection may have died with a node restart: one more try on a
         // fresh connection before the node counts as failed.
         for attempt in 0..2 {
             let reused = conn.is_some();
-            let result = tokio::time::timeout(self.config.fetch_timeout, async {
-                if conn.is_none() {
-                    let s = TcpStream::connect(&self.addr).await?;
-                    s.set_nodelay(true)?;
-                    *conn = Some(s);
+            if !reused {
+                match tokio::time::timeout_at(deadline, self.connect()).await {
+                    Ok(Ok(s)) => *conn = Some(s),
+                    Ok(Err(e)) => {
+                        self.eject(&common::exit::chain(&e));
+                        return None;
+                    }
+                    Err(_) => {
+                        let why = if self.credentials.is_some() {
+                            "no answer to connecting and authenticating within the fetch timeout"
+                        } else {
+                            "no answer to connecting within the fetch timeout"
+                        };
+                        self.eject(why);
+                        return None;
+                    }
                 }
-                let stream = conn.as_mut().expect("connected above");
+            }
+            let stream = conn.as_mut().expect("connected above");
+            let result = tokio::time::timeout_at(deadline, async {
                 stream.write_all(&wire).await?;
                 read_reply(stream).await
             })
