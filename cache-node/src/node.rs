@@ -28,4 +28,6 @@ pub struct Node {
     pub auth: Option<Arc<Auth>>,
     /// Failed authentications are logged at most once per interval, with a count.
     pub auth_failures: LogLimit,
+    /// With `--register`: whether this node holds a lease now (`/readyz`).
+    pub registered: Option<std::sync::atomic::AtomicBool>,
 }

@@ -99,6 +99,12 @@ fn client(reg: &Registration) -> Result<Client, proto::ClientError> {
     ))
 }
 
+fn set_registered(node: &Node, on: bool) {
+    if let Some(r) = &node.registered {
+        r.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Keeps this node registered until `shutdown`, then deregisters.
 pub async fn run(reg: Registration, listen_port: u16, node: Arc<Node>, shutdown: ShutdownWatch) {
     let mut client = match client(&reg) {
@@ -126,6 +132,7 @@ pub async fn run(reg: Registration, listen_port: u16, node: Arc<Node>, shutdown:
                 .await
                 {
                     Ok(id) => {
+                        set_registered(&node, true);
                         joined_before = true;
                         backoff = Duration::from_millis(250);
                         lease = Some((id, Instant::now()));
@@ -151,6 +158,7 @@ pub async fn run(reg: Registration, listen_port: u16, node: Arc<Node>, shutdown:
                         reg.ttl / 3
                     }
                     Err(s) if s.code() == tonic::Code::NotFound => {
+                        set_registered(&node, false);
                         tracing::warn!("lease expired; emptying the store and registering again");
                         lease = None;
                         Duration::ZERO
@@ -171,6 +179,7 @@ pub async fn run(reg: Registration, listen_port: u16, node: Arc<Node>, shutdown:
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    set_registered(&node, false);
     if let Some((id, _)) = lease {
         match client.deregister(LeaseRequest { lease_id: id }).await {
             Ok(_) => tracing::info!("deregistered"),

@@ -65,6 +65,10 @@ impl CacheNode {
             idle_timeout: config.idle_timeout,
             auth: config.auth.clone(),
             auth_failures: LogLimit::default(),
+            registered: config
+                .register
+                .as_ref()
+                .map(|_| std::sync::atomic::AtomicBool::new(false)),
         });
         Ok(Self {
             node,
@@ -207,6 +211,24 @@ struct AdminView(Arc<Node>);
 impl AdminSource for AdminView {
     fn health(&self) -> HealthFuture {
         Box::pin(async { Ok(()) })
+    }
+
+    /// With `--register`, ready only while registered: proxies find the node through its
+    /// lease, so before that (or after losing it) it serves nobody's routes.
+    fn ready(&self) -> HealthFuture {
+        let registered = self
+            .0
+            .registered
+            .as_ref()
+            .map(|r| r.load(std::sync::atomic::Ordering::Relaxed));
+        Box::pin(async move {
+            match registered {
+                Some(false) => Err(common::admin::Unhealthy(
+                    "not registered with route-lookup (yet)".into(),
+                )),
+                _ => Ok(()),
+            }
+        })
     }
 
     fn metrics(&self) -> String {

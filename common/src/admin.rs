@@ -1,4 +1,6 @@
-//! The admin HTTP endpoint of every service: `GET /healthz` and `GET /metrics`.
+//! The admin HTTP endpoint of every service: `GET /healthz` (liveness: the process and
+//! what it cannot work without), `GET /readyz` (readiness: it can do its job now, so a
+//! load balancer or orchestrator should send it traffic) and `GET /metrics`.
 //!
 //! It binds loopback by default (the flags' defaults) because metrics name internal
 //! addresses; operators who scrape from elsewhere opt in with the listen flag.
@@ -28,6 +30,10 @@ pub type HealthFuture = Pin<Box<dyn Future<Output = Result<(), Unhealthy>> + Sen
 pub trait AdminSource: Send + Sync + 'static {
     /// Checks the service's health (its dependencies, for services that have them).
     fn health(&self) -> HealthFuture;
+    /// Checks that the service can do its job now; by default, its health.
+    fn ready(&self) -> HealthFuture {
+        self.health()
+    }
     /// Renders the Prometheus text page.
     fn metrics(&self) -> String;
 }
@@ -36,6 +42,7 @@ pub trait AdminSource: Send + Sync + 'static {
 pub fn router(source: Arc<dyn AdminSource>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(source)
 }
@@ -46,6 +53,16 @@ async fn healthz(State(source): State<Arc<dyn AdminSource>>) -> impl IntoRespons
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("unhealthy: {reason}\n"),
+        ),
+    }
+}
+
+async fn readyz(State(source): State<Arc<dyn AdminSource>>) -> impl IntoResponse {
+    match source.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
         ),
     }
 }

@@ -208,6 +208,33 @@ pub struct LookupStats {
     pub too_long: AtomicU64,
     /// Time to an answer (from any URL) or to giving up.
     pub latency: common::metrics::Histogram,
+    /// When a URL last answered (a parsed answer, success or failure), as milliseconds
+    /// after [`LookupStats::epoch`]; 0: never.
+    last_answer_ms: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl LookupStats {
+    fn epoch(&self) -> Instant {
+        *self.epoch.get_or_init(Instant::now)
+    }
+
+    fn answered(&self) {
+        let ms = u64::try_from(self.epoch().elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_answer_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// How long ago a URL last answered, if ever.
+    pub fn since_last_answer(&self) -> Option<Duration> {
+        match self.last_answer_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.epoch()
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
 }
 
 /// How the client behaves.
@@ -415,6 +442,24 @@ impl LookupClient {
         b.body(Empty::new()).unwrap_or_default()
     }
 
+    /// Whether route-lookup can be reached: a URL answered a lookup within `recent`, or
+    /// one accepts a TCP connection now (within a second).
+    pub async fn reachable(&self, recent: Duration) -> Result<(), String> {
+        if self.stats.since_last_answer().is_some_and(|d| d <= recent) {
+            return Ok(());
+        }
+        let mut why = Vec::new();
+        for h in &self.handlers {
+            let connect = tokio::net::TcpStream::connect(h.url.authority.as_str());
+            match tokio::time::timeout(Duration::from_secs(1), connect).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => why.push(format!("{}: {e}", h.url.authority)),
+                Err(_) => why.push(format!("{}: no answer within 1 s", h.url.authority)),
+            }
+        }
+        Err(format!("no lookup URL answers ({})", why.join("; ")))
+    }
+
     /// Looks `req` up, failing over across the URLs. Credentials longer than
     /// [`MAX_CREDENTIALS`] (escaped) are refused (`Authentication failed`) without asking.
     pub async fn lookup(&self, req: &LookupRequest<'_>) -> Result<LookupAnswer, LookupError> {
@@ -478,6 +523,7 @@ impl LookupClient {
                     // Also when every URL was out and this one was asked anyway: it is
                     // back, and the others stay skipped.
                     self.handlers[i].ejection.succeed(started);
+                    self.stats.answered();
                     return Ok(answer);
                 }
                 Err(Attempt::Unreachable(e)) => {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::admin::{AdminSource, HealthFuture};
+use common::admin::{AdminSource, HealthFuture, Unhealthy};
 use common::listener::{ListenerConfig, ListenerStats};
 use common::metrics::PromWriter;
 use common::shutdown::{Drain, ShutdownWatch};
@@ -94,6 +94,9 @@ impl Kind {
     }
 }
 
+/// A lookup answer this recent makes the proxy ready without probing.
+const READY_RECENT: Duration = Duration::from_secs(30);
+
 struct Admin {
     env: Arc<Service>,
     listeners: Vec<(Kind, Arc<ListenerStats>)>,
@@ -102,6 +105,24 @@ struct Admin {
 impl AdminSource for Admin {
     fn health(&self) -> HealthFuture {
         Box::pin(async { Ok(()) })
+    }
+
+    /// Ready when logins can work: the listeners are bound (they are, once this answers),
+    /// route-lookup answered lately or accepts a connection, and the cache ring has a node
+    /// when a cache is configured.
+    fn ready(&self) -> HealthFuture {
+        let env = self.env.clone();
+        Box::pin(async move {
+            if let Some(cache) = &env.cache {
+                if cache.nodes().is_empty() {
+                    return Err(Unhealthy("no cache node known yet".into()));
+                }
+            }
+            if let Some(lookup) = &env.lookup {
+                lookup.reachable(READY_RECENT).await.map_err(Unhealthy)?;
+            }
+            Ok(())
+        })
     }
 
     fn metrics(&self) -> String {

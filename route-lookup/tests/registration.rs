@@ -184,3 +184,62 @@ async fn cache_node_joins_heartbeats_leaves_and_rejoins_empty() {
     assert!(gamcs(&url).await.is_empty(), "deregistered at shutdown");
     h.stop().await;
 }
+
+async fn readyz(admin: SocketAddr) -> String {
+    let mut s = TcpStream::connect(admin).await.unwrap();
+    s.write_all(b"GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+        .await
+        .unwrap();
+    out.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_registering_cache_node_is_ready_only_while_registered() {
+    let h = Harness::start(&[]).await;
+    // First pointed at a route-lookup that is not there: alive, not ready.
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", spare.local_addr().unwrap());
+    drop(spare);
+    for (url, ready) in [(dead, false), (h.grpc_url(), true)] {
+        let config = cache_node::config::Config::try_parse_from([
+            "cache-node",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--register",
+            &url,
+            "--admin-token",
+            TOKEN,
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let node = cache_node::server::CacheNode::bind(config).await.unwrap();
+        let admin = node.admin_addr().expect("admin listener");
+        let (stop, watch) = Shutdown::new();
+        let task = tokio::spawn(node.run(watch));
+        if ready {
+            eventually(10, "ready once registered", || async {
+                readyz(admin).await.contains(" 200 ")
+            })
+            .await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            assert!(
+                readyz(admin).await.contains(" 503 "),
+                "not ready unregistered"
+            );
+        }
+        stop.trigger();
+        tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    h.stop().await;
+}
