@@ -83,17 +83,21 @@ expect_ok "the odd demo password works (trent, POP3S)" '^X-Mailbox-Host: mbx2.ex
   curl -sk -u 'trent@example.com:demo trent+%' "pop3s://127.0.0.1:$STACK_POP3S_PORT/1"
 expect_ok "zmprov garpu lists the running route-lookup" "127.0.0.1:$STACK_HTTP_PORT/service/extension/nginx-lookup" \
   "$STACK_BIN/zmprov" garpu
-modes=$(stat -c '%a' "$ZPROXY_STACK_DIR/admin-token" "$ZPROXY_STACK_DIR/lookup-secret" | tr '\n' ' ')
-if [[ $modes == "600 600 " ]]; then ok "the stack's secret files are 0600"; else not_ok "the stack's secret files are 0600" "modes: $modes"; fi
+modes=$(stat -c '%a' "$ZPROXY_STACK_DIR/admin-token" "$ZPROXY_STACK_DIR/lookup-secret" "$ZPROXY_STACK_DIR/cache-auth" | tr '\n' ' ')
+if [[ $modes == "600 600 600 " ]]; then ok "the stack's secret files are 0600"; else not_ok "the stack's secret files are 0600" "modes: $modes"; fi
 leaks=""
 for f in "$ZPROXY_STACK_DIR"/*.pid; do
   cmdline=$(tr '\0' ' ' <"/proc/$(cat "$f")/cmdline" 2>/dev/null || true)
   environ=$(tr '\0' '\n' <"/proc/$(cat "$f")/environ" 2>/dev/null || true)
-  for secret in "$(cat "$ZPROXY_STACK_DIR/admin-token")" "$(cat "$ZPROXY_STACK_DIR/lookup-secret")"; do
+  for secret in "$(cat "$ZPROXY_STACK_DIR/admin-token")" "$(cat "$ZPROXY_STACK_DIR/lookup-secret")" "$(cut -d: -f2- "$ZPROXY_STACK_DIR/cache-auth")"; do
     [[ $cmdline == *"$secret"* || $environ == *"$secret"* ]] && leaks+=" $(basename "$f" .pid)"
   done
 done
 if [[ -z $leaks ]]; then ok "no stack process has a secret on its command line or in its environment"; else not_ok "no secret on a command line" "in:$leaks"; fi
+# The stack's cache is closed: a command before authenticating is refused.
+cache1=$("$STACK_BIN/zmprov" gamcs | head -n 1)
+expect_ok "the stack's cache nodes refuse commands before authentication ($cache1)" '^CLIENT_ERROR unauthenticated' \
+  python3 -c 'import socket,sys; h,p=sys.argv[1].rsplit(":",1); s=socket.create_connection((h,int(p)),timeout=5); s.sendall(b"get x\r\n"); print(s.recv(100).decode())' "$cache1"
 n=$("$STACK_BIN/zmprov" gaa | wc -l)
 if ((n == 12)); then ok "the demo seed made 12 accounts"; else not_ok "the demo seed made 12 accounts" "got $n"; fi
 

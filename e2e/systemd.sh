@@ -26,13 +26,18 @@ for unit in "$root"/deploy/systemd/*.service; do
   done
 done
 # Secrets come from root-only files through systemd credentials, never the command line.
-for unit in zproxy-route-lookup zproxy-mailbox-stub zproxy-proxy; do
+for unit in zproxy-route-lookup zproxy-mailbox-stub zproxy-proxy zproxy-cache-node; do
   grep -q '^LoadCredential=' "$root/deploy/systemd/$unit.service" && grep -q '_FILE=%d/' "$root/deploy/systemd/$unit.service" ||
     { echo "not ok - $unit.service does not load its secrets as credentials"; failed=1; }
 done
 if grep -n -- '--admin-token \|--lookup-secret \|_ADMIN_TOKEN=\|_LOOKUP_SECRET=' "$root"/deploy/systemd/*; then
   echo "not ok - a unit or example puts a secret on a command line or in an environment file"; failed=1
 fi
+# The cache is closed: the node and both of its clients load the same entry.
+for unit in zproxy-cache-node zproxy-proxy zproxy-route-lookup; do
+  grep -q '^LoadCredential=cache-auth:/etc/zproxy/cache-auth' "$root/deploy/systemd/$unit.service" ||
+    { echo "not ok - $unit.service does not load the cache credentials"; failed=1; }
+done
 grep -q '^AmbientCapabilities=CAP_NET_BIND_SERVICE' "$root/deploy/systemd/zproxy-proxy.service" ||
   { echo "not ok - the proxy's unit cannot bind ports below 1024"; failed=1; }
 ((failed == 0)) && echo "PASS: systemd units" || { echo "FAIL: systemd units"; exit 1; }
