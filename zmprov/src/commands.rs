@@ -254,8 +254,10 @@ fn render_names(names: &[String], out: &mut String) {
     }
 }
 
-/// Runs one command line (`args[0]` is the verb); returns what it prints.
-pub async fn run(client: &mut Client, args: &[String]) -> Result<String, CommandError> {
+/// Checks one command line without a server: the verb exists, the argument count fits,
+/// and `attr value` lists come in pairs. [`run`] does the same first; zmprov calls this
+/// before it connects, so a typo is a usage error even while route-lookup is down.
+pub fn check(args: &[String]) -> Result<&'static Verb, CommandError> {
     let (name, rest) = args
         .split_first()
         .ok_or_else(|| CommandError::Unknown(String::new()))?;
@@ -263,6 +265,20 @@ pub async fn run(client: &mut Client, args: &[String]) -> Result<String, Command
     if rest.len() < verb.min || rest.len() > verb.max {
         return Err(usage(verb));
     }
+    // Verbs taking `attr value` pairs after their fixed arguments ({…} in the synopsis).
+    if verb.usage.contains("value1") {
+        let fixed = verb.usage.matches('{').count();
+        if !(rest.len() - fixed.min(rest.len())).is_multiple_of(2) {
+            return Err(usage(verb));
+        }
+    }
+    Ok(verb)
+}
+
+/// Runs one command line (`args[0]` is the verb); returns what it prints.
+pub async fn run(client: &mut Client, args: &[String]) -> Result<String, CommandError> {
+    let verb = check(args)?;
+    let rest = &args[1..];
     let arg = |i: usize| rest[i].clone();
     let mut out = String::new();
     let p = &mut client.provisioning;

@@ -1,6 +1,6 @@
 //! `zmprov`: one command from the command line, or a batch from `-f FILE` or stdin.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use clap::Parser;
 use zmprov::client::Client;
@@ -37,6 +37,25 @@ struct Cli {
     #[arg(long = "file", short = 'f', value_name = "FILE")]
     file: Option<String>,
 
+    /// Zimbra zmprov's flags for LDAP mode and its own authentication, refused with an
+    /// explanation (this zmprov always works through route-lookup).
+    #[arg(short = 'l', long = "ldap", hide = true)]
+    ldap: bool,
+    #[arg(short = 'z', long = "zadmin", hide = true)]
+    zadmin: bool,
+    #[arg(short = 'm', long = "master", hide = true)]
+    master: bool,
+    #[arg(short = 'a', long = "account", hide = true, value_name = "NAME")]
+    account: Option<String>,
+    #[arg(short = 'p', long = "password", hide = true, value_name = "PASS")]
+    password: Option<String>,
+    #[arg(short = 'P', long = "passfile", hide = true, value_name = "FILE")]
+    passfile: Option<String>,
+    #[arg(short = 'y', long = "authtoken", hide = true, value_name = "TOKEN")]
+    authtoken: Option<String>,
+    #[arg(short = 'Y', long = "authtokenfile", hide = true, value_name = "FILE")]
+    authtokenfile: Option<String>,
+
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -44,6 +63,29 @@ struct Cli {
         value_name = "COMMAND"
     )]
     command: Vec<String>,
+}
+
+impl Cli {
+    /// Why a Zimbra-only flag cannot be honoured, if one was given.
+    fn zimbra_only(&self) -> Option<&'static str> {
+        if self.ldap {
+            Some("-l (LDAP mode) is Zimbra's: this zmprov always works through route-lookup's gRPC API at --server")
+        } else if self.master {
+            Some("-m (the LDAP master) is Zimbra's: this zmprov always works through route-lookup at --server")
+        } else if self.zadmin
+            || self.account.is_some()
+            || self.password.is_some()
+            || self.passfile.is_some()
+        {
+            Some("-z/-a/-p/-P (a Zimbra admin account and password) are Zimbra's: authenticate with --admin-token-file or --admin-token")
+        } else if self.authtoken.is_some() || self.authtokenfile.is_some() {
+            Some(
+                "-y/-Y (a Zimbra auth token) are Zimbra's: use --admin-token-file or --admin-token",
+            )
+        } else {
+            None
+        }
+    }
 }
 
 fn verbs_help() -> String {
@@ -80,9 +122,74 @@ fn print_error(e: &CommandError) {
     eprintln!("ERROR: {e}");
 }
 
+/// Most bytes of a batch read before connecting.
+const MAX_BATCH: u64 = 64 * 1024 * 1024;
+
+/// What to run: one command, or a batch's checked lines.
+enum Work {
+    One(Vec<String>),
+    Batch {
+        /// (line number, arguments) of the lines that passed the check.
+        lines: Vec<(usize, Vec<String>)>,
+        /// Lines that did not.
+        bad: usize,
+    },
+}
+
+/// Reads and checks everything before any connection: a typo or an unreadable file is a
+/// usage error (exit 2) whether or not route-lookup is up.
+fn plan(cli: &Cli) -> Result<Work, String> {
+    let batch = match (&cli.file, cli.command.is_empty()) {
+        (Some(f), true) => f.clone(),
+        (Some(_), false) => return Err("give either -f FILE or a command, not both".into()),
+        (None, true) if !std::io::stdin().is_terminal() => "-".to_string(),
+        (None, true) => return Err("no command (zmprov --help lists them)".into()),
+        (None, false) => {
+            commands::check(&cli.command).map_err(|e| e.to_string())?;
+            return Ok(Work::One(cli.command.clone()));
+        }
+    };
+    let mut text = String::new();
+    let read = if batch == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_BATCH)
+            .read_to_string(&mut text)
+    } else {
+        std::fs::File::open(&batch).and_then(|f| f.take(MAX_BATCH).read_to_string(&mut text))
+    };
+    read.map_err(|e| format!("cannot read {batch}: {e}"))?;
+    let mut lines = Vec::new();
+    let mut bad = 0;
+    for (n, line) in text.lines().enumerate() {
+        let checked = zmprov::tokenize::split(line)
+            .map_err(|e| e.to_string())
+            .and_then(|args| {
+                if args.is_empty() {
+                    return Ok(None);
+                }
+                commands::check(&args).map_err(|e| e.to_string())?;
+                Ok(Some(args))
+            });
+        match checked {
+            Ok(Some(args)) => lines.push((n + 1, args)),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("ERROR: line {}: {e}", n + 1);
+                bad += 1;
+            }
+        }
+    }
+    Ok(Work::Batch { lines, bad })
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let cli = Cli::parse_from(split_dashed_command(std::env::args().collect()));
+    if let Some(why) = cli.zimbra_only() {
+        eprintln!("ERROR: {why}");
+        std::process::exit(2);
+    }
     let token = match common::secret::inline_or_file(
         "--admin-token",
         cli.admin_token.as_deref(),
@@ -94,6 +201,18 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let work = match plan(&cli) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Work::Batch { lines, bad } = &work {
+        if lines.is_empty() {
+            std::process::exit(i32::from(*bad > 0));
+        }
+    }
     let mut client = match Client::connect(&cli.server, token.as_deref()).await {
         Ok(c) => c,
         Err(e) => {
@@ -101,21 +220,8 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let batch = match (&cli.file, cli.command.is_empty()) {
-        (Some(f), true) => Some(f.clone()),
-        (Some(_), false) => {
-            eprintln!("ERROR: give either -f FILE or a command, not both");
-            std::process::exit(2);
-        }
-        (None, true) if !std::io::stdin().is_terminal() => Some("-".to_string()),
-        (None, true) => {
-            eprintln!("ERROR: no command (zmprov --help lists them)");
-            std::process::exit(2);
-        }
-        (None, false) => None,
-    };
-    let code = match batch {
-        None => match commands::run(&mut client, &cli.command).await {
+    let code = match work {
+        Work::One(args) => match commands::run(&mut client, &args).await {
             Ok(out) => {
                 print!("{out}");
                 0
@@ -129,53 +235,34 @@ async fn main() {
                 }
             }
         },
-        Some(path) => run_batch(&mut client, &path).await,
+        Work::Batch { lines, bad } => run_batch(&mut client, lines, bad).await,
     };
     let _ = std::io::stdout().flush();
     std::process::exit(code);
 }
 
-/// Runs every line; a failing line is reported with its number and the batch goes on.
-/// Exit status 1 if any line failed.
-async fn run_batch(client: &mut Client, path: &str) -> i32 {
-    let reader: Box<dyn BufRead> = if path == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        match std::fs::File::open(path) {
-            Ok(f) => Box::new(std::io::BufReader::new(f)),
-            Err(e) => {
-                eprintln!("ERROR: cannot read {path}: {e}");
-                return 1;
-            }
-        }
-    };
-    let mut failed = 0;
-    for (n, line) in reader.lines().enumerate() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("ERROR: {path}: {e}");
-                return 1;
-            }
-        };
-        let args = match zmprov::tokenize::split(&line) {
-            Ok(a) if a.is_empty() => continue,
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("ERROR: line {}: {e}", n + 1);
-                failed += 1;
-                continue;
-            }
-        };
+/// Runs the checked lines; a failing line is reported with its number and the batch goes
+/// on. Exit status 1 if any line failed (here or at the check). On a terminal, long
+/// batches show their progress on standard error.
+async fn run_batch(client: &mut Client, lines: Vec<(usize, Vec<String>)>, bad: usize) -> i32 {
+    let total = lines.len();
+    let progress = total >= 100 && std::io::stderr().is_terminal();
+    let mut failed = bad;
+    for (done, (n, args)) in lines.into_iter().enumerate() {
         match commands::run(client, &args).await {
-            Ok(out) => {
-                print!("{out}");
-            }
+            Ok(out) => print!("{out}"),
             Err(e) => {
-                eprintln!("ERROR: line {}: {e}", n + 1);
+                eprintln!("ERROR: line {n}: {e}");
                 failed += 1;
             }
         }
+        if progress && (done + 1) % 50 == 0 {
+            let _ = std::io::stdout().flush();
+            eprint!("\r{}/{} commands", done + 1, total);
+        }
+    }
+    if progress {
+        eprintln!("\r{total}/{total} commands");
     }
     i32::from(failed > 0)
 }

@@ -433,3 +433,58 @@ async fn the_admin_token_can_come_from_a_file_instead_of_the_command_line() {
     std::fs::remove_dir_all(&dir).ok();
     h.stop().await;
 }
+
+#[tokio::test]
+async fn usage_errors_are_found_before_connecting_even_with_the_server_down() {
+    // Nothing listens at port 1: any attempt to connect would say "cannot reach".
+    let run = |args: &[&str]| {
+        let mut full = vec!["--server", "http://127.0.0.1:1", "--admin-token", "t"];
+        full.extend_from_slice(args);
+        let full: Vec<String> = full.iter().map(|s| s.to_string()).collect();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_zmprov"))
+                .args(full)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    for (args, want) in [
+        (&["gaaa"][..], "ERROR: unknown command: gaaa (zmprov --help lists them)\n"),
+        (&["ca", "x@example.com"][..], "ERROR: usage: createAccount(ca) {name@domain} {password} [attr1 value1 [attr2 value2...]]\n"),
+        (&["ma", "x@example.com", "displayName"][..], "ERROR: usage: modifyAccount(ma) {name@domain|id} [attr1 value1 [attr2 value2...]]\n"),
+        (&["mcf", "a", "b", "c"][..], "ERROR: usage: modifyConfig(mcf) attr1 value1 [attr2 value2...]\n"),
+        (&["-l", "gaa"][..], "ERROR: -l (LDAP mode) is Zimbra's: this zmprov always works through route-lookup's gRPC API at --server\n"),
+        (&["-z", "gaa"][..], "ERROR: -z/-a/-p/-P (a Zimbra admin account and password) are Zimbra's: authenticate with --admin-token-file or --admin-token\n"),
+        (&["-f", "/nonexistent/batch"][..], "ERROR: cannot read /nonexistent/batch: No such file or directory (os error 2)\n"),
+    ] {
+        let o = run(args).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), want, "{args:?}");
+    }
+    // A batch whose every line is wrong never connects either; its errors carry line numbers.
+    let dir = std::env::temp_dir().join(format!("zmprov-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let batch = dir.join("bad.zmp");
+    std::fs::write(&batch, "# a comment\n\ngaaa\nca only-one@example.com\n").unwrap();
+    let o = run(&["-f", batch.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("ERROR: line 3: unknown command: gaaa"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ERROR: line 4: usage: createAccount(ca)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
+    // With one good line it must connect, and says so when it cannot.
+    std::fs::write(&batch, "gaaa\ngad\n").unwrap();
+    let o = run(&["-f", batch.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("cannot reach route-lookup at http://127.0.0.1:1"));
+    std::fs::remove_dir_all(&dir).ok();
+}
