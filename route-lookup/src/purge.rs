@@ -75,7 +75,7 @@ pub struct PurgeReport {
 
 /// Deletes the route keys of `names` (every protocol) on every cache node.
 pub async fn purge_routes(store: &Store, names: &[String]) -> PurgeReport {
-    let nodes = match store.memcached_servers().await {
+    let nodes = match store.memcached_addresses().await {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %common::exit::chain(&e), "route purge skipped: cannot list cache nodes");

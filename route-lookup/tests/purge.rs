@@ -137,3 +137,43 @@ async fn account_changes_purge_cached_routes_on_every_node() {
     assert!(present(b, &bob).await);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_configured_cache_server_is_purged_at_its_service_address() {
+    let h = Harness::start(&[]).await;
+    seed(&h.grpc_url()).await;
+    let (node, _node) = start_cache_node().await;
+    let mut p = provisioning(&h.grpc_url()).await;
+    // Its name does not resolve: only serviceAddress reaches it.
+    p.create_server(proto::v1::CreateRequest {
+        name: "memcached-1.invalid".into(),
+        attrs: set(&[
+            ("zimbraServiceEnabled", "memcached"),
+            ("serviceAddress", &node.ip().to_string()),
+            ("zimbraMemcachedBindPort", &node.port().to_string()),
+        ]),
+    })
+    .await
+    .unwrap();
+    let key = route_key("imap", "bob@example.net").wire().to_string();
+    put(node, &key, "127.0.0.2:8143").await;
+    p.modify_account(ModifyRequest {
+        name: "bob@example.net".into(),
+        attrs: set(&[("zimbraMailHost", "mbx1.example.com")]),
+    })
+    .await
+    .unwrap();
+    assert!(!present(node, &key).await, "purged through serviceAddress");
+    // gamcs still lists it by name, as Zimbra does.
+    let listed = p
+        .get_all_memcached_servers(proto::v1::Empty {})
+        .await
+        .unwrap()
+        .into_inner()
+        .names;
+    assert!(
+        listed.contains(&format!("memcached-1.invalid:{}", node.port())),
+        "{listed:?}"
+    );
+    h.stop().await;
+}

@@ -67,13 +67,27 @@ impl Store {
     /// getAllMemcachedServers: servers with the memcached service, then live registered
     /// cache nodes.
     pub async fn memcached_servers(&self) -> Result<Vec<String>, StoreError> {
+        self.memcached_nodes("name").await
+    }
+
+    /// The addresses to dial the cache nodes at: like [`Store::memcached_servers`], but a
+    /// configured server with a `serviceAddress` is dialled there, as mailbox servers are
+    /// (its name need not resolve).
+    pub async fn memcached_addresses(&self) -> Result<Vec<String>, StoreError> {
+        self.memcached_nodes("coalesce(nullif(service_address, ''), name)")
+            .await
+    }
+
+    async fn memcached_nodes(&self, host: &'static str) -> Result<Vec<String>, StoreError> {
         let rows = self
             .bounded(async {
                 let client = self.client().await?;
                 Ok(client
                     .query(
-                        "SELECT name, memcached_port FROM servers WHERE 'memcached' = ANY(services)
-                          ORDER BY name",
+                        &format!(
+                            "SELECT {host}, memcached_port FROM servers
+                              WHERE 'memcached' = ANY(services) ORDER BY name"
+                        ),
                         &[],
                     )
                     .await?)
