@@ -99,6 +99,7 @@ async fn seed(h: &Harness, imap_port: u16, cache: SocketAddr) {
             name: name.into(),
             attrs: set(&[
                 ("serviceAddress", "127.0.0.1"),
+                ("zimbraServiceEnabled", "mailbox"),
                 ("zimbraImapBindPort", &port.to_string()),
             ]),
         })

@@ -138,6 +138,7 @@ async fn seed(h: &Harness, imap_port: u16, imaps_port: u16) {
         name: "mbx1.example.com".into(),
         attrs: set(&[
             ("serviceAddress", "127.0.0.1"),
+            ("zimbraServiceEnabled", "mailbox"),
             ("zimbraImapBindPort", &ip),
             ("zimbraImapSSLBindPort", &ips),
         ]),

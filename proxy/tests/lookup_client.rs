@@ -62,6 +62,7 @@ async fn seed(h: &Harness) {
         name: "mbx1.example.com".into(),
         attrs: set(&[
             ("serviceAddress", "127.0.0.1"),
+            ("zimbraServiceEnabled", "mailbox"),
             ("zimbraImapBindPort", "17143"),
         ]),
     })

@@ -65,6 +65,7 @@ async fn seed(h: &Harness, imap_port: u16) {
         name: "mbx1.example.com".into(),
         attrs: vec![
             attr("serviceAddress", "127.0.0.1"),
+            attr("zimbraServiceEnabled", "mailbox"),
             attr("zimbraImapBindPort", &imap_port.to_string()),
         ],
     })

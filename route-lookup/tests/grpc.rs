@@ -275,6 +275,18 @@ async fn authenticate_checks_password_and_status() {
 #[tokio::test]
 async fn leases_expire_and_the_watch_follows_membership() {
     let h = Harness::start(&[]).await;
+    // Before the seed, so that the first snapshot with the seeded servers has it too.
+    provisioning(&h.grpc_url())
+        .await
+        .create_server(CreateRequest {
+            name: "mta1.example.com".into(),
+            attrs: set(&[
+                ("serviceAddress", "127.0.0.3"),
+                ("zimbraServiceEnabled", "mta"),
+            ]),
+        })
+        .await
+        .unwrap();
     seed(&h.grpc_url()).await;
     let mut r = registry(&h.grpc_url()).await;
     let mut stream = r.watch(WatchRequest {}).await.unwrap().into_inner();
@@ -297,8 +309,8 @@ async fn leases_expire_and_the_watch_follows_membership() {
         !first
             .mailbox_servers
             .iter()
-            .any(|s| s.hostname == "mbx2.example.com"),
-        "mbx2 has no mailbox service"
+            .any(|s| s.hostname == "mta1.example.com"),
+        "mta1 has no mailbox service"
     );
 
     let reg = |address: &str, ttl| RegisterRequest {

@@ -319,6 +319,23 @@ async fn every_verb_end_to_end() {
             1,
             "ERROR: service.INVALID_REQUEST (invalid attr name: zimbraBogus)\n",
         ),
+        // zimbraMailHost must name a mailbox server, with Zimbra's two messages.
+        (
+            &[
+                "ca",
+                "new@example.com",
+                "Sup3r+secret",
+                "zimbraMailHost",
+                "nosuch.example.com",
+            ],
+            1,
+            "ERROR: service.INVALID_REQUEST (specified zimbraMailHost does not correspond to a valid server service hostname: nosuch.example.com)\n",
+        ),
+        (
+            &["ma", "ann@example.com", "zimbraMailHost", "lookup2.example.com"],
+            1,
+            "ERROR: service.INVALID_REQUEST (specified zimbraMailHost does not correspond to a valid server with the mailbox service enabled: lookup2.example.com)\n",
+        ),
         (
             &["ma", "ann@example.com", "zimbraMailHost"],
             2,

@@ -198,8 +198,9 @@ pub fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
 pub const PASSWORD: &str = "pa ss+ü%";
 
 /// Domains example.com (default), example.net, alias domain alias.example.org → example.com,
-/// vip.example (virtual IP 10.9.9.9); servers mbx1 (127.0.0.1, default ports), mbx2
-/// (127.0.0.2, 8xxx ports), localhost (no serviceAddress: resolved); accounts in every status.
+/// vip.example (virtual IP 10.9.9.9); mailbox servers mbx1 (127.0.0.1, default ports), mbx2
+/// (127.0.0.2, 8xxx ports), localhost (no serviceAddress: resolved) and nonexistent.invalid
+/// (no serviceAddress and a name that never resolves: no route); accounts in every status.
 pub async fn seed(grpc_url: &str) {
     let mut p = provisioning(grpc_url).await;
     for d in ["example.com", "example.net"] {
@@ -241,6 +242,7 @@ pub async fn seed(grpc_url: &str) {
         name: "mbx2.example.com".into(),
         attrs: set(&[
             ("serviceAddress", "127.0.0.2"),
+            ("zimbraServiceEnabled", "mailbox"),
             ("zimbraImapBindPort", "8143"),
             ("zimbraImapSSLBindPort", "8993"),
             ("zimbraPop3BindPort", "8110"),
@@ -249,12 +251,16 @@ pub async fn seed(grpc_url: &str) {
     })
     .await
     .unwrap();
-    p.create_server(CreateRequest {
-        name: "localhost".into(),
-        attrs: vec![],
-    })
-    .await
-    .unwrap();
+    // A mail host must be a mailbox server, so these two are servers too; neither has a
+    // serviceAddress, so their routes come from resolving the name.
+    for name in ["localhost", "nonexistent.invalid"] {
+        p.create_server(CreateRequest {
+            name: name.into(),
+            attrs: set(&[("zimbraServiceEnabled", "mailbox")]),
+        })
+        .await
+        .unwrap();
+    }
     let accounts: &[(&str, &str, &str)] = &[
         ("ann@example.com", "mbx1.example.com", "active"),
         ("bob@example.net", "mbx2.example.com", "active"),

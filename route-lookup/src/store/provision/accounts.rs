@@ -78,6 +78,10 @@ impl Store {
         e: &Entry,
     ) -> Result<(), StoreError> {
         let a = &e.attrs;
+        let host = single(a, "zimbraMailHost");
+        if let Some(given) = host.filter(|h| !h.is_empty()) {
+            Self::check_mail_host(client, &e.id, given).await?;
+        }
         client
             .execute(
                 // Leaving lockout (an admin's `ma … zimbraAccountStatus active`) forgets
@@ -89,14 +93,52 @@ impl Store {
                   WHERE id = $1",
                 &[
                     &e.id,
-                    &single(a, "zimbraMailHost")
-                        .map(normalize)
-                        .unwrap_or_default(),
+                    &host.map(normalize).unwrap_or_default(),
                     &single(a, "zimbraAccountStatus").unwrap_or("active"),
                 ],
             )
             .await?;
         Self::write_extras(client, EntryKind::Account, &e.id, &e.attrs).await
+    }
+
+    /// Refuses a zimbraMailHost that names no mailbox server, with Zimbra's messages
+    /// (its MailHost attribute callback), when the value is being set or changed: an
+    /// account keeps a host that was valid when it was set. An empty host is allowed,
+    /// unlike in Zimbra: such an account routes nowhere.
+    async fn check_mail_host(
+        client: &impl GenericClient,
+        account_id: &str,
+        given: &str,
+    ) -> Result<(), StoreError> {
+        let host = normalize(given);
+        let unchanged = client
+            .query_opt(
+                "SELECT 1 FROM accounts WHERE id = $1 AND mail_host = $2",
+                &[&account_id, &host],
+            )
+            .await?
+            .is_some();
+        if unchanged {
+            return Ok(());
+        }
+        // FOR SHARE: a concurrent deleteServer, or a modifyServer dropping the mailbox
+        // service, waits for this transaction to end, so what was checked here is still
+        // true when the account is written.
+        let mailbox = client
+            .query_opt(
+                "SELECT 'mailbox' = ANY(services) FROM servers WHERE name = $1 FOR SHARE",
+                &[&host],
+            )
+            .await?
+            .map(|row| row.get::<_, bool>(0));
+        let why = match mailbox {
+            Some(true) => return Ok(()),
+            Some(false) => "a valid server with the mailbox service enabled",
+            None => "a valid server service hostname",
+        };
+        Err(StoreError::Invalid(format!(
+            "specified zimbraMailHost does not correspond to {why}: {given}"
+        )))
     }
 
     async fn local_domain_id(
