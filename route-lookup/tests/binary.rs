@@ -88,6 +88,16 @@ fn bad_configurations_exit_64_with_one_line() {
             ],
             "--db-pool-size",
         ),
+        (
+            &[
+                "--database-url",
+                "postgres://x/y",
+                "--insecure-admin",
+                "--memcached-auth-file",
+                "/nonexistent/cache-auth",
+            ],
+            "--memcached-auth-file /nonexistent/cache-auth: cannot read it",
+        ),
     ];
     for (args, mention) in cases {
         let out = Command::new(BIN)
