@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # One image with the five programs: route-lookup, cache-node, mailbox-stub, proxy, zmprov.
 # docker-compose.yml runs each service from it with its own command.
 #
@@ -14,26 +12,29 @@ WORKDIR /src
 ENV CARGO_TERM_COLOR=never
 
 # Dependencies first, from the manifests and the lock file alone, with empty crates in
-# place of ours: this layer is rebuilt only when a manifest or Cargo.lock changes.
+# place of ours (and an empty build script for proto, so that its build dependencies are
+# built here too): this layer is rebuilt only when a manifest or Cargo.lock changes, not
+# when a .proto file or any source does.
 COPY Cargo.toml Cargo.lock ./
 COPY codec/Cargo.toml codec/
 COPY common/Cargo.toml common/
 COPY cache-node/Cargo.toml cache-node/
 COPY loadgen/Cargo.toml loadgen/
-COPY proto/ proto/
+COPY proto/Cargo.toml proto/
 COPY route-lookup/Cargo.toml route-lookup/
 COPY zmprov/Cargo.toml zmprov/
 COPY mailbox-stub/Cargo.toml mailbox-stub/
 COPY proxy/Cargo.toml proxy/
 RUN set -eux; \
-    for c in codec common cache-node loadgen route-lookup zmprov mailbox-stub proxy; do \
+    for c in codec common cache-node loadgen proto route-lookup zmprov mailbox-stub proxy; do \
         mkdir -p "$c/src"; \
         echo '//! placeholder' > "$c/src/lib.rs"; \
-        echo 'fn main() {}' > "$c/src/main.rs"; \
+        printf '//! placeholder\nfn main() {}\n' > "$c/src/main.rs"; \
     done; \
+    printf '//! placeholder\nfn main() {}\n' > proto/build.rs; \
     mkdir -p loadgen/src/bin; \
-    echo 'fn main() {}' > loadgen/src/bin/mc-loadgen.rs; \
-    echo 'fn main() {}' > loadgen/src/bin/imap-loadgen.rs; \
+    printf '//! placeholder\nfn main() {}\n' > loadgen/src/bin/mc-loadgen.rs; \
+    printf '//! placeholder\nfn main() {}\n' > loadgen/src/bin/imap-loadgen.rs; \
     cargo build --release --locked -p proxy -p route-lookup -p cache-node -p mailbox-stub -p zmprov
 
 # Then our sources. Their files are older than the placeholders' build outputs, so touch
@@ -41,7 +42,7 @@ RUN set -eux; \
 COPY . .
 RUN set -eux; \
     find codec common cache-node loadgen proto route-lookup zmprov mailbox-stub proxy \
-        -name '*.rs' -exec touch {} +; \
+        \( -name '*.rs' -o -name '*.proto' \) -exec touch {} +; \
     cargo build --release --locked -p proxy -p route-lookup -p cache-node -p mailbox-stub -p zmprov; \
     mkdir -p /out; \
     cp target/release/proxy target/release/route-lookup target/release/cache-node \

@@ -155,3 +155,73 @@ fn listens_on_port_zero_and_exits_on_sigterm() {
     );
     guard.0 = None;
 }
+
+#[test]
+fn a_forwarded_client_address_is_logged_once_per_connection() {
+    let child = Command::new(BIN)
+        .args([
+            "--hostname",
+            "mbx1.example.com",
+            "--directory",
+            "http://127.0.0.1:1",
+            "--trusted-proxies",
+            "127.0.0.1/32",
+            "--imap-listen",
+            "127.0.0.1:0",
+            "--pop3-listen",
+            "off",
+            "--imaps-listen",
+            "off",
+            "--pop3s-listen",
+            "off",
+            "--grace-period",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap();
+    let mut guard = Guard(Some(child));
+    let child = guard.0.as_mut().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "exited early");
+        if let Some(at) = line.find("addr=") {
+            break line[at + 5..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    // What our proxy sends: the address under both of Zimbra's spellings.
+    let mut imap = std::net::TcpStream::connect(&addr).unwrap();
+    let mut reader = std::io::BufReader::new(imap.try_clone().unwrap());
+    let mut greeting = String::new();
+    reader.read_line(&mut greeting).unwrap();
+    std::io::Write::write_all(
+        &mut imap,
+        b"a ID (\"x-originating-ip\" \"192.0.2.7\" \"X-ORIGINATING-IP\" \"192.0.2.7\")\r\nb LOGOUT\r\n",
+    )
+    .unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+    assert!(rest.contains("b OK"), "{rest}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut log = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+    let _ = child.wait();
+    guard.0 = None;
+    assert_eq!(
+        log.matches("client address forwarded").count(),
+        1,
+        "one line for one forwarded address: {log}"
+    );
+    assert!(log.contains("client=192.0.2.7 proxy=127.0.0.1"), "{log}");
+}

@@ -24,8 +24,9 @@ use crate::throttle::Throttle;
 /// Why the proxy could not start.
 #[derive(Debug, Error)]
 pub enum BindError {
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    /// A listener could not be bound. The bind error already names the address and the
+    /// listener (common::listener says it), so it is the whole message.
+    #[error("{source}")]
     Listen {
         /// Which listener.
         what: &'static str,

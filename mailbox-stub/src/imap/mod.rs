@@ -311,6 +311,11 @@ impl Session {
                 let peer_trusted = self.env.trusted.contains(self.peer);
                 match value.trim().trim_matches(['[', ']']).parse() {
                     Ok(ip) if peer_trusted && matches!(self.state, State::NotAuthenticated) => {
+                        // Proxies send the field under both of Zimbra's spellings
+                        // (X-ORIGINATING-IP and x-originating-ip): one line per address.
+                        if self.client.forwarded && self.client.ip == ip {
+                            continue;
+                        }
                         tracing::info!(client = %ip, proxy = %self.client.ip, "client address forwarded (IMAP ID)");
                         self.client = ClientAddr {
                             ip,
