@@ -5,7 +5,8 @@
 //! by the proxy and route-lookup.
 //!
 //! # Layout
-//! - [`cidr`]: address ranges in flags (`--proxy-protocol-from`, trusted proxies).
+//! - [`cidr`]: address ranges in flags (`--proxy-protocol-from`, trusted proxies);
+//!   [`local_subnets`]: the networks this host (or container) is attached to.
 //! - [`proxy_header`]: taking a PROXY protocol header off a connection from a trusted load
 //!   balancer, bounded in size and time, leaving what follows in the socket.
 //! - [`listen`]: the `HOST:PORT | off` listen-address type every listen flag uses.
@@ -39,6 +40,7 @@ pub mod exit;
 pub mod line_session;
 pub mod listen;
 pub mod listener;
+pub mod local_subnets;
 pub mod log_limit;
 pub mod memcached_auth;
 pub mod metrics;

@@ -89,7 +89,8 @@ pub struct Config {
     pub auth_cache_ttl: u64,
 
     /// Proxies allowed to forward the client address (ID x-originating-ip, XCLIENT,
-    /// XOIP, PROXY header), as CIDR,…
+    /// XOIP, PROXY header), as CIDR,…; `local` stands for the networks this host (or
+    /// container) is attached to.
     #[arg(
         long,
         env = "MAILBOX_TRUSTED_PROXIES",

@@ -1,6 +1,8 @@
 //! `--trusted-proxies`: the networks whose connections may forward a client address
 //! (IMAP ID x-originating-ip, POP3 XCLIENT/XOIP, a PROXY protocol header). The ranges are
-//! common's [`CidrList`], as the proxy's `--proxy-protocol-from`.
+//! common's [`CidrList`], as the proxy's `--proxy-protocol-from`, and the word `local`:
+//! the networks this host or container is attached to (see
+//! [`common::local_subnets`]), so a compose stack need not pin its subnet.
 
 use std::net::IpAddr;
 
@@ -11,9 +13,17 @@ use common::cidr::{CidrError, CidrList};
 pub struct TrustedProxies(pub CidrList);
 
 impl TrustedProxies {
-    /// Parses `a/n,b/m,…` (empty: nobody is trusted).
+    /// Parses `a/n,b/m,…` and `local` (empty: nobody is trusted).
     pub fn parse(list: &str) -> Result<Self, CidrError> {
-        list.parse().map(Self)
+        let mut ranges = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item.eq_ignore_ascii_case("local") {
+                ranges.extend(common::local_subnets::local_subnets());
+            } else {
+                ranges.push(item.parse()?);
+            }
+        }
+        Ok(Self(CidrList(ranges)))
     }
 
     /// Whether `ip` may forward a client address.
@@ -44,5 +54,20 @@ mod tests {
         assert!(TrustedProxies::parse("0.0.0.0/0")
             .unwrap()
             .contains("8.8.8.8".parse().unwrap()));
+    }
+
+    #[test]
+    fn local_is_this_hosts_networks_and_nothing_else() {
+        let t = TrustedProxies::parse("local, 192.0.2.7").unwrap();
+        assert!(t.contains("127.0.0.1".parse().unwrap()));
+        assert!(t.contains("192.0.2.7".parse().unwrap()));
+        assert!(
+            !t.contains("8.8.8.8".parse().unwrap()),
+            "the outside is not local"
+        );
+        assert_eq!(
+            t.0 .0.len(),
+            common::local_subnets::local_subnets().len() + 1
+        );
     }
 }
