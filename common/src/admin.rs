@@ -77,6 +77,19 @@ async fn metrics(State(source): State<Arc<dyn AdminSource>>) -> impl IntoRespons
     )
 }
 
+/// Serves the admin routes and a service's own `extra` routes on `listener` until
+/// `shutdown` fires.
+pub async fn serve_with(
+    listener: TcpListener,
+    source: Arc<dyn AdminSource>,
+    extra: Router,
+    shutdown: ShutdownWatch,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(source).merge(extra))
+        .with_graceful_shutdown(async move { shutdown.triggered().await })
+        .await
+}
+
 /// Serves the admin routes on `listener` until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,

@@ -143,8 +143,15 @@ mod tests {
         };
         stale.remember("imap", "ann", backend, "ann@example.com");
         stale.remember("imap", "bob@example.com", backend, "bob@example.com");
-        let mut ann = t.sessions.register("ann@example.com");
-        let mut bob = t.sessions.register("bob@example.com");
+        let session = |user: &str| crate::sessions::SessionInfo {
+            user: user.into(),
+            client: "192.0.2.9:5000".parse().unwrap(),
+            listener: "imap",
+            backend,
+            tls: false,
+        };
+        let mut ann = t.sessions.register(session("ann@example.com"));
+        let mut bob = t.sessions.register(session("bob@example.com"));
 
         // Active again: routes are re-learnt, sessions go on.
         t.apply(&event(Kind::Status, &["ann@example.com"], "active"));

@@ -204,6 +204,13 @@ impl Proxy {
                 )?),
                 None => None,
             };
+        let sessions = Arc::new(crate::sessions::Sessions::default());
+        let sessions_admin = Arc::new(crate::sessions_admin::SessionsAdmin {
+            sessions: sessions.clone(),
+            token: config.admin_token.clone(),
+            worker: config.worker,
+            peers: worker_peers(config, admin.as_ref()),
+        });
         Ok(Self {
             service: Arc::new(Service {
                 front: Arc::new(front),
@@ -213,8 +220,9 @@ impl Proxy {
                 cache,
                 stale,
                 certs: config.certs.clone(),
-                sessions: Arc::default(),
+                sessions,
                 account_events: Arc::default(),
+                sessions_admin,
             }),
             stop,
             listeners,
@@ -283,3 +291,26 @@ impl Proxy {
 
 /// Longest SASL answer line: OAuth bearer tokens run to several kilobytes.
 const MAX_SASL_LINE: usize = 64 * 1024;
+
+/// The other workers' admin addresses, for worker 0 (worker i listens on worker 0's admin
+/// port + i); none when there is one worker or the admin port is picked by the system.
+fn worker_peers(config: &RuntimeConfig, admin: Option<&TcpListener>) -> Vec<SocketAddr> {
+    let Some(addr) = admin.and_then(|l| l.local_addr().ok()) else {
+        return Vec::new();
+    };
+    if config.worker != 0
+        || config.workers < 2
+        || config.admin_listen.is_some_and(|a| a.port() == 0)
+    {
+        return Vec::new();
+    }
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    (1..config.workers)
+        .filter_map(|i| u16::try_from(usize::from(addr.port()) + i).ok())
+        .map(|port| SocketAddr::new(ip, port))
+        .collect()
+}

@@ -269,6 +269,12 @@ pub struct RuntimeConfig {
     /// Whether the listeners are shared with other worker processes (SO_REUSEPORT); a worker
     /// process started by worker 0 sets it too.
     pub shared_listeners: bool,
+    /// The bearer token of the admin endpoints that act (`/sessions`), from --admin-token.
+    pub admin_token: Option<String>,
+    /// This process's index among the workers (0: the first, which supervises).
+    pub worker: usize,
+    /// How many workers in all (known to worker 0).
+    pub workers: usize,
     /// Lookup URLs.
     pub urls: Vec<LookupUrl>,
     /// X-Lookup-Secret.
@@ -464,6 +470,9 @@ impl Config {
             },
             admin_listen: self.admin_listen.addr(),
             shared_listeners: self.workers > 1,
+            admin_token: admin_token.clone(),
+            worker: 0,
+            workers: self.workers,
             urls,
             lookup_secret: common::secret::inline_or_file(
                 "--lookup-secret",

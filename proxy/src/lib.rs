@@ -20,6 +20,7 @@
 //! - [`membership`]: route-lookup's watch: cache nodes and registered mailbox servers.
 //! - [`account_watch`]: route-lookup's account events: a moved, locked or deleted
 //!   account's stale routes are forgotten and its [`sessions`] ended.
+//! - [`sessions_admin`]: `GET /sessions` and `POST /sessions/kick` on the admin listener.
 //! - [`route`]: the real resolver: alias key, route key, lookup, `add` with the TTL;
 //!   forgetting refused routes.
 //! - [`session`]: the client-facing IMAP and POP3 dialogues before login, on the shared
@@ -52,6 +53,7 @@ pub mod route;
 pub mod server;
 pub mod session;
 pub mod sessions;
+pub mod sessions_admin;
 pub mod splice;
 pub mod stale;
 pub mod throttle;

@@ -14,6 +14,7 @@ fn main() {
         .unwrap_or_else(|reason| common::exit::config_error("proxy", reason));
     let worker = workers::index();
     runtime_config.shared_listeners |= worker > 0;
+    runtime_config.worker = worker;
     let grace = runtime_config.grace;
     common::telemetry::init_with("info", config.log_format);
     let runtime = workers::runtime(config.threads, config.workers).unwrap_or_else(|e| {

@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Bytes moved so far, each way, readable while the session runs (`GET /sessions`).
+#[derive(Debug, Default)]
+pub struct Meter {
+    /// Client → backend.
+    pub up: AtomicU64,
+    /// Backend → client.
+    pub down: AtomicU64,
+}
+
 /// Bytes relayed in each direction.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Relayed {
@@ -29,6 +38,7 @@ async fn pump<R, W>(
     last: Arc<AtomicU64>,
     started: Instant,
     idle: Duration,
+    meter: &AtomicU64,
 ) -> u64
 where
     R: AsyncRead + Unpin,
@@ -45,6 +55,7 @@ where
                     break;
                 }
                 total += n as u64;
+                meter.fetch_add(n as u64, Ordering::Relaxed);
                 last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
             Err(_) => {
@@ -59,8 +70,10 @@ where
     total
 }
 
-/// Relays until either side closes or both are silent for `idle`.
-pub async fn relay<C, B>(client: C, backend: B, idle: Duration) -> Relayed
+/// Relays until either side closes or both are silent for `idle`, counting into `meter`.
+/// The streams are borrowed, so a caller that stops the relay early (a kick) can still
+/// write its last words to the client.
+pub async fn relay<C, B>(client: &mut C, backend: &mut B, idle: Duration, meter: &Meter) -> Relayed
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -69,8 +82,8 @@ where
     let (br, bw) = tokio::io::split(backend);
     let last = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let up = pump(cr, bw, last.clone(), started, idle);
-    let down = pump(br, cw, last, started, idle);
+    let up = pump(cr, bw, last.clone(), started, idle, &meter.up);
+    let down = pump(br, cw, last, started, idle, &meter.down);
     tokio::pin!(up, down);
     // When one direction ends, give the other a moment to flush what is in flight.
     let (up, down) = tokio::select! {
@@ -91,9 +104,10 @@ where
 /// idle check, then the grace for the second direction after the first ends). An idle
 /// relayed session costs its two sockets and this future's few hundred bytes.
 pub async fn relay_tcp(
-    mut client: tokio::net::TcpStream,
-    mut backend: tokio::net::TcpStream,
+    client: &mut tokio::net::TcpStream,
+    backend: &mut tokio::net::TcpStream,
     idle: Duration,
+    meter: &Meter,
 ) -> Relayed {
     let started = Instant::now();
     let tick = idle.min(Duration::from_secs(30));
@@ -103,8 +117,8 @@ pub async fn relay_tcp(
     let mut timer = std::pin::pin!(tokio::time::sleep(tick));
     let mut closing = false;
     std::future::poll_fn(|cx| {
-        let up_done = up.poll(cx, &mut client, &mut backend, &mut last, started);
-        let down_done = down.poll(cx, &mut backend, &mut client, &mut last, started);
+        let up_done = up.poll(cx, client, backend, &mut last, started, &meter.up);
+        let down_done = down.poll(cx, backend, client, &mut last, started, &meter.down);
         if up_done && down_done {
             return Poll::Ready(());
         }
@@ -175,6 +189,7 @@ impl Direction {
         to: &mut tokio::net::TcpStream,
         last: &mut Duration,
         started: Instant,
+        meter: &AtomicU64,
     ) -> bool {
         use tokio::io::Interest;
         let mut reads = 0;
@@ -232,6 +247,7 @@ impl Direction {
                     Ok(n) => {
                         self.in_pipe = n;
                         self.total += n as u64;
+                        meter.fetch_add(n as u64, Ordering::Relaxed);
                         self.spliced += n as u64;
                         *last = started.elapsed();
                     }
@@ -277,6 +293,7 @@ impl Direction {
                 Poll::Ready(Ok(n)) => {
                     (self.start, self.end) = (0, n);
                     self.total += n as u64;
+                    meter.fetch_add(n as u64, Ordering::Relaxed);
                     self.bulk = n >= RELAY_BUFFER;
                     *last = started.elapsed();
                 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::admin::{AdminSource, HealthFuture, Unhealthy};
+
+use crate::sessions::{End, SessionInfo};
 use common::listener::{ListenerConfig, ListenerStats};
 use common::metrics::PromWriter;
 use common::shutdown::{Drain, ShutdownWatch};
@@ -54,6 +56,8 @@ pub struct Service {
     pub sessions: Arc<crate::sessions::Sessions>,
     /// Account events applied (with --directory).
     pub account_events: Arc<AtomicU64>,
+    /// The admin endpoints that list and end sessions.
+    pub sessions_admin: Arc<crate::sessions_admin::SessionsAdmin>,
 }
 
 /// Which listener.
@@ -232,6 +236,12 @@ impl AdminSource for Admin {
             self.env.sessions.ended.load(Ordering::Relaxed),
         );
         w.single(
+            "proxy_sessions_kicked_total",
+            "counter",
+            "relayed sessions ended by POST /sessions/kick",
+            self.env.sessions.kicked.load(Ordering::Relaxed),
+        );
+        w.single(
             "proxy_account_events_total",
             "counter",
             "route-lookup account events applied (--directory)",
@@ -352,8 +362,9 @@ pub async fn run(
             listeners: listeners.iter().map(|(k, _, s)| (*k, s.clone())).collect(),
         });
         let s = shutdown.clone();
+        let extra = crate::sessions_admin::router(env.sessions_admin.clone());
         tasks.spawn(async move {
-            let _ = common::admin::serve(l, source, s).await;
+            let _ = common::admin::serve_with(l, source, extra, s).await;
         });
     }
     for (kind, listener, stats) in listeners {
@@ -479,19 +490,20 @@ async fn session(env: Arc<Service>, kind: Kind, mut stream: TcpStream, peer_addr
     if !from_balancer {
         session.refuse_proxy_header();
     }
+    let at = Origin { kind, client };
     let result = if implicit {
-        Box::pin(tls_path(&env, session, stream, true)).await
+        Box::pin(tls_path(&env, session, stream, true, at)).await
     } else {
         match session.run(&mut stream, true).await {
             Ok(Outcome::Close) => Ok(()),
             Ok(Outcome::Relay(job)) => {
                 drop(session);
-                relay_job(&env, Client::Plain(stream), *job).await;
+                relay_job(&env, Client::Plain(stream), *job, at).await;
                 Ok(())
             }
             Ok(Outcome::StartTls) => {
                 session.set_tls();
-                Box::pin(tls_path(&env, session, stream, false)).await
+                Box::pin(tls_path(&env, session, stream, false, at)).await
             }
             Err(e) => Err(e),
         }
@@ -507,6 +519,7 @@ async fn tls_path(
     mut session: Dialogue,
     stream: TcpStream,
     greet: bool,
+    at: Origin,
 ) -> std::io::Result<()> {
     let acceptor = env
         .front
@@ -523,7 +536,7 @@ async fn tls_path(
     let outcome = session.run(&mut tls, greet).await?;
     drop(session);
     if let Outcome::Relay(job) = outcome {
-        relay_job(env, Client::Tls(Box::new(tls)), *job).await;
+        relay_job(env, Client::Tls(Box::new(tls)), *job, at).await;
     }
     Ok(())
 }
@@ -571,39 +584,70 @@ enum Client {
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
-/// Relays a logged-in session: plain to plain without idle buffers, else the generic way.
-async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, Route)) {
+/// Where a session came in: for the session list.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    kind: Kind,
+    client: SocketAddr,
+}
+
+/// What an IMAP client is told when its session is ended from here.
+const BYE_ACCOUNT: &[u8] = b"* BYE Your account was moved or changed; please log in again\r\n";
+const BYE_KICKED: &[u8] = b"* BYE Session ended by the administrator\r\n";
+
+/// Relays a logged-in session: plain to plain without idle buffers, else the generic way,
+/// until it ends or is ended (its account changed, or a kick).
+async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, Route), at: Origin) {
     // Each field is recorded once (the log formatter appends every recording).
     let span = tracing::Span::current();
-    if matches!(client, Client::Plain(_)) {
+    let tls = matches!(client, Client::Tls(_));
+    if !tls {
         span.record("tls", false);
     }
     span.record("user", tracing::field::display(&route.user));
     span.record("backend", tracing::field::display(route.backend));
-    let account = route.user.clone();
     tracing::info!(cached = route.cached, "relaying");
+    let mut registered = env.sessions.register(SessionInfo {
+        user: route.user.clone(),
+        client: at.client,
+        listener: at.kind.name(),
+        backend: route.backend,
+        tls,
+    });
     // An idle relayed session keeps no more than it must: not even the route's cache keys.
     drop(route);
     let stats = &env.relay;
-    let mut registered = env.sessions.register(&account);
     stats.relaying.fetch_add(1, Ordering::Relaxed);
-    let relayed = async {
-        match (client, backend) {
-            (Client::Plain(c), Upstream::Plain(b)) => {
-                relay::relay_tcp(c, b, env.idle_timeout).await
-            }
-            (Client::Plain(c), b) => Box::pin(relay::relay(c, b, env.idle_timeout)).await,
-            (Client::Tls(c), b) => Box::pin(relay::relay(*c, b, env.idle_timeout)).await,
+    let imap = matches!(at.kind, Kind::Imap | Kind::Imaps);
+    let meter = registered.meter.clone();
+    let (moved, ended) = match (client, backend) {
+        (Client::Plain(mut c), Upstream::Plain(mut b)) => {
+            let r = relay::relay_tcp(&mut c, &mut b, env.idle_timeout, &meter);
+            let out = until_ended(r, &mut registered.end).await;
+            last_words(&mut c, out.1, imap).await;
+            out
+        }
+        (Client::Plain(mut c), mut b) => {
+            let r = Box::pin(relay::relay(&mut c, &mut b, env.idle_timeout, &meter));
+            let out = until_ended(r, &mut registered.end).await;
+            last_words(&mut c, out.1, imap).await;
+            out
+        }
+        (Client::Tls(mut c), mut b) => {
+            let r = Box::pin(relay::relay(&mut *c, &mut b, env.idle_timeout, &meter));
+            let out = until_ended(r, &mut registered.end).await;
+            last_words(&mut *c, out.1, imap).await;
+            out
         }
     };
-    let moved = tokio::select! {
-        moved = relayed => moved,
-        Ok(()) = &mut registered.end => {
-            // Both connections close with the dropped relay; the client reconnects and is
-            // routed afresh. What was relayed so far is not known here.
-            tracing::info!("session ended: its account moved, was locked or deleted");
-            relay::Relayed::default()
-        }
+    // A relay ended from here returned nothing: what it moved is on the meter.
+    let moved = match ended {
+        None => moved,
+        Some(_) => relay::Relayed {
+            up: meter.up.load(Ordering::Relaxed),
+            down: meter.down.load(Ordering::Relaxed),
+            spliced: 0,
+        },
     };
     drop(registered);
     stats.relaying.fetch_sub(1, Ordering::Relaxed);
@@ -612,5 +656,52 @@ async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, R
     stats
         .bytes_spliced
         .fetch_add(moved.spliced, Ordering::Relaxed);
-    tracing::info!(up = moved.up, down = moved.down, "session ended");
+    match ended {
+        None => tracing::info!(up = moved.up, down = moved.down, "session ended"),
+        Some(End::AccountChanged) => tracing::info!(
+            up = moved.up,
+            down = moved.down,
+            "session ended: its account moved, was locked or deleted"
+        ),
+        Some(End::Kicked) => tracing::info!(
+            up = moved.up,
+            down = moved.down,
+            "session ended: kicked by the administrator"
+        ),
+    }
+}
+
+/// Runs the relay until it ends by itself, or is ended (then its own count is lost: the
+/// caller reads the meter).
+async fn until_ended<F>(
+    relay: F,
+    end: &mut tokio::sync::oneshot::Receiver<End>,
+) -> (relay::Relayed, Option<End>)
+where
+    F: std::future::Future<Output = relay::Relayed>,
+{
+    tokio::select! {
+        moved = relay => (moved, None),
+        Ok(why) = end => (relay::Relayed::default(), Some(why)),
+    }
+}
+
+/// An IMAP client whose session is ended from here is told why (`* BYE`), briefly.
+async fn last_words<S>(client: &mut S, ended: Option<End>, imap: bool)
+where
+    S: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let Some(why) = ended else { return };
+    if imap {
+        let line = match why {
+            End::AccountChanged => BYE_ACCOUNT,
+            End::Kicked => BYE_KICKED,
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            client.write_all(line).await?;
+            client.shutdown().await
+        })
+        .await;
+    }
 }

@@ -29,10 +29,21 @@ async fn relayed(
     let (client, proxy_client_side) = pair().await;
     let (proxy_backend_side, backend) = pair().await;
     let task = tokio::spawn(async move {
-        match which {
-            Which::Tcp => relay_tcp(proxy_client_side, proxy_backend_side, idle).await,
-            Which::Generic => relay(proxy_client_side, proxy_backend_side, idle).await,
-        }
+        let (mut c, mut b) = (proxy_client_side, proxy_backend_side);
+        let meter = proxy::relay::Meter::default();
+        let relayed = match which {
+            Which::Tcp => relay_tcp(&mut c, &mut b, idle, &meter).await,
+            Which::Generic => relay(&mut c, &mut b, idle, &meter).await,
+        };
+        // The live meter saw every byte the totals count.
+        assert_eq!(
+            (
+                meter.up.load(std::sync::atomic::Ordering::Relaxed),
+                meter.down.load(std::sync::atomic::Ordering::Relaxed)
+            ),
+            (relayed.up, relayed.down)
+        );
+        relayed
     });
     (client, backend, task)
 }

@@ -1,0 +1,271 @@
+//! `GET /sessions` and `POST /sessions/kick` on the admin listener: the proxy in-process in
+//! front of a real route-lookup (PostgreSQL) and two in-process mailbox-stubs. Three
+//! relayed sessions are listed with their fields; a kick by user ends only that user's
+//! session (with `* BYE`), one by backend only those on that server; the endpoints need
+//! the bearer token, and are off without one.
+
+use std::time::Duration;
+
+use clap::Parser;
+use common::shutdown::Shutdown;
+use mailbox_stub::server::{Kind as StubKind, MailboxStub};
+use proto::v1::attr_change::Op;
+use proto::v1::provisioning_client::ProvisioningClient;
+use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest};
+use proxy::config::Config;
+use proxy::server::Kind;
+use route_lookup::testing::{Harness, TOKEN};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
+    pairs
+        .iter()
+        .map(|(n, v)| AttrChange {
+            name: n.to_string(),
+            value: v.to_string(),
+            op: Op::Replace.into(),
+        })
+        .collect()
+}
+
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("{method} {path} HTTP/1.0\r\nHost: x\r\n{auth}Content-Length: 0\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = out[9..12].parse().unwrap();
+    (status, out.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+struct Session {
+    s: BufReader<TcpStream>,
+}
+
+impl Session {
+    async fn login(addr: std::net::SocketAddr, user: &str) -> Self {
+        let mut c = Self {
+            s: BufReader::new(TcpStream::connect(addr).await.unwrap()),
+        };
+        assert!(c.line().await.starts_with("* OK"));
+        assert!(
+            c.command("a", &format!("LOGIN {user} pw"))
+                .await
+                .starts_with("a OK"),
+            "{user}"
+        );
+        c
+    }
+    async fn line(&mut self) -> String {
+        let mut l = String::new();
+        tokio::time::timeout(Duration::from_secs(10), self.s.read_line(&mut l))
+            .await
+            .expect("a line or EOF within 10 s")
+            .unwrap_or_default();
+        l
+    }
+    async fn command(&mut self, tag: &str, text: &str) -> String {
+        self.s
+            .get_mut()
+            .write_all(format!("{tag} {text}\r\n").as_bytes())
+            .await
+            .unwrap();
+        loop {
+            let l = self.line().await;
+            if l.is_empty() || l.starts_with(&format!("{tag} ")) {
+                return l;
+            }
+        }
+    }
+    /// The next line and then EOF: how a kicked IMAP session ends.
+    async fn bye_then_eof(&mut self) -> String {
+        let bye = self.line().await;
+        assert_eq!(self.line().await, "", "closed after {bye:?}");
+        bye
+    }
+}
+
+async fn proxy(
+    h: &Harness,
+    token: Option<&str>,
+) -> (std::net::SocketAddr, std::net::SocketAddr, Shutdown) {
+    let lookup = format!("http://{}/service/extension/nginx-lookup", h.http);
+    let mut args = vec![
+        "proxy",
+        "--lookup-url",
+        &lookup,
+        "--imap-listen",
+        "127.0.0.1:0",
+        "--imaps-listen",
+        "off",
+        "--pop3-listen",
+        "off",
+        "--pop3s-listen",
+        "off",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--starttls",
+        "off",
+        "--grace-period",
+        "1",
+    ];
+    if let Some(t) = token {
+        args.extend_from_slice(&["--admin-token", t]);
+    }
+    let config = Config::try_parse_from(args).unwrap().validate().unwrap();
+    let bound = proxy::Proxy::bind(config).await.unwrap();
+    let (imap, admin) = (
+        bound.local_addr(Kind::Imap).unwrap(),
+        bound.admin_addr().unwrap(),
+    );
+    let (stop, watch) = Shutdown::new();
+    tokio::spawn(bound.run(watch));
+    (imap, admin, stop)
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
+    let h = Harness::start(&[]).await;
+    let mbx1 = MailboxStub::builder("mbx1.example.com")
+        .user("ann@example.com", "pw")
+        .user("bob@example.com", "pw")
+        .spawn()
+        .await
+        .unwrap();
+    let mbx2 = MailboxStub::builder("mbx2.example.com")
+        .user("carl@example.com", "pw")
+        .spawn()
+        .await
+        .unwrap();
+    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut p = ProvisioningClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        Ok(r)
+    });
+    p.create_domain(CreateRequest {
+        name: "example.com".into(),
+        attrs: vec![],
+    })
+    .await
+    .unwrap();
+    for (name, stub) in [("mbx1.example.com", &mbx1), ("mbx2.example.com", &mbx2)] {
+        p.create_server(CreateRequest {
+            name: name.into(),
+            attrs: set(&[
+                ("zimbraServiceEnabled", "mailbox"),
+                ("serviceAddress", "127.0.0.1"),
+                (
+                    "zimbraImapBindPort",
+                    &stub.addr(StubKind::Imap).port().to_string(),
+                ),
+            ]),
+        })
+        .await
+        .unwrap();
+    }
+    for (name, host) in [("ann", "mbx1"), ("bob", "mbx1"), ("carl", "mbx2")] {
+        p.create_account(CreateAccountRequest {
+            name: format!("{name}@example.com"),
+            password: "pw".into(),
+            attrs: set(&[("zimbraMailHost", &format!("{host}.example.com"))]),
+        })
+        .await
+        .unwrap();
+    }
+    let (imap, admin, _stop) = proxy(&h, Some("s3cret")).await;
+    let mut ann = Session::login(imap, "ann@example.com").await;
+    let mut bob = Session::login(imap, "bob@example.com").await;
+    let mut carl = Session::login(imap, "carl@example.com").await;
+    assert!(ann.command("b", "SELECT INBOX").await.starts_with("b OK"));
+
+    assert_eq!(http(admin, "GET", "/sessions", None).await.0, 401);
+    assert_eq!(http(admin, "GET", "/sessions", Some("wrong")).await.0, 401);
+    let (status, body) = http(admin, "GET", "/sessions", Some("s3cret")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.matches("\"id\":").count(), 3, "{body}");
+    let mbx1_addr = mbx1.addr(StubKind::Imap);
+    for user in ["ann", "bob", "carl"] {
+        assert!(
+            body.contains(&format!("\"user\":\"{user}@example.com\"")),
+            "{body}"
+        );
+    }
+    assert!(
+        body.contains(&format!("\"backend\":\"{mbx1_addr}\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"listener\":\"imap\",") && body.contains("\"tls\":false"),
+        "{body}"
+    );
+    assert!(body.contains("\"client\":\"127.0.0.1:"), "{body}");
+    let ann_line = body
+        .lines()
+        .find(|l| l.contains("ann@example.com"))
+        .unwrap();
+    assert!(
+        !ann_line.contains("\"bytes_up\":0,") && !ann_line.ends_with("\"bytes_down\":0},"),
+        "ann's SELECT was relayed and counted live: {ann_line}"
+    );
+
+    // By user: only ann's session ends, told why.
+    let (status, body) = http(
+        admin,
+        "POST",
+        "/sessions/kick?user=ann@example.com",
+        Some("s3cret"),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "{\"kicked\":1}\n"));
+    assert_eq!(
+        ann.bye_then_eof().await,
+        "* BYE Session ended by the administrator\r\n"
+    );
+    assert!(bob.command("c", "NOOP").await.starts_with("c OK"));
+    assert!(carl.command("c", "NOOP").await.starts_with("c OK"));
+
+    // By backend: carl's server only.
+    let path = format!("/sessions/kick?backend={}", mbx2.addr(StubKind::Imap));
+    assert_eq!(
+        http(admin, "POST", &path, Some("s3cret")).await.1,
+        "{\"kicked\":1}\n"
+    );
+    assert!(carl.bye_then_eof().await.starts_with("* BYE"));
+    assert!(bob.command("d", "NOOP").await.starts_with("d OK"));
+    let (_, body) = http(admin, "GET", "/sessions", Some("s3cret")).await;
+    assert_eq!(body.matches("\"id\":").count(), 1, "{body}");
+    assert_eq!(
+        http(admin, "POST", "/sessions/kick?user=", Some("s3cret"))
+            .await
+            .0,
+        400
+    );
+
+    // Without --admin-token the endpoints are off, and say how to turn them on.
+    let (_, admin_off, _stop2) = proxy(&h, None).await;
+    let (status, body) = http(admin_off, "GET", "/sessions", Some("anything")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("--admin-token"), "{body}");
+    h.stop().await;
+}
