@@ -106,6 +106,52 @@ async fn login(port: u16) -> Result<String, String> {
     Ok(answer)
 }
 
+/// A logged-in session left open.
+async fn open_session(port: u16) -> BufReader<TcpStream> {
+    let mut s = BufReader::new(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    let mut line = String::new();
+    s.read_line(&mut line).await.unwrap();
+    s.get_mut()
+        .write_all(b"a LOGIN ann@example.com \"pa ss\"\r\n")
+        .await
+        .unwrap();
+    loop {
+        line.clear();
+        assert!(
+            s.read_line(&mut line).await.unwrap() > 0,
+            "closed before login"
+        );
+        if line.starts_with("a ") {
+            assert!(line.starts_with("a OK"), "{line}");
+            return s;
+        }
+    }
+}
+
+/// A request to worker 0's admin listener with the test's token: status and body.
+async fn admin_request(admin: u16, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", admin)).await.unwrap();
+    s.write_all(
+        format!(
+            "{method} {path} HTTP/1.0\r\nAuthorization: Bearer s3cret\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+        .await
+        .unwrap();
+    let status = out[9..12].parse().unwrap();
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
 async fn logins_ok(admin: u16) -> Option<u64> {
     let mut s = TcpStream::connect(("127.0.0.1", admin)).await.ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.ok()?;
@@ -187,6 +233,7 @@ async fn workers_share_listeners_restart_and_stop_together() {
             "off",
         ])
         .args(["--starttls", "off", "--workers", "3", "--grace-period", "5"])
+        .args(["--admin-token", "s3cret"])
         .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
         .args([
             "--lookup-url",
@@ -235,6 +282,31 @@ async fn workers_share_listeners_restart_and_stop_together() {
         per_worker.iter().filter(|&&n| n > 0).count() >= 2,
         "the kernel should spread 40 connections over the workers: {per_worker:?}"
     );
+
+    // Open sessions, wherever the kernel put them, are listed and kicked through worker 0.
+    let mut open = Vec::new();
+    for _ in 0..6 {
+        open.push(open_session(imap).await);
+    }
+    let (status, list) = admin_request(admin, "GET", "/sessions").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list.matches("\"user\":\"ann@example.com\"").count(),
+        6,
+        "{list}"
+    );
+    let workers_seen = (0..3)
+        .filter(|w| list.contains(&format!("\"worker\":{w},")))
+        .count();
+    assert!(workers_seen >= 2, "sessions on several workers: {list}");
+    let (status, kicked) =
+        admin_request(admin, "POST", "/sessions/kick?user=ann@example.com").await;
+    assert_eq!((status, kicked.as_str()), (200, "{\"kicked\":6}\n"));
+    for mut s in open {
+        let mut line = String::new();
+        s.read_line(&mut line).await.unwrap();
+        assert_eq!(line, "* BYE Session ended by the administrator\r\n");
+    }
 
     // A worker killed outright is restarted, and logins go on meanwhile.
     let victim = children(master)[0];
