@@ -44,20 +44,19 @@ impl Targets {
         let Some(account) = e.addresses.first() else {
             return;
         };
-        if let Some(stale) = &self.stale {
+        // A kick changes nothing about where the account lives.
+        if let (Some(stale), false) = (&self.stale, e.kind() == Kind::Kicked) {
             for address in &e.addresses {
                 stale.forget_account(address);
             }
         }
-        let ends = match e.kind() {
-            Kind::Moved | Kind::Deleted => true,
-            Kind::Status => e.value != "active",
-            Kind::Reset => false,
-        };
-        let ended = if ends {
-            self.sessions.end_account(account)
-        } else {
-            0
+        let ended = match e.kind() {
+            Kind::Moved | Kind::Deleted => self.sessions.end_account(account),
+            Kind::Status if e.value != "active" => self.sessions.end_account(account),
+            Kind::Kicked => self
+                .sessions
+                .kick(&crate::sessions::Filter::User(account.clone())),
+            Kind::Status | Kind::Reset => 0,
         };
         tracing::info!(
             account = %account,
@@ -175,9 +174,15 @@ mod tests {
             "a locked-out account's session ends"
         );
 
+        // An admin's kick ends the sessions (told so) and keeps the route.
         stale.remember("imap", "carl", backend, "carl@example.com");
+        let mut carl = t.sessions.register(session("carl@example.com"));
+        t.apply(&event(Kind::Kicked, &["carl@example.com"], ""));
+        assert_eq!((&mut carl.end).await, Ok(crate::sessions::End::Kicked));
+        assert!(stale.recall("imap", "carl").is_some());
+
         t.apply(&event(Kind::Reset, &[], ""));
         assert!(stale.is_empty(), "a reset forgets every stale route");
-        assert_eq!(t.applied.load(Ordering::Relaxed), 4);
+        assert_eq!(t.applied.load(Ordering::Relaxed), 5);
     }
 }

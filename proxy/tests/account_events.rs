@@ -232,5 +232,22 @@ async fn a_moved_or_locked_accounts_sessions_are_ended() {
         "bob's session was closed after he was locked"
     );
     assert!(again.command("d", "NOOP").await.starts_with("d OK"));
+
+    // zmprov kickUser ann: her session ends, told why; nothing else changes for her.
+    p.kick_user(proto::v1::NameRequest {
+        name: "ann@example.com".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        again.line().await,
+        "* BYE Session ended by the administrator\r\n"
+    );
+    assert_eq!(again.line().await, "", "closed after the BYE");
+    let mut back = Client::connect(imap).await;
+    assert!(back
+        .command("a", "LOGIN ann@example.com pw")
+        .await
+        .starts_with("a OK"));
     h.stop().await;
 }

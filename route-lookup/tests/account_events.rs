@@ -149,5 +149,25 @@ async fn changes_that_make_routes_wrong_reach_watchers_in_order() {
     .await;
     let after_reset = next(&mut lost).await;
     assert_eq!(after_reset.addresses, ["fay@example.com"]);
+
+    // zmprov kickUser: an event naming the account and its aliases, nothing changed.
+    provisioning(&url)
+        .await
+        .kick_user(NameRequest {
+            name: "annie@example.com".into(),
+        })
+        .await
+        .unwrap();
+    let kicked = next(&mut lost).await;
+    assert_eq!(kicked.kind(), Kind::Kicked);
+    assert_eq!(kicked.addresses, ["ann@example.com", "annie@example.com"]);
+    let unknown = provisioning(&url)
+        .await
+        .kick_user(NameRequest {
+            name: "nobody@example.com".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
     h.stop().await;
 }

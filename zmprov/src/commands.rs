@@ -138,6 +138,8 @@ pub const VERBS: &[Verb] = &[
     verb("getAllReverseProxyURLs", "garpu", "", 0, 0),
     verb("getAllMtaAuthURLs", "gamau", "", 0, 0),
     verb("getAllMemcachedServers", "gamcs", "", 0, 0),
+    // Ours, not Zimbra's: ends the account's sessions on every proxy with --directory.
+    verb("kickUser", "ku", "{name@domain|id}", 1, 1),
 ];
 
 /// Finds a verb by long or short name, case-insensitively; the seed's three proxy
@@ -430,6 +432,9 @@ pub async fn run(client: &mut Client, args: &[String]) -> Result<String, Command
                 .names,
             &mut out,
         ),
+        "ku" => {
+            p.kick_user(NameRequest { name: arg(0) }).await?;
+        }
         other => return Err(CommandError::Unknown(other.to_string())),
     }
     Ok(out)

@@ -478,4 +478,18 @@ impl Provisioning for ProvisioningService {
     ) -> Result<Response<Names>, Status> {
         Ok(names(self.store.memcached_servers().await.map_err(status)?))
     }
+
+    async fn kick_user(&self, r: Request<NameRequest>) -> Result<Response<Empty>, Status> {
+        let e = self
+            .store
+            .get(EntryKind::Account, &r.into_inner().name)
+            .await
+            .map_err(status)?;
+        self.store
+            .record_account_event(EventKind::Kicked, &addresses(&e), "")
+            .await
+            .map_err(status)?;
+        tracing::info!(account = %e.name, "sessions kicked on every proxy");
+        Ok(Response::new(Empty {}))
+    }
 }

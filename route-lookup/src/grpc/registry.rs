@@ -61,6 +61,7 @@ fn event(e: StoredEvent) -> AccountEvent {
             EventKind::Moved => Kind::Moved,
             EventKind::Status => Kind::Status,
             EventKind::Deleted => Kind::Deleted,
+            EventKind::Kicked => Kind::Kicked,
         }
         .into(),
         addresses: e.addresses,

@@ -13,6 +13,8 @@ pub enum EventKind {
     Status,
     /// The account was deleted.
     Deleted,
+    /// An admin asked to end its sessions.
+    Kicked,
 }
 
 impl EventKind {
@@ -21,6 +23,7 @@ impl EventKind {
             Self::Moved => "moved",
             Self::Status => "status",
             Self::Deleted => "deleted",
+            Self::Kicked => "kicked",
         }
     }
 
@@ -29,6 +32,7 @@ impl EventKind {
             "moved" => Some(Self::Moved),
             "status" => Some(Self::Status),
             "deleted" => Some(Self::Deleted),
+            "kicked" => Some(Self::Kicked),
             _ => None,
         }
     }

@@ -100,6 +100,15 @@ CREATE TABLE account_events (
 CREATE INDEX account_events_at ON account_events (at);
 "#,
     ),
+    (
+        4,
+        "account events: kicks",
+        r#"
+ALTER TABLE account_events DROP CONSTRAINT account_events_kind_check;
+ALTER TABLE account_events ADD CONSTRAINT account_events_kind_check
+    CHECK (kind IN ('moved', 'status', 'deleted', 'kicked'));
+"#,
+    ),
 ];
 
 /// An arbitrary constant that names our advisory lock.
