@@ -88,10 +88,16 @@ pub struct Config {
     #[arg(long, env = "CACHE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: common::telemetry::LogFormat,
 
-    /// route-lookup's gRPC URL (e.g. http://route-lookup:7071): register this node there
-    /// under a lease so proxies find it, heartbeat, deregister at shutdown.
+    /// route-lookup's gRPC URL (e.g. http://route-lookup:7071, or https:// when it runs with
+    /// --tls-cert): register this node there under a lease so proxies find it, heartbeat,
+    /// deregister at shutdown.
     #[arg(long, env = "CACHE_REGISTER", value_name = "GRPC_URL")]
     pub register: Option<String>,
+
+    /// PEM CA certificates an https:// --register is verified against (default: the
+    /// system's CAs).
+    #[arg(long, env = "CACHE_CA", value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
 
     /// HOST:PORT to register (default: the local address this node reaches route-lookup
     /// from, with the --listen port: right for compose replicas).
@@ -193,14 +199,16 @@ impl Config {
         }
         let register = match &self.register {
             None => {
-                if self.advertise.is_some() {
-                    return Err("--advertise needs --register".into());
+                if self.advertise.is_some() || self.ca.is_some() {
+                    return Err("--advertise and --ca need --register".into());
                 }
                 None
             }
             Some(url) => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(format!("--register {url} is not an http:// URL").into());
+                    return Err(
+                        format!("--register {url} is not an http:// or https:// URL").into(),
+                    );
                 }
                 if let Some(a) = &self.advertise {
                     let ok = a.rsplit_once(':').is_some_and(|(h, p)| {
@@ -224,6 +232,14 @@ impl Config {
                         self.admin_token_file.as_deref(),
                     )?,
                     ttl: Duration::from_secs(self.lease_ttl),
+                    ca: match &self.ca {
+                        Some(path) => {
+                            Some(common::tls::client_config(Some(path)).map_err(|e| {
+                                format!("--ca {}: {}", path.display(), common::exit::chain(&e))
+                            })?)
+                        }
+                        None => None,
+                    },
                 })
             }
         };
@@ -301,6 +317,37 @@ mod tests {
         assert!(parse(&["--register", "http://r:7071", "--lease-ttl", "1"]).is_err());
         let r = parse(&["--register", "http://r:7071", "--advertise", "h:11211"]).unwrap();
         assert_eq!(r.register.unwrap().advertise.as_deref(), Some("h:11211"));
+    }
+
+    #[test]
+    fn an_https_registry_is_verified_against_the_ca_file() {
+        assert!(parse(&["--ca", "/x.pem"]).is_err(), "--ca needs --register");
+        let r = parse(&["--register", "https://r:7071"]).unwrap();
+        assert!(r.register.unwrap().ca.is_none(), "the system's CAs");
+        let e = parse(&[
+            "--register",
+            "https://r:7071",
+            "--ca",
+            "/nonexistent/ca.pem",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--ca /nonexistent/ca.pem: cannot read /nonexistent/ca.pem"),
+            "{e}"
+        );
+        let path = std::env::temp_dir().join(format!("cache-node-ca-{}", std::process::id()));
+        let (cert, _) = common::tls::self_signed(&["r"]).unwrap();
+        std::fs::write(&path, cert).unwrap();
+        let r = parse(&[
+            "--register",
+            "https://r:7071",
+            "--ca",
+            path.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert!(r.register.unwrap().ca.is_some());
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Registration {
     pub token: Option<String>,
     /// Lease length.
     pub ttl: Duration,
+    /// What an https:// URL is verified against (`None`: the system's CAs).
+    pub ca: Option<Arc<rustls::ClientConfig>>,
 }
 
 type Client = RegistryClient<InterceptedService<Channel, BearerToken>>;
@@ -50,8 +52,17 @@ enum RegisterError {
         authority: String,
         source: std::io::Error,
     },
-    #[error("route-lookup refused: {}", .0.message())]
+    #[error("{}", call_error(.0))]
     Refused(#[from] tonic::Status),
+}
+
+/// A failed call in words: route-lookup's refusal, or why it could not be reached (a
+/// certificate problem, say).
+fn call_error(status: &tonic::Status) -> String {
+    match std::error::Error::source(status) {
+        Some(_) => format!("cannot reach route-lookup: {}", proto::status_text(status)),
+        None => format!("route-lookup refused: {}", status.message()),
+    }
 }
 
 /// The address to register: `--advertise`, or the local IP of a connection to
@@ -90,6 +101,7 @@ fn client(reg: &Registration) -> Result<Client, proto::ClientError> {
     let (endpoint, token) = proto::endpoint(
         &reg.url,
         reg.token.as_deref(),
+        reg.ca.as_ref(),
         Duration::from_secs(3),
         Some(Duration::from_secs(5)),
     )?;

@@ -104,6 +104,69 @@ pub fn client_config_from_pem(ca_pem: &[u8]) -> Result<Arc<rustls::ClientConfig>
         let cert = cert.map_err(|source| TlsError::Pem { what: "CA", source })?;
         roots.add(cert).map_err(TlsError::Ca)?;
     }
+    if roots.is_empty() {
+        // An empty --ca would trust nothing and fail every handshake later, far from the
+        // cause.
+        return Err(TlsError::NoCertificate);
+    }
+    client_config_with_roots(roots)
+}
+
+/// Where distributions keep the bundle of the system's trusted CAs (Debian and Ubuntu,
+/// Fedora and RHEL, openSUSE, Alpine), tried in order after `SSL_CERT_FILE`.
+const SYSTEM_CA_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// A client configuration trusting the system's CAs: the bundle `SSL_CERT_FILE` names (as
+/// OpenSSL and rustls-native-certs honour it), else the first distribution bundle that
+/// exists. Certificates in it that rustls cannot use are skipped, as rustls-native-certs
+/// does, rather than failing the whole bundle over one odd root.
+pub fn system_client_config() -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let path = from_env.unwrap_or_else(|| {
+        SYSTEM_CA_BUNDLES
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.exists())
+            .unwrap_or_else(|| SYSTEM_CA_BUNDLES[0].into())
+    });
+    let pem = std::fs::read(&path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Pem { what: "CA", source })?;
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _unusable) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsError::NoCertificate);
+    }
+    client_config_with_roots(roots)
+}
+
+/// A client configuration trusting the CA certificates in the PEM file `ca` (a `--ca` flag),
+/// else the system's.
+pub fn client_config(ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    match ca {
+        None => system_client_config(),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            client_config_from_pem(&pem)
+        }
+    }
+}
+
+fn client_config_with_roots(
+    roots: rustls::RootCertStore,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(TlsError::Setup)?
@@ -131,5 +194,19 @@ mod tests {
         assert!(server_config_from_pem(cert.as_bytes(), other_key.as_bytes(), &[]).is_err());
         assert!(server_config_from_pem(b"junk", key.as_bytes(), &[]).is_err());
         assert!(client_config_from_pem(cert.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        assert!(matches!(
+            client_config_from_pem(b""),
+            Err(TlsError::NoCertificate)
+        ));
+        let e = client_config(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/ca.pem: "),
+            "{e}"
+        );
     }
 }

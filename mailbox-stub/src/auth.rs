@@ -88,12 +88,19 @@ impl std::fmt::Debug for DirectoryAuth {
 }
 
 impl DirectoryAuth {
-    /// A client of route-lookup's gRPC at `url`; connects lazily, so a directory that is
-    /// down now only fails logins until it is back.
-    pub fn new(url: &str, token: Option<&str>, ttl: Duration) -> Result<Self, proto::ClientError> {
+    /// A client of route-lookup's gRPC at `url` (`https://` verified against `ca`, else the
+    /// system's CAs); connects lazily, so a directory that is down now only fails logins
+    /// until it is back.
+    pub fn new(
+        url: &str,
+        token: Option<&str>,
+        ca: Option<&std::sync::Arc<rustls::ClientConfig>>,
+        ttl: Duration,
+    ) -> Result<Self, proto::ClientError> {
         let (endpoint, token) = proto::endpoint(
             url,
             token,
+            ca,
             Duration::from_secs(3),
             Some(Duration::from_secs(5)),
         )?;
@@ -150,7 +157,8 @@ impl Authenticator for DirectoryAuth {
                 }
                 Err(s) if s.code() == tonic::Code::Unauthenticated => AuthResult::Denied,
                 Err(s) => {
-                    tracing::warn!(code = ?s.code(), message = s.message(), "directory unavailable");
+                    // The status's causes name a certificate problem, say.
+                    tracing::warn!(code = ?s.code(), error = %proto::status_text(&s), "directory unavailable");
                     AuthResult::Unavailable
                 }
             };

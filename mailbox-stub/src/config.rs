@@ -57,9 +57,15 @@ pub struct Config {
     )]
     pub tls_key: Option<PathBuf>,
 
-    /// route-lookup's gRPC URL, for password checks.
+    /// route-lookup's gRPC URL, for password checks: http://HOST:PORT, or https://HOST:PORT
+    /// when route-lookup runs with --tls-cert.
     #[arg(long, env = "MAILBOX_DIRECTORY", value_name = "GRPC_URL")]
     pub directory: String,
+
+    /// PEM CA certificates an https:// --directory is verified against (default: the
+    /// system's CAs).
+    #[arg(long, env = "MAILBOX_CA", value_name = "PEM")]
+    pub ca: Option<PathBuf>,
 
     /// Bearer token for route-lookup.
     #[arg(
@@ -162,6 +168,8 @@ pub struct RuntimeConfig {
     pub idle: Duration,
     /// The bearer token for route-lookup, from --admin-token or its file.
     pub admin_token: Option<String>,
+    /// What an https:// --directory is verified against (`None`: the system's CAs).
+    pub ca: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -176,7 +184,10 @@ impl Config {
             return Err("--hostname must be a host name".into());
         }
         if !self.directory.starts_with("http://") && !self.directory.starts_with("https://") {
-            return Err("--directory must be route-lookup's gRPC URL (http://HOST:PORT)".into());
+            return Err(
+                "--directory must be route-lookup's gRPC URL (http://HOST:PORT or https://HOST:PORT)"
+                    .into(),
+            );
         }
         let trusted = TrustedProxies::parse(&self.trusted_proxies)
             .map_err(|e| format!("--trusted-proxies: {e}"))?;
@@ -202,8 +213,16 @@ impl Config {
             self.admin_token.as_deref(),
             self.admin_token_file.as_deref(),
         )?;
+        let ca = match &self.ca {
+            Some(path) => Some(
+                common::tls::client_config(Some(path))
+                    .map_err(|e| format!("--ca {}: {}", path.display(), common::exit::chain(&e)))?,
+            ),
+            None => None,
+        };
         Ok(RuntimeConfig {
             admin_token,
+            ca,
             trusted,
             tls,
             certs,

@@ -20,6 +20,7 @@ async fn main() {
     let auth = DirectoryAuth::new(
         &config.directory,
         runtime.admin_token.as_deref(),
+        runtime.ca.as_ref(),
         Duration::from_secs(config.auth_cache_ttl),
     )
     .unwrap_or_else(|reason| common::exit::config_error("mailbox-stub", reason));

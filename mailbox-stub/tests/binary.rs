@@ -33,6 +33,7 @@ fn help_names_every_flag() {
         "--tls-cert",
         "--tls-key",
         "--directory",
+        "--ca",
         "--admin-token",
         "--trusted-proxies",
         "--messages",
@@ -74,6 +75,10 @@ fn bad_configurations_exit_64_with_one_line() {
         (
             &[&base[..], &["--tls-cert", "/nonexistent.pem"]].concat(),
             "tls-key",
+        ),
+        (
+            &[&base[..], &["--ca", "/nonexistent-ca.pem"]].concat(),
+            "--ca /nonexistent-ca.pem: cannot read",
         ),
     ];
     for (args, mention) in cases {

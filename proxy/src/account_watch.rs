@@ -69,7 +69,12 @@ impl Targets {
 }
 
 /// Follows the events until `shutdown`, reconnecting with backoff.
-pub async fn follow(url: String, token: Option<String>, targets: Targets, shutdown: ShutdownWatch) {
+pub async fn follow(
+    url: crate::membership::DirectoryUrl,
+    token: Option<String>,
+    targets: Targets,
+    shutdown: ShutdownWatch,
+) {
     let mut after = 0u64;
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -98,13 +103,13 @@ enum WatchError {
 }
 
 async fn watch_once(
-    url: &str,
+    url: &crate::membership::DirectoryUrl,
     token: Option<&str>,
     targets: &Targets,
     after: &mut u64,
 ) -> Result<(), WatchError> {
-    let (endpoint, token) = proto::endpoint(url, token, Duration::from_secs(3), None)?;
-    let channel = proto::connect(&endpoint).await?;
+    let (endpoint, token) = url.endpoint(token)?;
+    let channel = endpoint.connect().await?;
     let mut client = RegistryClient::with_interceptor(channel, token);
     let mut stream = client
         .watch_accounts(WatchAccountsRequest { after: *after })

@@ -60,7 +60,7 @@ struct Sources {
 /// What following route-lookup's watch needs.
 #[derive(Debug)]
 struct Membership {
-    url: String,
+    url: crate::membership::DirectoryUrl,
     token: Option<String>,
     cache: Option<Arc<CacheCluster>>,
     seeds: Vec<String>,

@@ -90,8 +90,8 @@ pub struct Config {
         required = true
     )]
     pub lookup_urls: Vec<String>,
-    /// PEM CA certificates that https:// lookup URLs are verified against (default: the
-    /// system's CA bundle).
+    /// PEM CA certificates that https:// lookup URLs and an https:// --directory are
+    /// verified against (default: the system's CA bundle).
     #[arg(long, env = "PROXY_CA", value_name = "PEM")]
     pub ca: Option<PathBuf>,
     /// Milliseconds a kept-alive connection to route-lookup may sit idle and still be
@@ -122,8 +122,9 @@ pub struct Config {
     /// it counts as down.
     #[arg(long, env = "PROXY_MEMCACHED_AUTH_FILE", value_name = "PATH")]
     pub memcached_auth_file: Option<PathBuf>,
-    /// route-lookup's gRPC URL: follow the live cache-node membership and the registered
-    /// mailbox servers (a cached route elsewhere is not used).
+    /// route-lookup's gRPC URL (http://HOST:PORT, or https:// when it runs with
+    /// --tls-cert): follow the live cache-node membership and the registered mailbox servers
+    /// (a cached route elsewhere is not used).
     #[arg(long, env = "PROXY_DIRECTORY", value_name = "GRPC_URL")]
     pub directory: Option<String>,
     /// Bearer token for --directory.
@@ -300,7 +301,7 @@ pub struct RuntimeConfig {
     /// How long a failed cache node or lookup URL is skipped.
     pub retry_interval: Duration,
     /// route-lookup's gRPC URL and token, to follow the membership watch.
-    pub directory: Option<(String, Option<String>)>,
+    pub directory: Option<(crate::membership::DirectoryUrl, Option<String>)>,
     /// Route TTL in the cache, seconds.
     pub route_ttl: u32,
     /// Routes kept for when the route source is down (0: none).
@@ -461,6 +462,20 @@ impl Config {
             self.admin_token.as_deref(),
             self.admin_token_file.as_deref(),
         )?;
+        let directory = match &self.directory {
+            Some(url) => {
+                let url = crate::membership::DirectoryUrl {
+                    url: url.clone(),
+                    ca: ca.clone(),
+                };
+                // The URL, the token and (for https:// without --ca) the system's CAs are
+                // checked now, so a mistake stops the start rather than every watch.
+                url.endpoint(admin_token.as_deref())
+                    .map_err(|e| format!("--directory: {e}"))?;
+                Some((url, admin_token.clone()))
+            }
+            None => None,
+        };
         Ok(RuntimeConfig {
             listen: Listen {
                 imap: self.imap_listen.addr(),
@@ -492,7 +507,7 @@ impl Config {
             cache_probe_interval: Duration::from_millis(self.cache_probe_interval_ms.max(1)),
             cache_connections_per_node: self.cache_connections_per_node,
             retry_interval: Duration::from_secs(self.retry_interval),
-            directory: self.directory.clone().map(|url| (url, admin_token.clone())),
+            directory,
             route_ttl: self.route_ttl,
             stale_routes_max: self.stale_routes_max,
             stale_routes_max_age: Duration::from_secs(self.stale_routes_max_age),

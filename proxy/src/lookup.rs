@@ -30,8 +30,6 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, CONNECTION};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -316,35 +314,6 @@ enum Attempt {
     Invalid(ah::AnswerError),
 }
 
-/// Debian's (and most distributions') bundle of the system's trusted CAs.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// A client configuration trusting the system's CA bundle. Certificates in it that rustls
-/// cannot use are skipped, as rustls-native-certs does, rather than failing the whole
-/// bundle over one odd root.
-fn system_cas() -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let pem = std::fs::read(SYSTEM_CAS).map_err(|source| TlsError::Read {
-        path: SYSTEM_CAS.to_string(),
-        source,
-    })?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Pem { what: "CA", source })?;
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _unusable) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(TlsError::NoCertificate);
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-    .map_err(TlsError::Setup)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 /// The secret as a header value, checked.
 fn secret(config: &LookupConfig) -> Result<Option<HeaderValue>, SetupError> {
     config
@@ -359,9 +328,9 @@ fn secret(config: &LookupConfig) -> Result<Option<HeaderValue>, SetupError> {
 fn tls(config: &LookupConfig) -> Result<Option<Arc<rustls::ClientConfig>>, SetupError> {
     match &config.tls {
         Some(c) => Ok(Some(c.clone())),
-        None if config.urls.iter().any(|u| u.tls) => {
-            system_cas().map(Some).map_err(SetupError::SystemCas)
-        }
+        None if config.urls.iter().any(|u| u.tls) => common::tls::system_client_config()
+            .map(Some)
+            .map_err(SetupError::SystemCas),
         None => Ok(None),
     }
 }

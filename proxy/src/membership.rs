@@ -14,6 +14,41 @@ use proto::v1::{Membership, WatchRequest};
 
 use crate::cache::CacheCluster;
 
+/// route-lookup's gRPC URL (`--directory`) and what an `https://` one is verified against
+/// (`--ca`; `None`: the system's CAs).
+#[derive(Clone)]
+pub struct DirectoryUrl {
+    /// The URL.
+    pub url: String,
+    /// The CAs for `https://`.
+    pub ca: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for DirectoryUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryUrl")
+            .field("url", &self.url)
+            .field("ca", &self.ca.is_some())
+            .finish()
+    }
+}
+
+impl DirectoryUrl {
+    /// The endpoint and bearer interceptor for the watches.
+    pub fn endpoint(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(proto::Endpoint, proto::BearerToken), proto::ClientError> {
+        proto::endpoint(
+            &self.url,
+            token,
+            self.ca.as_ref(),
+            Duration::from_secs(3),
+            None,
+        )
+    }
+}
+
 /// The registered mailbox servers' backend addresses (every protocol's port).
 #[derive(Debug, Default)]
 pub struct Backends {
@@ -53,7 +88,7 @@ impl Backends {
 
 /// Follows route-lookup's watch until `shutdown`, reconnecting with backoff.
 pub async fn follow(
-    url: String,
+    url: DirectoryUrl,
     token: Option<String>,
     cache: Option<Arc<CacheCluster>>,
     static_nodes: Vec<String>,
@@ -94,14 +129,14 @@ enum WatchError {
 }
 
 async fn watch_once(
-    url: &str,
+    url: &DirectoryUrl,
     token: Option<&str>,
     cache: Option<&CacheCluster>,
     static_nodes: &[String],
     backends: &Backends,
 ) -> Result<(), WatchError> {
-    let (endpoint, token) = proto::endpoint(url, token, Duration::from_secs(3), None)?;
-    let channel = proto::connect(&endpoint).await?;
+    let (endpoint, token) = url.endpoint(token)?;
+    let channel = endpoint.connect().await?;
     let mut client = RegistryClient::with_interceptor(channel, token);
     let mut stream = client.watch(WatchRequest {}).await?.into_inner();
     while let Some(m) = stream.message().await? {

@@ -17,7 +17,7 @@ use proto::v1::{
 use proxy::cache::{CacheCluster, CacheConfig};
 use proxy::login::{Decision, Login};
 use proxy::lookup::{LookupClient, LookupConfig};
-use proxy::membership::{follow, Backends};
+use proxy::membership::{follow, Backends, DirectoryUrl};
 use proxy::route::Router;
 use route_lookup::testing::{Harness, TOKEN};
 
@@ -99,7 +99,10 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
     let backends = Arc::new(Backends::default());
     let (stop, watch) = Shutdown::new();
     tokio::spawn(follow(
-        h.grpc_url(),
+        DirectoryUrl {
+            url: h.grpc_url(),
+            ca: None,
+        },
         Some(TOKEN.into()),
         Some(cache.clone()),
         vec![],

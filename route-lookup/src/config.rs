@@ -27,9 +27,36 @@ pub struct Config {
     #[arg(long, env = "LOOKUP_HTTP_LISTEN", default_value = "0.0.0.0:7072")]
     pub http_listen: ListenAddr,
 
-    /// Address of the gRPC listener (provisioning, Authenticate, registry).
+    /// Address of the gRPC listener (provisioning, Authenticate, registry); TLS when
+    /// --tls-cert is given.
     #[arg(long, env = "LOOKUP_GRPC_LISTEN", default_value = "0.0.0.0:7071")]
     pub grpc_listen: ListenAddr,
+
+    /// Address of the HTTP-over-TLS listener (the same endpoints as --http-listen), or
+    /// `off`; needs --tls-cert. --http-listen stays plaintext for stock nginx, whose
+    /// auth_http cannot speak TLS.
+    #[arg(long, env = "LOOKUP_HTTPS_LISTEN", default_value = "off")]
+    pub https_listen: ListenAddr,
+
+    /// PEM certificate chain for the gRPC and --https-listen listeners; repeat with
+    /// --tls-key for several, chosen by the client's SNI (the first pair otherwise).
+    /// Re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "LOOKUP_TLS_CERT",
+        value_name = "PEM",
+        value_delimiter = ','
+    )]
+    pub tls_cert: Vec<std::path::PathBuf>,
+
+    /// PEM private key of the --tls-cert in the same position.
+    #[arg(
+        long,
+        env = "LOOKUP_TLS_KEY",
+        value_name = "PEM",
+        value_delimiter = ','
+    )]
+    pub tls_key: Vec<std::path::PathBuf>,
 
     /// Bearer token every gRPC call must carry (`authorization: Bearer T`).
     #[arg(
@@ -223,6 +250,11 @@ pub struct RuntimeConfig {
     pub http_listen: Option<std::net::SocketAddr>,
     /// gRPC listener, unless off.
     pub grpc_listen: Option<std::net::SocketAddr>,
+    /// HTTP-over-TLS listener, unless off.
+    pub https_listen: Option<std::net::SocketAddr>,
+    /// The certificates of the gRPC and HTTPS listeners (`None`: gRPC is plaintext),
+    /// reloaded on SIGHUP.
+    pub certs: Option<std::sync::Arc<common::certs::CertStore>>,
     /// gRPC caller check.
     pub admin_auth: AdminAuth,
     /// Lookup behaviour.
@@ -265,6 +297,33 @@ pub struct LookupPolicy {
 }
 
 impl Config {
+    /// The --tls-cert/--tls-key pairs, loaded (a bad file stops the start, naming it).
+    fn certs(&self) -> Result<Option<std::sync::Arc<common::certs::CertStore>>, ConfigError> {
+        if self.tls_cert.len() != self.tls_key.len() {
+            return Err(format!(
+                "--tls-cert and --tls-key come in pairs ({} certificates, {} keys)",
+                self.tls_cert.len(),
+                self.tls_key.len()
+            )
+            .into());
+        }
+        if self.tls_cert.is_empty() {
+            return Ok(None);
+        }
+        let pairs = self
+            .tls_cert
+            .iter()
+            .zip(&self.tls_key)
+            .map(|(cert, key)| common::certs::CertPair {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect();
+        common::certs::CertStore::load(pairs)
+            .map(Some)
+            .map_err(|e| ConfigError(common::exit::chain(&e)))
+    }
+
     /// Checks the combination of flags.
     pub fn validate(self) -> Result<RuntimeConfig, ConfigError> {
         let admin_token = common::secret::inline_or_file(
@@ -291,6 +350,19 @@ impl Config {
                 )
             }
         };
+        let certs = self.certs()?;
+        if certs.is_none() && self.https_listen != ListenAddr::Off {
+            return Err("--https-listen needs --tls-cert and --tls-key".into());
+        }
+        if certs.is_some()
+            && self.https_listen == ListenAddr::Off
+            && self.grpc_listen == ListenAddr::Off
+        {
+            return Err(
+                "--tls-cert: nothing to serve it on (turn on --grpc-listen or --https-listen)"
+                    .into(),
+            );
+        }
         if self.db_pool_size == 0 {
             return Err("--db-pool-size must be at least 1".into());
         }
@@ -346,6 +418,8 @@ impl Config {
             http_listen: self.http_listen.addr(),
             advertise,
             grpc_listen: self.grpc_listen.addr(),
+            https_listen: self.https_listen.addr(),
+            certs,
             admin_auth,
             lookup: LookupPolicy {
                 auth_wait: self.auth_wait,
@@ -370,6 +444,64 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn validate(extra: &[&str]) -> Result<RuntimeConfig, String> {
+        let mut args = vec![
+            "route-lookup",
+            "--database-url",
+            "postgres://x@127.0.0.1/db",
+            "--insecure-admin",
+        ];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args)
+            .unwrap()
+            .validate()
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_need_a_listener() {
+        let dir = std::env::temp_dir().join(format!("lookup-tls-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = common::tls::self_signed(&["localhost"]).unwrap();
+        let (c, k) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        let (c, k) = (c.to_str().unwrap(), k.to_str().unwrap());
+
+        let plain = validate(&[]).unwrap();
+        assert!(plain.certs.is_none() && plain.https_listen.is_none());
+        let tls = validate(&[
+            "--tls-cert",
+            c,
+            "--tls-key",
+            k,
+            "--https-listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert!(tls.certs.is_some() && tls.https_listen.is_some());
+        assert!(
+            validate(&["--tls-cert", c, "--tls-key", k]).is_ok(),
+            "gRPC alone"
+        );
+        assert_eq!(
+            validate(&["--https-listen", "127.0.0.1:0"]).unwrap_err(),
+            "--https-listen needs --tls-cert and --tls-key"
+        );
+        assert_eq!(
+            validate(&["--tls-cert", c]).unwrap_err(),
+            "--tls-cert and --tls-key come in pairs (1 certificates, 0 keys)"
+        );
+        assert!(
+            validate(&["--tls-cert", c, "--tls-key", k, "--grpc-listen", "off"])
+                .unwrap_err()
+                .starts_with("--tls-cert: nothing to serve it on")
+        );
+        let e = validate(&["--tls-cert", c, "--tls-key", "/nonexistent/k.pem"]).unwrap_err();
+        assert!(e.starts_with("cannot read /nonexistent/k.pem"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn the_token_and_the_secret_come_from_files() {

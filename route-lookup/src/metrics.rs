@@ -41,8 +41,14 @@ impl LookupMetrics {
         self.soap[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The Prometheus page, with the password-check bound's counters.
-    pub fn render(&self, pool: PoolState, checks: &PasswordChecks) -> String {
+    /// The Prometheus page, with the password-check bound's counters and, when TLS is on,
+    /// the certificates' reloads and expiry.
+    pub fn render(
+        &self,
+        pool: PoolState,
+        checks: &PasswordChecks,
+        certs: Option<&common::certs::CertStore>,
+    ) -> String {
         let mut w = PromWriter::new();
         w.header(
             "route_lookup_lookups_total",
@@ -131,6 +137,32 @@ impl LookupMetrics {
             "configured pool size",
             pool.max_size,
         );
+        if let Some(certs) = certs {
+            w.header(
+                "route_lookup_tls_reloads_total",
+                "counter",
+                "certificate reloads on SIGHUP, by result (failed: the previous certificates stayed)",
+            );
+            for (result, v) in [("ok", &certs.reloads_ok), ("failed", &certs.reloads_failed)] {
+                w.sample(
+                    "route_lookup_tls_reloads_total",
+                    &[("result", result)],
+                    v.load(Ordering::Relaxed),
+                );
+            }
+            w.header(
+                "route_lookup_tls_certificate_expiry_seconds",
+                "gauge",
+                "when each certificate in use expires (notAfter), seconds since the epoch",
+            );
+            for (cert, at) in certs.expiries() {
+                w.sample(
+                    "route_lookup_tls_certificate_expiry_seconds",
+                    &[("cert", &cert)],
+                    at,
+                );
+            }
+        }
         w.finish()
     }
 }

@@ -8,9 +8,10 @@ use common::shutdown::ShutdownWatch;
 
 use crate::store::{LeaseKind, Store, StoreError};
 
-/// The registered URL for an HTTP listener reachable at `advertise` (HOST:PORT).
-pub fn lookup_url(advertise: &str) -> String {
-    format!("http://{advertise}/service/extension/nginx-lookup")
+/// The registered URL for an HTTP listener reachable at `advertise` (HOST:PORT) with
+/// `scheme` (`http`, or `https` for the TLS listener).
+pub fn lookup_url(scheme: &str, advertise: &str) -> String {
+    format!("{scheme}://{advertise}/service/extension/nginx-lookup")
 }
 
 /// Keeps `url` registered until `shutdown`, then deregisters it.

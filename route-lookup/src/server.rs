@@ -41,8 +41,10 @@ pub struct RouteLookup {
     store: Store,
     directory: Arc<DirectoryCache>,
     http: Option<TcpListener>,
+    https: Option<TcpListener>,
     grpc: Option<TcpListener>,
     http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     grpc_addr: Option<SocketAddr>,
 }
 
@@ -80,17 +82,23 @@ impl RouteLookup {
             Some(a) => Some(common::listener::bind("http", a).await?),
             None => None,
         };
+        let https = match config.https_listen {
+            Some(a) => Some(common::listener::bind("https", a).await?),
+            None => None,
+        };
         let grpc = match config.grpc_listen {
             Some(a) => Some(common::listener::bind("grpc", a).await?),
             None => None,
         };
         Ok(Self {
             http_addr: http.as_ref().map(TcpListener::local_addr).transpose()?,
+            https_addr: https.as_ref().map(TcpListener::local_addr).transpose()?,
             grpc_addr: grpc.as_ref().map(TcpListener::local_addr).transpose()?,
             config,
             store,
             directory,
             http,
+            https,
             grpc,
         })
     }
@@ -100,15 +108,21 @@ impl RouteLookup {
         self.http_addr
     }
 
+    /// The HTTPS listener's address, if on.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
+    }
+
     /// The gRPC listener's address, if on.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.grpc_addr
     }
 
-    /// The HOST:PORT this instance registers, if any: --advertise, else the HTTP
-    /// listener's address, with the host name in place of a wildcard IP.
+    /// The HOST:PORT this instance registers, if any: --advertise, else the address of the
+    /// listener it registers (see [`RouteLookup::registered_url`]), with the host name in
+    /// place of a wildcard IP.
     pub fn advertised(&self) -> Option<String> {
-        let http = self.http_addr?;
+        let http = self.http_addr.or(self.https_addr)?;
         match &self.config.advertise {
             Some(explicit) => explicit.clone(),
             None if http.ip().is_unspecified() => {
@@ -117,6 +131,19 @@ impl RouteLookup {
             }
             None => Some(http.to_string()),
         }
+    }
+
+    /// The lookup URL this instance registers (what `zmprov garpu` lists, for nginx): the
+    /// plaintext listener's when it is on, since stock nginx's auth_http has no TLS; else
+    /// the HTTPS listener's.
+    pub fn registered_url(&self) -> Option<String> {
+        let advertise = self.advertised()?;
+        let scheme = if self.http_addr.is_some() {
+            "http"
+        } else {
+            "https"
+        };
+        Some(crate::register::lookup_url(scheme, &advertise))
     }
 
     /// The database handle.
@@ -135,11 +162,11 @@ impl RouteLookup {
         );
         let (tx, rx) = watch::channel(None);
         let mut tasks = tokio::task::JoinSet::new();
-        if let Some(advertise) = self.advertised() {
+        if let Some(url) = self.registered_url() {
             // The drain guard keeps shutdown waiting for the deregistration.
             let registration = crate::register::run(
                 self.store.clone(),
-                crate::register::lookup_url(&advertise),
+                url,
                 self.config.lease_ttl,
                 shutdown.clone(),
             );
@@ -165,7 +192,21 @@ impl RouteLookup {
             directory.clone(),
             crate::password_checks::PasswordChecks::new(self.config.password_checks),
         );
-        if let Some(listener) = self.http {
+        if let Some(certs) = &self.config.certs {
+            certs.follow_reloads();
+        }
+        let https_tls = self
+            .config
+            .certs
+            .as_ref()
+            .map(|c| tokio_rustls::TlsAcceptor::from(c.server_config(&[b"http/1.1"])));
+        let grpc_tls = self
+            .config
+            .certs
+            .as_ref()
+            .map(|c| c.server_config(&[b"h2"]));
+        let http_listeners = [(self.http, None), (self.https, https_tls)];
+        if http_listeners.iter().any(|(l, _)| l.is_some()) {
             let state = Arc::new(AppState {
                 auth: passwords.clone(),
                 soap_throttle: crate::throttle::PerAddress::new(
@@ -177,15 +218,24 @@ impl RouteLookup {
                 policy: self.config.lookup.clone(),
                 metrics: Arc::new(LookupMetrics::default()),
                 http_timeout: self.config.http_timeout,
+                certs: self.config.certs.clone(),
             });
-            tasks.spawn(http::serve(
-                listener,
-                http::router(state),
-                self.config.max_connections,
-                self.config.http_timeout,
-                shutdown.clone(),
-                drain.guard(),
-            ));
+            let router = http::router(state);
+            for (listener, tls) in http_listeners {
+                let Some(listener) = listener else { continue };
+                let serving = http::Serving {
+                    max_connections: self.config.max_connections,
+                    timeout: self.config.http_timeout,
+                    tls,
+                };
+                tasks.spawn(http::serve(
+                    listener,
+                    router.clone(),
+                    serving,
+                    shutdown.clone(),
+                    drain.guard(),
+                ));
+            }
         }
         if let Some(listener) = self.grpc {
             let services = crate::grpc::Services {
@@ -200,7 +250,9 @@ impl RouteLookup {
             let shutdown = shutdown.clone();
             let guard = drain.guard();
             tasks.spawn(async move {
-                if let Err(e) = crate::grpc::serve(listener, services, &auth, shutdown).await {
+                if let Err(e) =
+                    crate::grpc::serve(listener, grpc_tls, services, &auth, shutdown).await
+                {
                     tracing::error!(error = %common::exit::chain(&e), "gRPC server failed");
                 }
                 drop(guard);

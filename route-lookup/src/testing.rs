@@ -94,6 +94,10 @@ pub struct Harness {
     pub http: SocketAddr,
     /// The gRPC listener.
     pub grpc: SocketAddr,
+    /// The HTTPS listener, when `extra` turned it on.
+    pub https: Option<SocketAddr>,
+    /// Whether gRPC is on TLS (`extra` gave --tls-cert).
+    pub tls: bool,
     shutdown: Shutdown,
     task: Option<tokio::task::JoinHandle<()>>,
     /// The database (dropped last).
@@ -129,25 +133,32 @@ impl Harness {
         crate::purge::authenticate_with(config.memcached_auth_file.as_deref())
             .expect("usable --memcached-auth-file");
         let config = config.validate().expect("valid config");
+        let tls = config.certs.is_some();
         let service = RouteLookup::bind(config, Duration::from_secs(10))
             .await
             .expect("route-lookup starts");
         let http = service.http_addr().expect("http on");
         let grpc = service.grpc_addr().expect("grpc on");
+        let https = service.https_addr();
         let (shutdown, watch) = Shutdown::new();
         let task = tokio::spawn(service.run(watch));
         Self {
             http,
             grpc,
+            https,
+            tls,
             shutdown,
             task: Some(task),
             db,
         }
     }
 
-    /// The gRPC URL.
+    /// The gRPC URL (`https://localhost:PORT` on TLS: test certificates name `localhost`).
     pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc)
+        match self.tls {
+            true => format!("https://localhost:{}", self.grpc.port()),
+            false => format!("http://{}", self.grpc),
+        }
     }
 
     /// Stops the service and waits for it.

@@ -15,11 +15,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `server` (http://HOST:PORT).
-    pub async fn connect(server: &str, token: Option<&str>) -> Result<Self, proto::ClientError> {
+    /// Connects to `server` (http://HOST:PORT, or https://HOST:PORT verified against `ca`,
+    /// else the system's CAs).
+    pub async fn connect(
+        server: &str,
+        token: Option<&str>,
+        ca: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, proto::ClientError> {
         let (endpoint, token) = proto::endpoint(
             server,
             token,
+            ca,
             Duration::from_secs(5),
             Some(Duration::from_secs(30)),
         )?;

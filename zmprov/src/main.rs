@@ -10,7 +10,8 @@ use zmprov::commands::{self, CommandError, VERBS};
 #[derive(Debug, Parser)]
 #[command(name = "zmprov", version, about, after_help = verbs_help())]
 struct Cli {
-    /// route-lookup's gRPC address.
+    /// route-lookup's gRPC address: http://HOST:PORT, or https://HOST:PORT when
+    /// route-lookup runs with --tls-cert.
     #[arg(
         long,
         short = 's',
@@ -18,6 +19,11 @@ struct Cli {
         default_value = "http://127.0.0.1:7071"
     )]
     server: String,
+
+    /// PEM CA certificates an https:// --server is verified against (default: the system's
+    /// CAs).
+    #[arg(long, env = "ZMPROV_CA", value_name = "PEM")]
+    ca: Option<std::path::PathBuf>,
 
     /// Admin bearer token (route-lookup's --admin-token).
     #[arg(long, env = "ZMPROV_ADMIN_TOKEN", hide_env_values = true)]
@@ -201,6 +207,20 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let ca = match &cli.ca {
+        Some(path) => match common::tls::client_config(Some(path)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "ERROR: --ca {}: {}",
+                    path.display(),
+                    common::exit::chain(&e)
+                );
+                std::process::exit(2);
+            }
+        },
+        None => None,
+    };
     let work = match plan(&cli) {
         Ok(w) => w,
         Err(e) => {
@@ -213,7 +233,7 @@ async fn main() {
             std::process::exit(i32::from(*bad > 0));
         }
     }
-    let mut client = match Client::connect(&cli.server, token.as_deref()).await {
+    let mut client = match Client::connect(&cli.server, token.as_deref(), ca.as_ref()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ERROR: {e}");

@@ -5,6 +5,7 @@ mod auth;
 mod directory;
 mod provisioning;
 mod registry;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,9 +94,13 @@ pub struct Services {
     pub events: Arc<crate::account_events::AccountEvents>,
 }
 
-/// Serves the three services on `listener` until `shutdown` fires.
+/// Longest a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the three services on `listener` (over TLS with `tls`) until `shutdown` fires.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
     services: Services,
     auth: &AdminAuth,
     shutdown: common::shutdown::ShutdownWatch,
@@ -109,10 +114,7 @@ pub async fn serve(
         events,
     } = services;
     let check = AdminCheck::new(auth);
-    // Our own listener (bound and logged by common::listener), so the builder's
-    // tcp_nodelay does not apply: set it here, or small replies wait on delayed ACKs.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .timeout(Duration::from_secs(30))
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -127,7 +129,20 @@ pub async fn serve(
         .add_service(RegistryServer::with_interceptor(
             RegistryService::new(store, lease_ttl, snapshots, events),
             check,
-        ))
-        .serve_with_incoming_shutdown(incoming, async move { shutdown.triggered().await })
-        .await
+        ));
+    let stop = async move { shutdown.triggered().await };
+    match tls {
+        Some(config) => {
+            let incoming = tls::incoming(listener, config, HANDSHAKE_TIMEOUT);
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+        None => {
+            // Our own listener (bound and logged by common::listener), so the builder's
+            // tcp_nodelay does not apply: set it here, or small replies wait on delayed
+            // ACKs.
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, stop).await
+        }
+    }
 }

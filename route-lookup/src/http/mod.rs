@@ -51,6 +51,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The per-address limit on admin SOAP requests.
     pub soap_throttle: PerAddress,
+    /// The TLS certificates (their reloads and expiries are in /metrics).
+    pub certs: Option<Arc<common::certs::CertStore>>,
 }
 
 struct Admin(Arc<AppState>);
@@ -67,9 +69,11 @@ impl AdminSource for Admin {
     }
 
     fn metrics(&self) -> String {
-        self.0
-            .metrics
-            .render(self.0.store.pool_state(), self.0.auth.checks())
+        self.0.metrics.render(
+            self.0.store.pool_state(),
+            self.0.auth.checks(),
+            self.0.certs.as_deref(),
+        )
     }
 }
 
@@ -83,20 +87,40 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(common::admin::router(Arc::new(Admin(state))))
 }
 
+/// How one HTTP listener serves.
+#[derive(Clone)]
+pub struct Serving {
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Bound on reading a request's headers (and on the TLS handshake), and idle time
+    /// between keep-alive requests.
+    pub timeout: Duration,
+    /// TLS (`--https-listen`), or plaintext.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Serves `router` on `listener` until shutdown; open connections finish their request.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    max_connections: usize,
-    timeout: Duration,
+    serving: Serving,
     shutdown: ShutdownWatch,
     drain: DrainGuard,
 ) {
     let stats = Arc::new(ListenerStats::default());
     let config = ListenerConfig {
-        name: "http",
-        max_connections,
-        reject_message: b"HTTP/1.0 503 Service Unavailable\r\nAuth-Status: Temporary authentication failure\r\nContent-Length: 0\r\n\r\n",
+        name: if serving.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        max_connections: serving.max_connections,
+        // Plaintext would only garble a TLS client's handshake: it is just closed.
+        reject_message: if serving.tls.is_some() {
+            b""
+        } else {
+            b"HTTP/1.0 503 Service Unavailable\r\nAuth-Status: Temporary authentication failure\r\nContent-Length: 0\r\n\r\n"
+        },
     };
     let conn_shutdown = shutdown.clone();
     common::listener::serve(
@@ -108,33 +132,61 @@ pub async fn serve(
         move |stream, peer| {
             // The client's address, for handlers that limit per address.
             let router = router.clone();
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                tower_service::Service::call(&mut router.clone(), req)
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    tower_service::Service::call(&mut router.clone(), req)
+                },
+            );
             let shutdown = conn_shutdown.clone();
+            let (tls, timeout) = (serving.tls.clone(), serving.timeout);
             async move {
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(timeout)
-                    .keep_alive(true)
-                    .max_buf_size(MAX_HEAD);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %common::exit::chain(&e), "http connection ended with an error");
-                        }
-                    }
-                    _ = shutdown.triggered() => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = tokio::time::timeout(timeout, conn).await;
-                    }
+                match tls {
+                    None => connection(stream, service, timeout, shutdown).await,
+                    Some(tls) => match tokio::time::timeout(timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, service, timeout, shutdown).await,
+                        // The client learns why from its own side; per connection this is
+                        // noise in our log.
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    },
                 }
             }
         },
     )
     .await;
+}
+
+/// One HTTP/1 connection until it ends or shutdown (then the request in flight finishes).
+async fn connection<S, Svc>(stream: S, service: Svc, timeout: Duration, shutdown: ShutdownWatch)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .keep_alive(true)
+        .max_buf_size(MAX_HEAD);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %common::exit::chain(&e), "http connection ended with an error");
+            }
+        }
+        _ = shutdown.triggered() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(timeout, conn).await;
+        }
+    }
 }
