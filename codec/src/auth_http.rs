@@ -28,6 +28,10 @@ pub const X_LOOKUP_SECRET: &str = "X-Lookup-Secret";
 pub const AUTH_STATUS: &str = "Auth-Status";
 /// Response header: the mailbox server, always an IP literal.
 pub const AUTH_SERVER: &str = "Auth-Server";
+/// Response header (ours; stock nginx ignores it): the mailbox server's host name, which
+/// its certificate names, for a proxy that verifies upstream TLS by name as Dovecot does
+/// (`Auth-Server` stays an IP literal, which nginx needs).
+pub const AUTH_SERVER_NAME: &str = "Auth-Server-Name";
 /// Response header: the mailbox server's port for the protocol.
 pub const AUTH_PORT: &str = "Auth-Port";
 /// Response header: seconds to wait before answering the client (and allowing a retry).
@@ -167,6 +171,8 @@ pub enum Answer {
     Route {
         /// The mailbox server (always an IP literal in this protocol).
         server: std::net::IpAddr,
+        /// Its host name (`Auth-Server-Name`), when the server gave a usable one.
+        server_name: Option<String>,
         /// Its port.
         port: u16,
         /// The account name to log in as (empty: the login as given).
@@ -232,11 +238,24 @@ pub fn answer<'a>(
         .ok_or(AnswerError::Port)?;
     Ok(Answer::Route {
         server,
+        server_name: get(AUTH_SERVER_NAME).map(text).filter(|n| host_name(n)),
         port,
         user: get(AUTH_USER).map(text).unwrap_or_default(),
         pass: get(AUTH_PASS).map(<[u8]>::to_vec),
         cache_alias: get(AUTH_CACHE_ALIAS).is_some_and(|v| text(v) == "TRUE"),
     })
+}
+
+/// Whether `name` can be a DNS host name: 1 to 253 bytes of letters, digits, `-`, `_` and
+/// dots, no empty label. Anything else in `Auth-Server-Name` is ignored, as if absent.
+fn host_name(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -246,6 +265,7 @@ mod answer_tests {
     fn route(server: &str, port: u16, user: &str, pass: Option<&str>, alias: bool) -> Answer {
         Answer::Route {
             server: server.parse().unwrap(),
+            server_name: None,
             port,
             user: user.into(),
             pass: pass.map(|p| p.as_bytes().to_vec()),
@@ -396,5 +416,41 @@ mod answer_tests {
                 "{fields:?}"
             );
         }
+    }
+
+    #[test]
+    fn server_names() {
+        let name = |value: &str| {
+            let fields = [
+                ("Auth-Status", "OK"),
+                ("Auth-Server", "10.0.0.5"),
+                ("Auth-Port", "7993"),
+                ("auth-server-name", value),
+            ];
+            match answer(fields.iter().map(|(k, v)| (*k, v.as_bytes()))) {
+                Ok(Answer::Route { server_name, .. }) => server_name,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            name(" mbx1.example.com ").as_deref(),
+            Some("mbx1.example.com")
+        );
+        assert_eq!(name("mbx_2").as_deref(), Some("mbx_2"));
+        for unusable in ["", "a..b", ".a", "a b", "a/b", "a:1", &"x".repeat(64)] {
+            assert_eq!(name(unusable), None, "{unusable:?}");
+        }
+        let no_header = [
+            ("Auth-Status", "OK"),
+            ("Auth-Server", "::1"),
+            ("Auth-Port", "1"),
+        ];
+        assert!(matches!(
+            answer(no_header.iter().map(|(k, v)| (*k, v.as_bytes()))),
+            Ok(Answer::Route {
+                server_name: None,
+                ..
+            })
+        ));
     }
 }

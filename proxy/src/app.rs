@@ -100,6 +100,7 @@ impl Proxy {
         ));
         let mut router =
             Router::new(cache.clone(), lookup.clone(), config.route_ttl).with_stale(stale.clone());
+        router = router.with_names(config.routes_need_names());
         if config.directory.is_some() {
             router = router.with_backends(backends.clone());
         }
@@ -156,7 +157,8 @@ impl Proxy {
                 .clone()
                 .map(tokio_rustls::TlsConnector::from),
             config.backend_timeout,
-        );
+        )
+        .tls_name(config.upstream_tls_name);
         let throttle = Throttle::new(cache.clone(), config.limits);
         let front = Frontend {
             login: LoginService::new(resolver, connector, throttle),

@@ -33,6 +33,15 @@ pub enum CountArg {
     Failed,
 }
 
+/// `--upstream-tls-name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsNameArg {
+    /// The mailbox server's host name (route-lookup's Auth-Server-Name), as Dovecot does.
+    Host,
+    /// Its IP address (the certificate must name the IP).
+    Ip,
+}
+
 /// `--forward-client-ip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ForwardArg {
@@ -145,6 +154,15 @@ pub struct Config {
     /// PEM CA certificates for --upstream-tls.
     #[arg(long, env = "PROXY_UPSTREAM_CA", value_name = "PEM")]
     pub upstream_ca: Option<PathBuf>,
+    /// What a mailbox server's certificate must name with --upstream-tls: its host name
+    /// (route-lookup's Auth-Server-Name; the IP when an answer has none) or its IP address.
+    #[arg(
+        long,
+        env = "PROXY_UPSTREAM_TLS_NAME",
+        value_enum,
+        default_value = "host"
+    )]
+    pub upstream_tls_name: TlsNameArg,
     /// Seconds a route stays cached.
     #[arg(long, env = "PROXY_ROUTE_TTL", default_value_t = 3600)]
     pub route_ttl: u32,
@@ -320,6 +338,8 @@ pub struct RuntimeConfig {
     pub forward: Forward,
     /// TLS to the backends.
     pub upstream: Option<Arc<rustls::ClientConfig>>,
+    /// What the backends' certificates are verified against.
+    pub upstream_tls_name: crate::login::TlsName,
     /// Bound on each backend step.
     pub backend_timeout: Duration,
     /// Silence allowed between reads before login.
@@ -340,6 +360,13 @@ pub struct RuntimeConfig {
     pub grace: Duration,
     /// The name in greetings.
     pub name: String,
+}
+
+impl RuntimeConfig {
+    /// Whether routes must name their mailbox server: upstream TLS verified by host name.
+    pub fn routes_need_names(&self) -> bool {
+        self.upstream.is_some() && self.upstream_tls_name == crate::login::TlsName::Host
+    }
 }
 
 /// The client listeners' addresses.
@@ -530,6 +557,10 @@ impl Config {
                 ForwardArg::Off => Forward::Off,
             },
             upstream,
+            upstream_tls_name: match self.upstream_tls_name {
+                TlsNameArg::Host => crate::login::TlsName::Host,
+                TlsNameArg::Ip => crate::login::TlsName::Ip,
+            },
             backend_timeout: Duration::from_millis(self.backend_timeout_ms),
             preauth: Duration::from_secs(self.preauth_timeout.max(1)),
             login_deadline: Duration::from_secs(self.login_deadline),
@@ -635,6 +666,53 @@ mod tests {
         assert!(e
             .0
             .starts_with("--memcached-auth-file /nonexistent/a: cannot read it"));
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn upstream_names_and_an_https_directory() {
+        use crate::login::TlsName;
+        let rt = parse(&[]).unwrap().validate().unwrap();
+        assert_eq!(rt.upstream_tls_name, TlsName::Host, "Dovecot's default");
+        assert!(!rt.routes_need_names(), "no upstream TLS, no names");
+        let path = std::env::temp_dir().join(format!("proxy-ca-{}", std::process::id()));
+        let (cert, _) = common::tls::self_signed(&["mbx1.example.com"]).unwrap();
+        std::fs::write(&path, cert).unwrap();
+        let ca = path.to_str().unwrap();
+        let rt = parse(&["--upstream-tls", "--upstream-ca", ca])
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert!(rt.routes_need_names());
+        let rt = parse(&[
+            "--upstream-tls",
+            "--upstream-ca",
+            ca,
+            "--upstream-tls-name",
+            "ip",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(rt.upstream_tls_name, TlsName::Ip);
+        assert!(!rt.routes_need_names());
+        assert!(parse(&["--upstream-tls-name", "dns"]).is_err());
+
+        // --directory https:// takes --ca; a scheme that is neither is refused at start.
+        let rt = parse(&["--directory", "https://lookup:7071", "--ca", ca])
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert!(rt.directory.unwrap().0.ca.is_some());
+        let e = parse(&["--directory", "ftp://lookup:7071"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("--directory: bad URL ftp://lookup:7071"),
+            "{}",
+            e.0
+        );
         std::fs::remove_file(&path).ok();
     }
 

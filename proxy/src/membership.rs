@@ -3,7 +3,7 @@
 //! The cache cluster follows the node list; the router uses the mailbox servers to refuse
 //! a cached route that points anywhere else (a stale or planted cache entry).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -49,10 +49,11 @@ impl DirectoryUrl {
     }
 }
 
-/// The registered mailbox servers' backend addresses (every protocol's port).
+/// The registered mailbox servers' backend addresses (every protocol's port), with their
+/// host names.
 #[derive(Debug, Default)]
 pub struct Backends {
-    known: RwLock<Option<HashSet<SocketAddr>>>,
+    known: RwLock<Option<HashMap<SocketAddr, String>>>,
 }
 
 impl Backends {
@@ -64,18 +65,29 @@ impl Backends {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
-            Some(set) => set.contains(&addr),
+            Some(set) => set.contains_key(&addr),
             None => true,
         }
     }
 
+    /// The host name of the registered mailbox server at `addr`, if known.
+    pub fn name_of(&self, addr: SocketAddr) -> Option<String> {
+        self.known
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()?
+            .get(&addr)
+            .filter(|n| !n.is_empty())
+            .cloned()
+    }
+
     fn set(&self, m: &Membership) {
-        let mut set = HashSet::new();
+        let mut set = HashMap::new();
         for s in &m.mailbox_servers {
             let Ok(ip) = s.address.parse() else { continue };
             for port in [s.imap_port, s.imaps_port, s.pop3_port, s.pop3s_port] {
                 if let Ok(port) = u16::try_from(port) {
-                    set.insert(SocketAddr::new(ip, port));
+                    set.insert(SocketAddr::new(ip, port), s.hostname.clone());
                 }
             }
         }

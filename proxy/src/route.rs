@@ -2,6 +2,12 @@
 //! cluster (Zimbra's key shapes, escaped), then route-lookup; a route from route-lookup
 //! is stored with `add` and the route TTL. The cache only ever speeds things up: a cache
 //! that is down is a miss, never a failed login.
+//!
+//! Routes carry the mailbox server's host name for upstream TLS verified by name. The cached
+//! value stays Zimbra's `ip:port` (other cache clients read it), so a cached route is named
+//! from the registered mailbox servers (`--directory`) or from what route-lookup answered
+//! for that address earlier; when neither knows it and names are needed, the cached route
+//! is passed over and route-lookup, whose answer carries the name, is asked.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -21,6 +27,42 @@ pub struct Router {
     cache: Option<Arc<CacheCluster>>,
     lookup: Arc<LookupClient>,
     ttl: u32,
+    /// Whether a route must carry its server's host name (TLS verified by name).
+    names_needed: bool,
+    /// Host names route-lookup gave, by backend address.
+    names: Names,
+}
+
+/// The most backend addresses whose names are remembered: far more mailbox servers' ports
+/// than a deployment has; past it the map starts over.
+const MAX_NAMES: usize = 4096;
+
+/// Host names by backend address, as route-lookup's answers gave them.
+#[derive(Debug, Default)]
+struct Names(std::sync::RwLock<std::collections::HashMap<SocketAddr, String>>);
+
+impl Names {
+    fn get(&self, backend: SocketAddr) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&backend)
+            .cloned()
+    }
+
+    fn learn(&self, backend: SocketAddr, name: &str) {
+        if self.get(backend).as_deref() == Some(name) {
+            return;
+        }
+        let mut names = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if names.len() >= MAX_NAMES {
+            names.clear();
+        }
+        names.insert(backend, name.to_string());
+    }
 }
 
 /// Zimbra keys an unqualified login by the address it came in on.
@@ -45,7 +87,24 @@ impl Router {
             cache,
             lookup,
             ttl,
+            names_needed: false,
+            names: Names::default(),
         }
+    }
+
+    /// Routes must carry their server's host name (upstream TLS verified by name): a cached
+    /// route whose name is not known here is looked up instead.
+    pub fn with_names(mut self, needed: bool) -> Self {
+        self.names_needed = needed;
+        self
+    }
+
+    /// The host name of the mailbox server at `backend`, if known.
+    fn name_of(&self, backend: SocketAddr) -> Option<String> {
+        self.backends
+            .as_ref()
+            .and_then(|b| b.name_of(backend))
+            .or_else(|| self.names.get(backend))
     }
 
     /// Only trusts cached routes that point at one of `backends` (the registered mailbox
@@ -86,6 +145,7 @@ impl Router {
                     tracing::warn!(backend = %r.backend, "route-lookup unavailable: using the route this login had last time");
                     return Decision::Route(Route {
                         backend: r.backend,
+                        server_name: self.name_of(r.backend),
                         user: r.account,
                         pass: None,
                         // Like a cached route: if its backend is gone it is forgotten.
@@ -123,13 +183,17 @@ impl Router {
                     tracing::warn!(key = key.wire(), backend = %b, "cached route points outside the registered mailbox servers; ignored");
                     cache.delete(&key).await;
                 }
-                if let Some(backend) = route.filter(|b| registered(*b)) {
+                let named = route.map(|b| (b, self.name_of(b)));
+                let usable = named
+                    .filter(|(b, name)| registered(*b) && (name.is_some() || !self.names_needed));
+                if let Some((backend, server_name)) = usable {
                     let mut keys = vec![key];
                     if account.is_some() {
                         keys.push(alias);
                     }
                     return Decision::Route(Route {
                         backend,
+                        server_name,
                         user: account.unwrap_or_else(|| user.clone()),
                         pass: None,
                         cached: true,
@@ -152,12 +216,16 @@ impl Router {
         match answer {
             Ok(LookupAnswer::Route {
                 server,
+                server_name,
                 port,
                 user: account,
                 pass,
                 cache_alias,
             }) => {
                 let backend = SocketAddr::new(server, port);
+                if let Some(name) = &server_name {
+                    self.names.learn(backend, name);
+                }
                 let account = if account.is_empty() {
                     user.clone()
                 } else {
@@ -177,6 +245,7 @@ impl Router {
                 }
                 Decision::Route(Route {
                     backend,
+                    server_name,
                     user: account,
                     pass,
                     cached: false,

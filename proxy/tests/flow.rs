@@ -1,7 +1,7 @@
 //! The proxy in-process, in front of a real route-lookup (PostgreSQL) and in-process
 //! mailbox-stubs: a login goes through lookup, cache and login replay to the right
-//! backend, also over TLS to the backend (verified against its CA); STARTTLS injection is
-//! never executed; the client address reaches the backend.
+//! backend, also over TLS to the backend (verified against its CA, by IP address here);
+//! STARTTLS injection is never executed; the client address reaches the backend.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +108,8 @@ async fn proxy(
     config.tls = tls;
     config.starttls = starttls;
     config.upstream = upstream;
+    // The backend certificates here name 127.0.0.1 (upstream_names.rs verifies by name).
+    config.upstream_tls_name = proxy::login::TlsName::Ip;
     config.forward = forward;
     let bound = proxy::Proxy::bind(config).await.unwrap();
     let imap = bound.local_addr(Kind::Imap).unwrap();

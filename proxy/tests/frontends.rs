@@ -357,6 +357,7 @@ impl FakeResolver {
     fn route(&self, user: &str, backend: SocketAddr, account: &str) -> Route {
         let route = Route {
             backend,
+            server_name: None,
             user: account.into(),
             pass: None,
             cached: false,

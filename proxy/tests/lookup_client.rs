@@ -109,6 +109,7 @@ async fn routes_refusals_and_keep_alive() {
     });
     let route = LookupAnswer::Route {
         server: "127.0.0.1".parse().unwrap(),
+        server_name: Some("mbx1.example.com".into()),
         port: 17143,
         user: "ann@example.com".into(),
         pass: None,
@@ -351,6 +352,7 @@ fn scripted_url(addr: SocketAddr) -> LookupUrl {
 fn scripted_route() -> LookupAnswer {
     LookupAnswer::Route {
         server: "10.0.0.5".parse().unwrap(),
+        server_name: None,
         port: 7143,
         user: String::new(),
         pass: None,

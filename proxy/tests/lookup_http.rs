@@ -118,6 +118,7 @@ fn req() -> LookupRequest<'static> {
 fn route() -> LookupAnswer {
     LookupAnswer::Route {
         server: "10.0.0.5".parse().unwrap(),
+        server_name: None,
         port: 7143,
         user: String::new(),
         pass: None,
@@ -140,6 +141,7 @@ async fn chunked_answers_and_auth_pass() {
             c.lookup(&req()).await,
             Ok(LookupAnswer::Route {
                 server: "10.0.0.5".parse().unwrap(),
+                server_name: None,
                 port: 7143,
                 user: String::new(),
                 pass: Some(b"other secret".to_vec()),

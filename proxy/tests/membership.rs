@@ -159,9 +159,12 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
         }
         other => panic!("{other:?}"),
     }
-    // The good route is now cached and used.
+    // The good route is now cached and used, named after the registered server.
     match router.route(&login).await {
-        Decision::Route(route) => assert!(route.cached),
+        Decision::Route(route) => {
+            assert!(route.cached);
+            assert_eq!(route.server_name.as_deref(), Some("mbx1.example.com"));
+        }
         other => panic!("{other:?}"),
     }
 

@@ -121,6 +121,8 @@ impl Reason {
 pub struct Route {
     /// The mailbox server, an IP literal.
     pub server: IpAddr,
+    /// Its host name (the account's zimbraMailHost): what its certificate names.
+    pub server_name: String,
     /// Its port for the protocol.
     pub port: u16,
     /// The canonical account name to log in as.
@@ -202,6 +204,7 @@ pub async fn lookup(
     let server = host_address(&account).await.ok_or(Reason::NoRoute)?;
     Ok(Route {
         server,
+        server_name: account.mail_host.clone(),
         port,
         user: account.name,
         cache_alias: account.in_default_domain,

@@ -1,7 +1,8 @@
 //! The nginx-lookup endpoint against a real PostgreSQL, through the bytes a stock nginx
 //! sends: every resolution path, every account status, encodings, malformed and oversize
 //! requests, the Auth-Wait cap, the shared secret, password verification, HTTP/1.0 and
-//! HTTP/1.1 keep-alive, and injection attempts that must stay plain data.
+//! HTTP/1.1 keep-alive, and injection attempts that must stay plain data. A route names the
+//! mail host beside its address (Auth-Server-Name), for upstream TLS verified by name.
 
 mod support;
 
@@ -33,6 +34,14 @@ fn assert_ok(r: &Reply, server: &str, port: u16, user: &str, what: &str) {
     assert_eq!(r.get("Auth-User").as_deref(), Some(user), "{what}");
     assert_eq!(r.get("Auth-Wait"), None, "{what}");
     assert_eq!(r.get("Auth-Pass"), None, "{what}: never echo a password");
+    let name = r.get("Auth-Server-Name");
+    assert!(
+        matches!(
+            name.as_deref(),
+            Some("mbx1.example.com" | "mbx2.example.com" | "localhost")
+        ),
+        "{what}: the mail host's name beside its address, {name:?}"
+    );
 }
 
 fn assert_failed(r: &Reply, text: &str, wait: Option<&str>, what: &str) {
@@ -221,6 +230,15 @@ async fn resolution_table() {
         }
         let r = req.send(h.http).await;
         assert_ok(&r, server, port, user, login);
+    }
+    // Auth-Server-Name is the account's zimbraMailHost, whatever its address.
+    for (login, name) in [
+        ("ann@example.com", "mbx1.example.com"),
+        ("bob@example.net", "mbx2.example.com"),
+        ("fay@example.com", "localhost"),
+    ] {
+        let r = NginxRequest::new(login, "imapssl").send(h.http).await;
+        assert_eq!(r.get("Auth-Server-Name").as_deref(), Some(name), "{login}");
     }
 
     let failed: &[(&str, &str, &str)] = &[

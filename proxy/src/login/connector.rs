@@ -1,10 +1,16 @@
 //! Reaching a mailbox server for a login: TCP connect, the PROXY v2 header when the client
 //! address travels that way, TLS when `--upstream-tls` is on, then the login replayed in
 //! the backend's protocol ([`crate::backend`]). Each phase has its own timeout and error.
+//!
+//! Upstream TLS verifies the certificate against the mailbox server's host name, as Dovecot's
+//! proxy does (`--upstream-tls-name host`), or against its IP address (`ip`). A route
+//! without a name (an auth_http server that sends no `Auth-Server-Name`) is verified against
+//! the IP: no weaker, since the certificate must still name what is connected to.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 use tokio_rustls::TlsConnector;
@@ -28,10 +34,12 @@ pub enum ConnectError {
         source: std::io::Error,
     },
     /// The TLS handshake failed or timed out.
-    #[error("TLS handshake with {backend} failed: {reason}")]
+    #[error("TLS handshake with {backend} as {name} failed: {reason}")]
     Tls {
         /// The backend.
         backend: SocketAddr,
+        /// The name its certificate was checked against (host name or IP).
+        name: String,
         /// Why.
         reason: String,
     },
@@ -40,11 +48,21 @@ pub enum ConnectError {
     Dialogue(BackendError),
 }
 
+/// What a mailbox server's certificate is verified against (`--upstream-tls-name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsName {
+    /// Its host name from the route, as Dovecot does (the IP when the route has none).
+    Host,
+    /// Its IP address.
+    Ip,
+}
+
 /// Connects to mailbox servers and replays logins there.
 #[derive(Clone)]
 pub struct Connector {
     forward: Forward,
     tls: Option<TlsConnector>,
+    tls_name: TlsName,
     timeout: Duration,
     connect_time: std::sync::Arc<common::metrics::Histogram>,
 }
@@ -54,6 +72,7 @@ impl std::fmt::Debug for Connector {
         f.debug_struct("Connector")
             .field("forward", &self.forward)
             .field("tls", &self.tls.is_some())
+            .field("tls_name", &self.tls_name)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -62,12 +81,35 @@ impl std::fmt::Debug for Connector {
 impl Connector {
     /// A connector forwarding the client address as `forward` says, over TLS when `tls`
     /// is given, each phase (connect, handshake, dialogue) bounded by `timeout`.
+    /// Certificates are verified against host names (see [`TlsName`]).
     pub fn new(forward: Forward, tls: Option<TlsConnector>, timeout: Duration) -> Self {
         Self {
             forward,
             tls,
+            tls_name: TlsName::Host,
             timeout,
             connect_time: Default::default(),
+        }
+    }
+
+    /// Verifies mailbox servers' certificates against `name`.
+    pub fn tls_name(mut self, name: TlsName) -> Self {
+        self.tls_name = name;
+        self
+    }
+
+    /// Whether routes should carry the mailbox server's host name (TLS verified by name).
+    pub fn wants_names(&self) -> bool {
+        self.tls.is_some() && self.tls_name == TlsName::Host
+    }
+
+    /// The name `backend`'s certificate must carry: its host name when so configured and
+    /// known (and a valid name), else its IP.
+    fn server_name(&self, backend: SocketAddr, host: Option<&str>) -> ServerName<'static> {
+        let by_host = host.filter(|_| self.tls_name == TlsName::Host);
+        match by_host.map(|h| ServerName::try_from(h.to_string())) {
+            Some(Ok(name)) => name,
+            Some(Err(_)) | None => ServerName::IpAddress(backend.ip().into()),
         }
     }
 
@@ -81,10 +123,12 @@ impl Connector {
         &self.connect_time
     }
 
-    /// Connects to `backend` and logs in as `creds` there.
+    /// Connects to `backend` (whose host name is `host`, if known) and logs in as `creds`
+    /// there.
     pub async fn login(
         &self,
         backend: SocketAddr,
+        host: Option<&str>,
         peer: &Peer,
         creds: &Credentials<'_>,
         protocol: Protocol<'_>,
@@ -103,7 +147,8 @@ impl Connector {
         let mut stream = match &self.tls {
             None => Upstream::Plain(tcp),
             Some(connector) => {
-                let name = rustls::pki_types::ServerName::IpAddress(backend.ip().into());
+                let name = self.server_name(backend, host);
+                let shown = name.to_str().into_owned();
                 let tls = common::timeout::with_timeout(
                     "backend tls handshake",
                     self.timeout,
@@ -112,6 +157,7 @@ impl Connector {
                 .await
                 .map_err(|e| ConnectError::Tls {
                     backend,
+                    name: shown,
                     reason: e.to_string(),
                 })?;
                 Upstream::Tls(Box::new(tls))
@@ -131,5 +177,32 @@ impl Connector {
         }
         .map_err(ConnectError::Dialogue)?;
         Ok((stream, reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_are_checked_against_the_host_name_when_asked_and_known() {
+        let tls = TlsConnector::from(
+            common::tls::client_config_from_pem(
+                common::tls::self_signed(&["x.test"]).unwrap().0.as_bytes(),
+            )
+            .unwrap(),
+        );
+        let c = Connector::new(Forward::Off, Some(tls), Duration::from_secs(1));
+        let backend: SocketAddr = "192.0.2.5:7993".parse().unwrap();
+        let name = |c: &Connector, host| c.server_name(backend, host).to_str().into_owned();
+        assert!(c.wants_names());
+        assert_eq!(name(&c, Some("mbx1.example.com")), "mbx1.example.com");
+        assert_eq!(name(&c, None), "192.0.2.5", "no name known: the IP");
+        assert_eq!(name(&c, Some("not a name")), "192.0.2.5");
+        let by_ip = c.clone().tls_name(TlsName::Ip);
+        assert!(!by_ip.wants_names());
+        assert_eq!(name(&by_ip, Some("mbx1.example.com")), "192.0.2.5");
+        let plain = Connector::new(Forward::Off, None, Duration::from_secs(1));
+        assert!(!plain.wants_names(), "no TLS, no names needed");
     }
 }

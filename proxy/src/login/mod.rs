@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use connector::{ConnectError, Connector};
+pub use connector::{ConnectError, Connector, TlsName};
 pub use resolver::{BoxFuture, Decision, Login, Route, RouteResolver};
 
 use crate::backend::LoginReply;
@@ -300,7 +300,13 @@ impl LoginService {
             };
             let error = match self
                 .connector
-                .login(route.backend, peer, &upstream, protocol)
+                .login(
+                    route.backend,
+                    route.server_name.as_deref(),
+                    peer,
+                    &upstream,
+                    protocol,
+                )
                 .await
             {
                 Ok((backend, reply)) if reply.ok => {

@@ -34,6 +34,9 @@ pub struct Login<'a> {
 pub struct Route {
     /// The backend.
     pub backend: SocketAddr,
+    /// The backend's host name (route-lookup's `Auth-Server-Name`), which upstream TLS
+    /// verifies its certificate against with `--upstream-tls-name host`.
+    pub server_name: Option<String>,
     /// The account name to log in as upstream.
     pub user: String,
     /// The password to log in with upstream, when route-lookup gave one (`Auth-Pass`, as

@@ -150,6 +150,12 @@ fn success(route: &Route) -> Response {
         header(ah::AUTH_SERVER),
         HeaderValue::from_str(&route.server.to_string()).expect("an IP literal is a valid header"),
     );
+    // Stock nginx ignores it; our proxy verifies the server's certificate against it.
+    if let Ok(name) = HeaderValue::from_str(&route.server_name) {
+        if !route.server_name.is_empty() {
+            h.insert(header(ah::AUTH_SERVER_NAME), name);
+        }
+    }
     h.insert(header(ah::AUTH_PORT), HeaderValue::from(route.port));
     // Raw, not %-encoded: stock nginx copies it verbatim into the upstream LOGIN. Names
     // were checked free of controls at creation; anything else fails the lookup.
