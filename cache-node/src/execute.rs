@@ -3,13 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
-use codec::memcache::{push_u64, MetaFlag, MetaFlags, MetaMode, Request, Response, StoreCommand};
+use codec::memcache::{Request, Response, StoreCommand};
 
 use crate::clock::Now;
+use crate::meta;
 use crate::stats::{self, ServerStats};
 use crate::storage::{
-    ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, FetchOptions, Fetched, Store,
-    StoreMode, StoreOutcome, StoreRequest,
+    ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, FetchOptions, Store, StoreMode,
+    StoreOutcome, StoreRequest,
 };
 
 /// What the connection does after a request.
@@ -74,6 +75,7 @@ pub fn execute(
                     new_cas: None,
                     vivify: None,
                     invalidate: false,
+                    binary_key: false,
                 },
                 now,
             );
@@ -116,21 +118,18 @@ pub fn execute(
             decrement,
             noreply,
         } => {
-            let outcome = store.arith(
-                ArithRequest {
-                    key,
-                    decrement: *decrement,
-                    delta: *delta,
-                    vivify: None,
-                    compare_cas: None,
-                    new_cas: None,
-                    touch: None,
-                },
-                now,
-            );
+            let req = ArithRequest {
+                key,
+                decrement: *decrement,
+                delta: *delta,
+                vivify: None,
+                compare_cas: None,
+                new_cas: None,
+            };
+            let outcome = store.arith(req, now, |outcome, _| outcome);
             if !noreply {
                 match outcome {
-                    ArithOutcome::Value { value, .. } => Response::Number(value).encode(out),
+                    ArithOutcome::Value(value) => Response::Number(value).encode(out),
                     ArithOutcome::NotFound | ArithOutcome::Exists => Response::NotFound.encode(out),
                     ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),
                     ArithOutcome::OutOfMemory => out.extend_from_slice(NO_MEMORY),
@@ -169,25 +168,13 @@ pub fn execute(
         Request::Stats { group } => write_stats(*group, store, server, now, out),
         Request::Quit => return Next::Close,
         Request::Shutdown => out.extend_from_slice(b"ERROR: shutdown not enabled\r\n"),
-        Request::MetaGet { key, flags } => meta_get(store, key, flags, now, out),
-        Request::MetaSet { key, data, flags } => meta_set(store, key, data, flags, now, out),
-        Request::MetaSetTooLarge { key, .. } => {
-            store.remove(key, now);
-            out.extend_from_slice(TOO_LARGE);
-        }
-        Request::MetaDelete { key, flags } => meta_delete(store, key, flags, now, out),
-        Request::MetaArithmetic { key, flags } => meta_arith(store, key, flags, now, out),
+        Request::MetaGet { key, flags } => meta::meta_get(store, key, flags, now, out),
+        Request::MetaSet { key, data, flags } => meta::meta_set(store, key, data, flags, now, out),
+        Request::MetaSetTooLarge { key, .. } => meta::meta_set_too_large(store, key, now, out),
+        Request::MetaDelete { key, flags } => meta::meta_delete(store, key, flags, now, out),
+        Request::MetaArithmetic { key, flags } => meta::meta_arith(store, key, flags, now, out),
         Request::MetaNoop => out.extend_from_slice(b"MN\r\n"),
-        Request::MetaDebug { key } => match store.debug(key, now) {
-            Some(info) => {
-                out.extend_from_slice(b"ME ");
-                out.extend_from_slice(key);
-                out.push(b' ');
-                out.extend_from_slice(info.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
-            None => out.extend_from_slice(b"EN\r\n"),
-        },
+        Request::MetaDebug { key } => meta::meta_debug(store, key, now, out),
     }
     Next::Continue
 }
@@ -221,11 +208,7 @@ pub(crate) fn write_value(
     with_cas: bool,
     out: &mut Vec<u8>,
 ) {
-    let opts = FetchOptions {
-        touch,
-        ..Default::default()
-    };
-    store.fetch(key, now, opts, |item| {
+    store.fetch(key, now, FetchOptions { touch }, |item| {
         if let Some(item) = item {
             Response::Value {
                 key: item.key,
@@ -263,241 +246,5 @@ fn write_stats(
             out.extend_from_slice(b"CLIENT_ERROR usage: stats detail on|off|dump\r\n")
         }
         _ => Response::Error.encode(out),
-    }
-}
-
-/// Appends ` <letter><value>` for a meta return flag.
-fn flag_num(out: &mut Vec<u8>, letter: u8, value: u64) {
-    out.push(b' ');
-    out.push(letter);
-    push_u64(out, value);
-}
-
-fn flag_signed(out: &mut Vec<u8>, letter: u8, value: i64) {
-    out.push(b' ');
-    out.push(letter);
-    if value < 0 {
-        out.push(b'-');
-    }
-    push_u64(out, value.unsigned_abs());
-}
-
-/// Writes the `O` (opaque, echoed verbatim) or `k` (the key) return flag.
-fn echo_flag(out: &mut Vec<u8>, flag: MetaFlag<'_>, key: &[u8]) {
-    out.push(b' ');
-    out.push(flag.letter);
-    out.extend_from_slice(if flag.letter == b'O' { flag.arg } else { key });
-}
-
-/// Echoes the `O` and `k` flags, which every meta reply carries, even a miss.
-fn echo_opaque_and_key(out: &mut Vec<u8>, flags: &MetaFlags<'_>, key: &[u8]) {
-    for f in flags.iter().filter(|f| matches!(f.letter, b'O' | b'k')) {
-        echo_flag(out, f, key);
-    }
-}
-
-fn meta_get(store: &Store, key: &[u8], flags: &MetaFlags<'_>, now: Now, out: &mut Vec<u8>) {
-    let opts = FetchOptions {
-        touch: flags.ttl,
-        vivify: flags.vivify,
-        recache: flags.recache,
-        no_bump: flags.has(b'u'),
-    };
-    store.fetch(key, now, opts, |item| match item {
-        Some(item) => write_meta_hit(out, flags, &item),
-        None => {
-            if !flags.has(b'q') {
-                out.extend_from_slice(b"EN");
-                echo_opaque_and_key(out, flags, key);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-    });
-}
-
-fn write_meta_hit(out: &mut Vec<u8>, flags: &MetaFlags<'_>, item: &Fetched<'_>) {
-    let with_value = flags.has(b'v');
-    if with_value {
-        out.extend_from_slice(b"VA ");
-        push_u64(out, item.value.len() as u64);
-    } else {
-        out.extend_from_slice(b"HD");
-    }
-    for f in flags.iter() {
-        match f.letter {
-            b's' => flag_num(out, b's', item.value.len() as u64),
-            b't' => flag_signed(out, b't', item.ttl),
-            b'c' => flag_num(out, b'c', item.cas),
-            b'f' => flag_num(out, b'f', u64::from(item.flags)),
-            b'l' => flag_num(out, b'l', u64::from(item.idle)),
-            b'h' => flag_num(out, b'h', u64::from(item.hit_before)),
-            b'O' | b'k' => echo_flag(out, f, item.key),
-            _ => {}
-        }
-    }
-    if item.token_taken {
-        out.extend_from_slice(b" Z");
-    }
-    if item.stale {
-        out.extend_from_slice(b" X");
-    }
-    if item.won {
-        out.extend_from_slice(b" W");
-    }
-    out.extend_from_slice(b"\r\n");
-    if with_value {
-        out.extend_from_slice(item.value);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
-fn meta_set(
-    store: &Store,
-    key: &[u8],
-    data: &[u8],
-    flags: &MetaFlags<'_>,
-    now: Now,
-    out: &mut Vec<u8>,
-) {
-    let mode = match flags.set_mode() {
-        Ok(m) => m,
-        Err(reply) => {
-            out.extend_from_slice(reply.as_bytes());
-            out.extend_from_slice(b"\r\n");
-            return;
-        }
-    };
-    let mode = match mode {
-        MetaMode::Add => StoreMode::Add,
-        MetaMode::Append => StoreMode::Append,
-        MetaMode::Prepend => StoreMode::Prepend,
-        MetaMode::Replace => StoreMode::Replace,
-        _ => StoreMode::Set,
-    };
-    let outcome = store.store(
-        StoreRequest {
-            mode,
-            key,
-            data,
-            flags: flags.client_flags.unwrap_or(0),
-            exptime: flags.ttl.unwrap_or(0),
-            compare_cas: flags.compare_cas,
-            new_cas: flags.new_cas,
-            vivify: flags.vivify,
-            invalidate: flags.has(b'I'),
-        },
-        now,
-    );
-    let (code, cas, len): (&[u8], u64, usize) = match outcome {
-        StoreOutcome::Stored { cas, len } => {
-            if flags.has(b'q') {
-                return;
-            }
-            (b"HD", cas, len)
-        }
-        StoreOutcome::NotStored => (b"NS", 0, data.len()),
-        StoreOutcome::Exists => (b"EX", 0, data.len()),
-        StoreOutcome::NotFound => (b"NF", 0, data.len()),
-        StoreOutcome::OutOfMemory => {
-            out.extend_from_slice(NO_MEMORY);
-            return;
-        }
-    };
-    out.extend_from_slice(code);
-    for f in flags.iter() {
-        match f.letter {
-            b'O' | b'k' => echo_flag(out, f, key),
-            b'c' => flag_num(out, b'c', cas),
-            b's' => flag_num(out, b's', len as u64),
-            _ => {}
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn meta_delete(store: &Store, key: &[u8], flags: &MetaFlags<'_>, now: Now, out: &mut Vec<u8>) {
-    let outcome = store.delete(
-        key,
-        now,
-        DeleteRequest {
-            compare_cas: flags.compare_cas,
-            invalidate: flags.has(b'I'),
-            ttl: flags.ttl,
-            remove_value: flags.has(b'x'),
-            flags: flags.client_flags.unwrap_or(0),
-            new_cas: flags.new_cas,
-        },
-    );
-    let code: &[u8] = match outcome {
-        DeleteOutcome::Deleted if flags.has(b'q') => return,
-        DeleteOutcome::Deleted => b"HD",
-        DeleteOutcome::NotFound => b"NF",
-        DeleteOutcome::Exists => b"EX",
-    };
-    out.extend_from_slice(code);
-    echo_opaque_and_key(out, flags, key);
-    out.extend_from_slice(b"\r\n");
-}
-
-fn meta_arith(store: &Store, key: &[u8], flags: &MetaFlags<'_>, now: Now, out: &mut Vec<u8>) {
-    let decrement = match flags.arithmetic_mode() {
-        Ok(mode) => mode == MetaMode::Decrement,
-        Err(reply) => {
-            out.extend_from_slice(reply.as_bytes());
-            out.extend_from_slice(b"\r\n");
-            return;
-        }
-    };
-    let outcome = store.arith(
-        ArithRequest {
-            key,
-            decrement,
-            delta: flags.delta.unwrap_or(1),
-            vivify: flags.vivify.map(|ttl| (ttl, flags.initial.unwrap_or(0))),
-            compare_cas: flags.compare_cas,
-            new_cas: flags.new_cas,
-            touch: flags.ttl,
-        },
-        now,
-    );
-    match outcome {
-        ArithOutcome::Value { value, cas, ttl } => {
-            if flags.has(b'q') {
-                return;
-            }
-            let mut digits = Vec::with_capacity(20);
-            push_u64(&mut digits, value);
-            let with_value = flags.has(b'v');
-            if with_value {
-                out.extend_from_slice(b"VA ");
-                push_u64(out, digits.len() as u64);
-            } else {
-                out.extend_from_slice(b"HD");
-            }
-            for f in flags.iter() {
-                match f.letter {
-                    b'c' => flag_num(out, b'c', cas),
-                    b't' => flag_signed(out, b't', ttl),
-                    b'O' | b'k' => echo_flag(out, f, key),
-                    _ => {}
-                }
-            }
-            out.extend_from_slice(b"\r\n");
-            if with_value {
-                out.extend_from_slice(&digits);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-        ArithOutcome::NotFound | ArithOutcome::Exists => {
-            out.extend_from_slice(if outcome == ArithOutcome::NotFound {
-                b"NF"
-            } else {
-                b"EX"
-            });
-            echo_opaque_and_key(out, flags, key);
-            out.extend_from_slice(b"\r\n");
-        }
-        ArithOutcome::NonNumeric => out.extend_from_slice(NON_NUMERIC),
-        ArithOutcome::OutOfMemory => out.extend_from_slice(b"SERVER_ERROR out of memory\r\n"),
     }
 }

@@ -8,7 +8,7 @@
 //! - [`clock`]: server time in memcached's units; expiry rules.
 //! - [`storage`]: the sharded, memory-bounded LRU store with cas, expiry and flush.
 //! - [`execute`]: one parsed request against the store, its reply appended to a buffer;
-//!   pure and synchronous.
+//!   pure and synchronous. The meta commands' replies are in `meta`, one file each.
 //! - [`connection`]: one client: read, parse every buffered request (pipelining), execute,
 //!   write once; swallow refused data blocks; bounds and timeouts.
 //! - [`node`]: what every connection shares (store, counters, bounds).
@@ -22,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod execute;
+mod meta;
 pub mod node;
 pub mod register;
 pub mod server;

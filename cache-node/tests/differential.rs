@@ -5,10 +5,13 @@
 //!
 //! Left out on purpose, because cache-node differs from memcached by design (they are
 //! covered in protocol.rs): keys with control characters (refused here), the `stats`
-//! field set, over-long lines (memcached closes silently), the binary protocol, client
-//! flags above 2^32-1 and numbers with a leading `+` (memcached's strtoul accepts them),
-//! and the memcached 1.6.21+ meta features we implement but 1.6.18 lacks (`md x`, `ms` `N`
-//! with append, lower-case mode letters, the `S` flag). `incr`/`decr` results that shrink
+//! field set, over-long lines (memcached closes silently), the binary protocol, numbers
+//! memcached's C conversions silently truncate or wrap (client flags above 2^32-1, 64-bit
+//! exptimes and lengths, `-18446744073709551615` read as 1), and the memcached 1.6.21+
+//! meta features we implement but 1.6.18 lacks (`md x`, `ms` `N` with append, lower-case
+//! mode letters, the `E` and `S` flags, `ms`'s `s` return flag). The `t` of an item whose
+//! expiry a `T-1` put in the past is left out too: both print it wrapped to 32 bits, but
+//! from clocks that started at different times. `incr`/`decr` results that shrink
 //! a number are also left out: memcached space-pads them in place, which protocol.txt
 //! calls an optimisation clients must not rely on.
 //!
@@ -491,6 +494,213 @@ fn meta_commands() {
             "meta and classic views of one item",
             "set a 7 0 3\r\nabc\r\nmg a v f s\r\nms b 2 F3\r\nhi\r\nget b\r\ngets b\r\n\
              ma n N0 J41\r\nincr n 1\r\nmg n v\r\n",
+        ),
+    ]);
+}
+
+/// Numbers as memcached 1.6.18 reads them (C `strtoul`/`strtol` behind `safe_strto*`):
+/// signs, `-0`, white space, out-of-range values, and what happens to a data block after
+/// a refused storage line (it is read as a command: nothing is swallowed).
+#[test]
+fn out_of_range_and_signed_numbers() {
+    compare(vec![
+        seq(
+            "storage lengths out of range: refused, the data block read as a command",
+            "set k 0 0 4294967295\r\nx\r\nset k 0 0 2147483648\r\nx\r\n\
+             set k 0 0 2147483646\r\nx\r\nset k 0 0 9223372036854775808\r\nx\r\n\
+             add k 0 0 -2\r\nxy\r\ncas k 0 0 2147483647 1\r\nx\r\nget k\r\n",
+        ),
+        seq(
+            "signed flags, exptime and length",
+            "set k -1 0 1\r\nx\r\nset k +5 +0 +1\r\nx\r\nget k\r\nset k -0 -0 -0\r\n\r\n\
+             get k\r\nset k 18446744073709551616 0 1\r\nx\r\nset k 0 9223372036854775808 1\r\n\
+             x\r\nset k 0 -9223372036854775809 1\r\nx\r\nset k 1x 0 1\r\nx\r\nget k\r\n",
+        ),
+        seq(
+            "numbers ended by white space, and refused lines with noreply",
+            "set k 0 0 1\r\r\nx\r\nset k 7 \t0 1\tjunk\r\ny\r\nget k\r\n\
+             set k 0 0 -1 noreply\r\nx\r\nset k +1 0 1 noreply\r\nz\r\nget k\r\n",
+        ),
+        seq(
+            "cas uniques with signs",
+            "set k 0 0 1\r\nx\r\ncas k 0 0 1 -1\r\ny\r\ncas k 0 0 1 18446744073709551616\r\n\
+             y\r\ncas k 0 0 1 -0\r\ny\r\ncas k 0 0 1 +1\r\ny\r\ngets k\r\n",
+        ),
+        seq(
+            "incr and decr deltas with signs",
+            "set n 0 0 1\r\n1\r\nincr n +5\r\nincr n -1\r\nincr n -0\r\ndecr n +2\r\n\
+             decr n 18446744073709551616\r\ndecr n -18446744073709551616\r\nincr n +\r\n\
+             incr n -\r\nincr n 5x\r\nincr n 0x5\r\nincr n -5 noreply\r\n\
+             incr n +5 noreply\r\nget n\r\n",
+        ),
+        seq(
+            "counters read with a sign or white space",
+            "set a 0 0 2\r\n+5\r\nincr a 1\r\nset b 0 0 2\r\n-1\r\nincr b 1\r\n\
+             set c 0 0 2\r\n-0\r\nincr c 1\r\nset d 0 0 3\r\n5 x\r\nincr d 10\r\n\
+             set e 0 0 3\r\n\t42\r\ndecr e 2\r\nset f 0 0 1\r\nx\r\nincr f 1\r\n",
+        ),
+        seq(
+            "exptime signs in touch, gat and flush_all",
+            "set t 0 0 1\r\nx\r\ntouch t abc\r\ntouch t +100\r\nmg t t\r\ntouch t -0\r\n\
+             mg t t\r\ntouch t 9223372036854775808\r\ntouch t abc noreply\r\ngat abc t\r\n\
+             gat +100 t\r\ngats -0 t\r\ngat 99999999999999999999 t\r\ngat 1x t\r\n\
+             flush_all +0\r\nflush_all -0\r\nflush_all 99999999999999999999\r\n\
+             flush_all abc noreply\r\nmn\r\n",
+        ),
+        seq(
+            "verbosity levels with signs",
+            "verbosity +1\r\nverbosity -1\r\nverbosity -0\r\n\
+             verbosity 18446744073709551616\r\nverbosity 1x\r\nverbosity +1 noreply\r\nmn\r\n",
+        ),
+        seq(
+            "meta numbers with signs",
+            "ms m +1 T+50 F+3\r\nx\r\nmg m f v t\r\nms m 1 T-0 C-0\r\ny\r\nmg m T+5 t\r\n\
+             ma c N0 J+3 D+5 v\r\nma c D-0 v\r\nms m -0\r\n\r\nmg m v\r\nmn\r\n",
+        ),
+        seq(
+            "ms lengths out of range",
+            "ms m 4294967295\r\nx\r\nms m 2147483646\r\nx\r\nms m 1x\r\nx\r\n\
+             ms m -1 T0\r\nx\r\nmn\r\n",
+        ),
+        seq(
+            "meta number errors, each command's text",
+            "ms m 1 F-1\r\nx\r\nms m 1 Fx\r\nx\r\nms m 1 Fx q\r\nx\r\nms m 1 Cx\r\nx\r\n\
+             ms m 1 F4294967295\r\nx\r\nmg m f\r\nmg m Fx\r\nmg m Jx\r\nmg m Dx\r\n\
+             mg m Cx\r\nmg m Tx Jx\r\nmg m Jx Tx\r\nmg m Fx Tx\r\nmg m Tx Fx\r\n\
+             mg m Tx z\r\nmg m Tx v v\r\nmd m Tx\r\nmd m Fx\r\nmd m C-1\r\nma m Dx\r\n\
+             ma m J-1 N0\r\nmn\r\n",
+        ),
+    ]);
+}
+
+/// Meta commands with base64 keys (`b`): decoded as memcached decodes them (leniently),
+/// refused with its texts when they do not decode, echoed by `k` re-encoded with ` b`.
+#[test]
+fn base64_keys() {
+    compare(vec![
+        seq(
+            "ms and mg with a base64 key",
+            "ms Zm9vMQ== 2 b T0\r\nhi\r\nmg foo1 v k\r\nmg Zm9vMQ== b v k\r\nget foo1\r\n\
+             mg Zm9vMQ== k b c s f\r\nmg Zm9vMQ== s\r\nme Zm9vMQ== b\r\nme foo1\r\n",
+        ),
+        seq(
+            "a miss echoes the decoded key re-encoded",
+            "mg AAEC b k O1\r\nmg !!Zm9v!! b k\r\nmg Zg==Zm9v b k\r\nmg =Zm9 b k\r\n\
+             mg Zm9v bxyz k\r\nmg Zm9v b q k\r\nmd Zm9v b k O2\r\nma Zm9v b k\r\nmn\r\n",
+        ),
+        seq(
+            "keys that do not decode",
+            "mg abc b\r\nmg a b k\r\nmg Zm9v==== b\r\nmg Zg=== b\r\nmg Zm9v b b\r\n\
+             mg abc Tx b\r\nmg abc b Tx\r\nms abc 1 b\r\nx\r\nms abc 1 b T1\r\nxy\r\n\
+             md abc b\r\nma abc b\r\nme abc b\r\nmn\r\n",
+        ),
+        seq(
+            "vivify and delete with base64 keys",
+            "mg Zm9vMg== b N30 k v\r\nmg foo2 k\r\nmg Zm9vMg== b k\r\nset foo3 0 0 1\r\nx\r\n\
+             mg Zm9vMw== b k v\r\nmd Zm9vMw== b k O9\r\nmg foo3\r\nmd Zm9vMw== b k q\r\n",
+        ),
+        seq(
+            "arithmetic with base64 keys",
+            "ma Y250 b N0 J5 k v\r\nma Y250 b k t c\r\nmg cnt k v\r\nincr cnt 1\r\n\
+             ma Y250 b MD D100 k q\r\nma bm9wZQ== b k O3\r\nmg cnt k\r\n",
+        ),
+        seq(
+            "binary bytes in a key; a set or an append makes the key plain again",
+            "ms AAEC 1 b k O1 c\r\nx\r\nmg AAEC b k v\r\nms AAEC 2 b MA k\r\nyz\r\n\
+             mg AAEC b k v\r\nma AAEC b\r\nms Zm9v 1 b\r\nx\r\nset foo 0 0 1\r\ny\r\n\
+             mg foo k\r\nms Zm9v 1 b\r\nz\r\nmg foo k\r\nmd AAEC b q\r\nmg AAEC b k\r\n",
+        ),
+        seq(
+            "a stale write with a base64 key",
+            "ms Zm9vNA== 2 b\r\nhi\r\nset foo4 0 0 1\r\nx\r\nmg foo4 k\r\n\
+             ms Zm9vNA== 2 b I C1\r\nhi\r\nmg foo4 k\r\n",
+        ),
+    ]);
+}
+
+/// memcached 1.6.18's meta flags act in the order sent; the recache token (`W`, `Z`) and
+/// invalidation (`md … I`, `X`) flow, `ms … I` with an older cas, and where a too-long
+/// opaque or too many flags are refused.
+#[test]
+fn meta_token_order_and_stale_flow() {
+    let o32 = format!("O{}", "1".repeat(32));
+    compare(vec![
+        seq(
+            "t before and after N and T; R after T, R on an item without expiry",
+            "mg a t N30\r\nmg a t v\r\nmg b N30 t v\r\nms c 1 T100\r\nx\r\n\
+             mg c T10 R20 t\r\nmg c t\r\nmg c R200 T10 t\r\nmg c R5 t\r\nms d 1\r\nx\r\n\
+             mg d R30 t\r\nmg d T10 R30 t\r\nmg d R30\r\nmg d R0\r\nmg d R-5\r\n",
+        ),
+        seq(
+            "invalidation: X W to the first reader, Z X to the others",
+            "ms x 2 T100\r\nv1\r\nmd x I T30\r\nmg x v t c\r\nmg x v t\r\nmg x v c\r\n\
+             ms x 2 I C1\r\nv2\r\nmg x v t\r\nmd x I\r\nmg x v t\r\nms x 2 I\r\nv3\r\n\
+             mg x v t\r\nms s 2 T100\r\nv1\r\nmd s I\r\nmg s R30 v\r\nmg s N30 v\r\n\
+             md s I q\r\nmg s k O1 v q\r\nmg s v q\r\nmd nope I\r\nmd nope I q\r\nmn\r\n",
+        ),
+        seq(
+            "a stale write keeps the expiry and the token; append and prepend refuse it",
+            "ms y 2\r\nv1\r\nmg y c\r\nms y 2 I C99999\r\nv2\r\nms y 2 MA I C1\r\nv2\r\n\
+             md y I\r\nms y 2 MA I C1\r\nv2\r\nms y 2 MP I C1\r\nv2\r\nms y 2 MR I C1\r\n\
+             v3\r\nmg y v\r\nmg y v\r\nms z 1 T100\r\nx\r\nmg z R200\r\nmd z I\r\n\
+             mg z\r\nmg z\r\nms z 1 C1 I\r\ny\r\nmg z v t\r\nmd z I\r\nmg z v\r\n",
+        ),
+        seq(
+            "counters keep their marks in place and lose them when they grow",
+            "set a 0 0 1\r\n9\r\nmd a I\r\nincr a 1\r\nmg a v\r\nset b 0 0 2\r\n10\r\n\
+             md b I\r\nincr b 1\r\nmg b v\r\nmg b v\r\n",
+        ),
+        seq(
+            "cas 0 is no check for ma and append",
+            "ms a 1\r\nx\r\nms a 1 MA C0\r\ny\r\nmg a v\r\nms a 1 C0\r\nz\r\n\
+             set n 0 0 1\r\n5\r\nma n C0 v\r\nma n C99 v\r\nset e 0 0 0\r\n\r\nma e C99\r\n",
+        ),
+        seq(
+            "ma applies T and N where they stand",
+            "ma a N0 t T30 c\r\nma a t\r\nma b N30 J1 t\r\nma b t T0 c\r\nma b t\r\n\
+             ma b T50 t N5\r\n",
+        ),
+        seq(
+            "opaque tokens of 32 and 33 bytes",
+            format!(
+                "mg a O{o31}\r\nmg a {o32}\r\nmg a q {o32}\r\nms a 1 {o32}\r\nx\r\n\
+                 ms a 2 MX {o32}\r\nxy\r\nmd a q {o32}\r\nma a N0 J5 {o32}\r\nmg a v\r\n\
+                 ma a {o32}\r\nmg a v\r\nma nope {o32}\r\nmn\r\n",
+                o31 = "1".repeat(31)
+            ),
+        ),
+        seq(
+            "a too-long opaque keeps what earlier flags did",
+            format!(
+                "ms h 1 T100\r\nx\r\nmg h T10 {o32} t\r\nmg h t\r\nmg v N30 {o32}\r\n\
+                 mg v t v\r\nmg w {o32} N30\r\nmg w t v\r\n"
+            ),
+        ),
+        seq(
+            "a refused ms mode skips the data block unread",
+            "ms a 1 MX\r\nxy\r\nms a 1 MI\r\nx\r\nmn\r\n",
+        ),
+        seq(
+            "flag bytes that are not letters",
+            b"mg m \x80\r\nmg m v \xff\r\nmg m 1\r\nms m 1 \x80\r\nx\r\nmd m \x80\r\n\
+              ma m 1\r\nmn\r\n"
+                .as_slice(),
+        ),
+        seq(
+            "19 tokens are fine, 20 too many",
+            "mg m v k c f s t h l O1 q u T1 N1 R1 P L I\r\n\
+             mg m v k c f s t h l O1 q u T1 N1 R1 P L I MS\r\n\
+             ms m 1 k c f t h l O1 u T1 N1 R1 P L I MS v\r\nx\r\n\
+             ms m 1 k c f t h l O1 u T1 N1 R1 P L I MS v F1\r\nx\r\n\
+             md m q k O1 C1 T1 I P L v c f s t h l u N1\r\n\
+             md m q k O1 C1 T1 I P L v c f s t h l u N1 R1\r\n\
+             ma m q k O1 C1 T1 N1 J1 D1 P L v c t M+ s f h\r\n\
+             ma m q k O1 C1 T1 N1 J1 D1 P L v c t M+ s f h u\r\nmn\r\n",
+        ),
+        seq(
+            "me with extra tokens",
+            "set foo 0 0 1\r\nx\r\nme foo c\r\nme Zm9v b\r\nme Zm9v\r\nme foo b\r\n\
+             me Zm9v c b\r\nmn\r\n",
         ),
     ]);
 }

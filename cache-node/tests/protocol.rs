@@ -1006,6 +1006,53 @@ fn error_recovery() {
     ]);
 }
 
+/// Numbers memcached's C conversions silently truncate to 32 bits or wrap modulo 2^64
+/// (it would store flags 0, never expire, read 1 byte, count by 1): refused here like any
+/// other bad number, a storage line's data block then read as a command.
+#[test]
+fn numbers_memcached_would_truncate_are_refused() {
+    let bad = "CLIENT_ERROR bad command line format\r\n";
+    let exptime = "CLIENT_ERROR invalid exptime argument\r\n";
+    run(vec![
+        case(
+            "flags above 2^32-1",
+            "set a 4294967296 0 1\r\nx\r\nget a\r\n",
+            format!("{bad}ERROR\r\nEND\r\n"),
+        ),
+        case(
+            "a 64-bit exptime",
+            "set a 0 4294967296 1\r\nx\r\nget a\r\n",
+            format!("{bad}ERROR\r\nEND\r\n"),
+        ),
+        case(
+            "a length that would wrap to 1",
+            "set a 0 0 4294967297\r\nx\r\nget a\r\n",
+            format!("{bad}ERROR\r\nEND\r\n"),
+        ),
+        case(
+            "touch, gat and flush_all with a 64-bit exptime",
+            "set a 0 0 1\r\nx\r\ntouch a 4294967296\r\ngat 4294967296 a\r\n\
+             flush_all 4294967296\r\nget a\r\n",
+            format!("STORED\r\n{exptime}{exptime}{exptime}VALUE a 0 1\r\nx\r\nEND\r\n"),
+        ),
+        case(
+            "a delta below -2^63",
+            "set n 0 0 1\r\n5\r\nincr n -18446744073709551615\r\nget n\r\n",
+            "STORED\r\nCLIENT_ERROR invalid numeric delta argument\r\nVALUE n 0 1\r\n5\r\nEND\r\n",
+        ),
+        case(
+            "a verbosity level above 2^32-1",
+            "verbosity 4294967296\r\n",
+            bad,
+        ),
+        case(
+            "meta flags and lengths",
+            "ms a 4294967297 T0\r\nx\r\nms a 1 F4294967296\r\nx\r\nmg a T4294967296\r\nmn\r\n",
+            format!("{bad}ERROR\r\n{bad}CLIENT_ERROR bad token in command line format\r\nMN\r\n"),
+        ),
+    ]);
+}
+
 /// The value size at which a 3-byte key's item reaches memcached's 1 MiB limit.
 const LARGEST_FOR_3_BYTE_KEY: usize = 1_048_514;
 

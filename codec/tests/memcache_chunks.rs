@@ -3,7 +3,7 @@
 //! arrive in pieces of every size from 1 to 512 and the parser is called after each piece.
 
 use codec::memcache::{
-    parse_request, parse_response, Keys, Limits, MetaFlags, ParseError, Request, Response,
+    parse_request, parse_response, Keys, Limits, MetaFlags, MetaKey, ParseError, Request, Response,
     ResponseError, StoreCommand,
 };
 
@@ -369,20 +369,20 @@ fn request_pipeline(keys5000: &[u8]) -> Pipeline {
     // Meta commands.
     p.request(Request::MetaNoop);
     p.request(Request::MetaGet {
-        key: b"mk",
+        key: MetaKey::text(b"mk"),
         flags: meta(b"v f t k s c"),
     });
     p.request(Request::MetaGet {
-        key: b"mk",
+        key: MetaKey::text(b"mk"),
         flags: meta(b""),
     });
     p.request(Request::MetaSet {
-        key: b"mk",
+        key: MetaKey::text(b"mk"),
         data: crlf_data,
         flags: meta(b"T60 F7 c"),
     });
     p.request(Request::MetaSet {
-        key: b"mk",
+        key: MetaKey::text(b"mk"),
         data: &data3000,
         flags: meta(b"MA q O12345"),
     });
@@ -390,27 +390,53 @@ fn request_pipeline(keys5000: &[u8]) -> Pipeline {
         b"ms mhuge 5000 T0\r\n",
         &data5000,
         Request::MetaSetTooLarge {
-            key: b"mhuge",
+            key: MetaKey::text(b"mhuge"),
             flags: meta(b"T0"),
         },
     );
     p.request(Request::MetaDelete {
-        key: b"mk",
+        key: MetaKey::text(b"mk"),
         flags: meta(b"q"),
     });
     p.request(Request::MetaArithmetic {
-        key: b"cnt",
+        key: MetaKey::text(b"cnt"),
         flags: meta(b"N0 J10 v"),
     });
     p.request(Request::MetaArithmetic {
-        key: b"cnt",
+        key: MetaKey::text(b"cnt"),
         flags: meta(b"MD D100 v"),
     });
-    p.request(Request::MetaDebug { key: b"mk" });
+    p.request(Request::MetaDebug {
+        key: MetaKey::text(b"mk"),
+    });
+    // Base64 keys (`b`): binary bytes, re-encoded canonically.
+    p.request(Request::MetaSet {
+        key: MetaKey::binary(b"\x00 \r\n\xff").expect("short key"),
+        data: b"bin",
+        flags: meta(b"b k c"),
+    });
+    p.request(Request::MetaGet {
+        key: MetaKey::binary(b"foo").expect("short key"),
+        flags: meta(b"v b k"),
+    });
+    p.raw(
+        b"md !!Zm9v!! q b\r\n",
+        Request::MetaDelete {
+            key: MetaKey::binary(b"foo").expect("short key"),
+            flags: meta(b"q b"),
+        },
+    );
+    p.request(Request::MetaArithmetic {
+        key: MetaKey::binary(b"cnt").expect("short key"),
+        flags: meta(b"b N0 J+1"),
+    });
+    p.request(Request::MetaDebug {
+        key: MetaKey::binary(b"\x01\x02").expect("short key"),
+    });
     p.raw(
         b"mg  mk   v  \n",
         Request::MetaGet {
-            key: b"mk",
+            key: MetaKey::text(b"mk"),
             flags: meta(b"v  "),
         },
     );
@@ -459,6 +485,21 @@ fn request_pipeline(keys5000: &[u8]) -> Pipeline {
         false,
     );
     p.invalid(b"mg a v v\r\n", "CLIENT_ERROR duplicate flag", 10, false);
+    p.invalid(
+        b"mg abc b\r\n",
+        "CLIENT_ERROR error decoding key",
+        10,
+        false,
+    );
+    // A refused ms mode skips the announced block unread: "xy\r", leaving "\n".
+    p.invalid(
+        b"ms a 1 MX\r\nxy\r",
+        "CLIENT_ERROR invalid mode for ms M token",
+        11,
+        false,
+    );
+    p.bytes_only(b"\n");
+    p.error("ERROR", 1, false);
     // A wrong data length: the stray "\n" is read as an empty command.
     p.bytes_only(b"set a 0 0 3\r\nabcd\r\n");
     p.error("CLIENT_ERROR bad data chunk", 18, false);

@@ -3,8 +3,8 @@
 //! unchanged through `encode` and the parser.
 
 use codec::memcache::{
-    parse_request, parse_response, Keys, Limits, MetaFlags, ParseError, Request, Response,
-    ResponseError, StoreCommand,
+    parse_request, parse_response, Keys, Limits, MetaFlags, MetaKey, ParseError, Request, Response,
+    ResponseError, StoreCommand, MAX_BINARY_KEY_LEN,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -69,7 +69,8 @@ fn store_command() -> impl Strategy<Value = StoreCommand> {
 fn meta_flags() -> impl Strategy<Value = Vec<u8>> {
     (
         subsequence(b"vcfkstqhluxIPLS".to_vec(), 0..=5),
-        option::of(vec(0x21u8..=0x7e, 0..=32)),
+        // memcached echoes an opaque token of up to 32 bytes, its letter included.
+        option::of(vec(0x21u8..=0x7e, 0..=31)),
         option::of(any::<i32>()),
         option::of(any::<i32>()),
         option::of(any::<u64>()),
@@ -110,6 +111,30 @@ fn meta_flags() -> impl Strategy<Value = Vec<u8>> {
         )
         .prop_shuffle()
         .prop_map(|tokens| tokens.join(&b' '))
+}
+
+/// A meta command's key and, for a binary one (sent base64-encoded), a `b` among `flags`.
+fn meta_key_and_flags() -> impl Strategy<Value = (Vec<u8>, bool, Vec<u8>)> {
+    let key = prop_oneof![
+        3 => key().prop_map(|k| (k, false)),
+        1 => vec(any::<u8>(), 1..=MAX_BINARY_KEY_LEN).prop_map(|k| (k, true)),
+    ];
+    (key, meta_flags()).prop_map(|((key, binary), flags)| {
+        let flags = match (binary, flags.is_empty()) {
+            (false, _) => flags,
+            (true, true) => b"b".to_vec(),
+            (true, false) => [&flags[..], b" b"].concat(),
+        };
+        (key, binary, flags)
+    })
+}
+
+fn meta_key(key: &[u8], binary: bool) -> MetaKey<'_> {
+    if binary {
+        MetaKey::binary(key).expect("binary key within bounds")
+    } else {
+        MetaKey::text(key)
+    }
 }
 
 /// The meta commands that take a key and flags but no data.
@@ -167,19 +192,23 @@ enum OwnedRequest {
     Stats {
         group: Option<Vec<u8>>,
     },
-    Bare(Request<'static>),
+    /// Boxed: a request is large (a binary meta key is held inline).
+    Bare(Box<Request<'static>>),
     Meta {
         cmd: MetaCmd,
         key: Vec<u8>,
+        binary: bool,
         flags: Vec<u8>,
     },
     MetaSet {
         key: Vec<u8>,
+        binary: bool,
         data: Vec<u8>,
         flags: Vec<u8>,
     },
     MetaDebug {
         key: Vec<u8>,
+        binary: bool,
     },
 }
 
@@ -251,12 +280,14 @@ impl OwnedRequest {
             Self::Stats { group } => Request::Stats {
                 group: group.as_deref(),
             },
-            Self::Bare(request) => request.clone(),
+            Self::Bare(request) => (**request).clone(),
             Self::Meta {
                 cmd,
                 key,
+                binary,
                 flags: raw,
             } => {
+                let key = meta_key(key, *binary);
                 let flags = MetaFlags::parse(raw).expect("valid flags");
                 match cmd {
                     MetaCmd::Get => Request::MetaGet { key, flags },
@@ -266,14 +297,17 @@ impl OwnedRequest {
             }
             Self::MetaSet {
                 key,
+                binary,
                 data,
                 flags: raw,
             } => Request::MetaSet {
-                key,
+                key: meta_key(key, *binary),
                 data,
                 flags: MetaFlags::parse(raw).expect("valid flags"),
             },
-            Self::MetaDebug { key } => Request::MetaDebug { key },
+            Self::MetaDebug { key, binary } => Request::MetaDebug {
+                key: meta_key(key, *binary),
+            },
         }
     }
 }
@@ -336,19 +370,33 @@ fn request() -> impl Strategy<Value = OwnedRequest> {
             Request::Shutdown,
             Request::MetaNoop,
         ])
-        .prop_map(OwnedRequest::Bare),
+        .prop_map(|request| OwnedRequest::Bare(Box::new(request))),
         (
             select(vec![MetaCmd::Get, MetaCmd::Delete, MetaCmd::Arithmetic]),
-            key(),
-            meta_flags()
+            meta_key_and_flags()
         )
-            .prop_map(|(cmd, key, flags)| OwnedRequest::Meta { cmd, key, flags }),
-        (key(), data(), meta_flags()).prop_map(|(key, data, flags)| OwnedRequest::MetaSet {
+            .prop_map(|(cmd, (key, binary, flags))| OwnedRequest::Meta {
+                cmd,
+                key,
+                binary,
+                flags
+            }),
+        (
+            meta_key_and_flags().prop_filter("ms takes a storage mode", |(_, _, flags)| {
+                MetaFlags::parse(flags).is_ok_and(|f| f.set_mode().is_ok())
+            }),
+            data()
+        )
+            .prop_map(|((key, binary, flags), data)| OwnedRequest::MetaSet {
+                key,
+                binary,
+                data,
+                flags
+            }),
+        (key(), any::<bool>()).prop_map(|(key, binary)| OwnedRequest::MetaDebug {
+            binary: binary && key.len() <= MAX_BINARY_KEY_LEN,
             key,
-            data,
-            flags
         }),
-        key().prop_map(|key| OwnedRequest::MetaDebug { key }),
     ]
 }
 

@@ -3,8 +3,8 @@
 //! the framing rules (line endings, spaces, line and item limits, the binary magic byte).
 
 use codec::memcache::{
-    item_size, parse_request, Keys, Limits, MetaFlags, ParseError, Parsed, Request, StoreCommand,
-    MAX_KEY_LEN,
+    item_size, parse_request, Keys, Limits, MetaFlags, MetaKey, ParseError, Parsed, Request,
+    StoreCommand, MAX_KEY_LEN,
 };
 
 const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
@@ -293,7 +293,19 @@ fn storage_commands() {
         b"set a 0 0 -1\r\n" => Want::Err(BAD_FORMAT, false),
         b"set a 0 0 -1 noreply\r\n" => Want::Err(BAD_FORMAT, true),
         b"set a 0 0 abc\r\n" => Want::Err(BAD_FORMAT, false),
-        b"set a 0 0 +1\r\n" => Want::Err(BAD_FORMAT, false),
+        // Numbers are read as memcached's strtol/strtoul read them: a sign, leading white
+        // space and anything after trailing white space are fine.
+        b"set a +0 -0 +1\r\nx\r\n" => Want::Req(store(Set, b"a", b"x", false)),
+        b"set a 0 0 1\r\r\nx\r\n" => Want::Req(store(Set, b"a", b"x", false)),
+        b"set a 0 \t0 1\tjunk\r\nx\r\n" => Want::Req(store(Set, b"a", b"x", false)),
+        b"set a 0 0 1x\r\n" => Want::Err(BAD_FORMAT, false),
+        b"set a 0 0 4294967295\r\n" => Want::Err(BAD_FORMAT, false),
+        b"set a 0 0 2147483646\r\n" => Want::Err(BAD_FORMAT, false),
+        b"cas a 0 0 1 -1\r\n" => Want::Err(BAD_FORMAT, false),
+        // memcached truncates these to 32 bits and stores; refused here.
+        b"set a 4294967296 0 1\r\n" => Want::Err(BAD_FORMAT, false),
+        b"set a 0 4294967296 1\r\n" => Want::Err(BAD_FORMAT, false),
+        b"set a 0 0 4294967297\r\n" => Want::Err(BAD_FORMAT, false),
         b"set a 0 0 99999999999999999999999\r\n" => Want::Err(BAD_FORMAT, false),
         b"set a 0 0 4294967296\r\n" => Want::Err(BAD_FORMAT, false),
         b"set a x 0 1\r\n" => Want::Err(BAD_FORMAT, false),
@@ -419,8 +431,11 @@ fn item_size_limit() {
         b"set big 0 0 2000000 noreply\r\n"
             => Want::ReqLine(too_large(Set, b"big", true), 2_000_002),
         b"cas big 0 0 2000000 5\r\n" => Want::ReqLine(too_large(Cas, b"big", false), 2_000_002),
-        b"set big 0 0 2147483647\r\n"
-            => Want::ReqLine(too_large(Set, b"big", false), 2_147_483_649),
+        b"set big 0 0 2147483645\r\n"
+            => Want::ReqLine(too_large(Set, b"big", false), 2_147_483_647),
+        // memcached's limit for a data length is INT_MAX - 2.
+        b"set big 0 0 2147483646\r\n" => Want::Err(BAD_FORMAT, false),
+        b"set big 0 0 2147483647\r\n" => Want::Err(BAD_FORMAT, false),
         b"set big 0 0 2147483648\r\n" => Want::Err(BAD_FORMAT, false),
     ]);
 }
@@ -486,7 +501,12 @@ fn arithmetic_commands() {
         b"incr a abc\r\n" => Want::Err(BAD_DELTA, false),
         b"decr a abc\r\n" => Want::Err(BAD_DELTA, false),
         b"incr a -1\r\n" => Want::Err(BAD_DELTA, false),
-        b"incr a +1\r\n" => Want::Err(BAD_DELTA, false),
+        b"incr a +1\r\n" => Want::Req(arith(b"a", 1, false, false)),
+        b"incr a -0\r\n" => Want::Req(arith(b"a", 0, false, false)),
+        b"incr a -18446744073709551616\r\n" => Want::Err(BAD_DELTA, false),
+        // memcached reads this as 1 (negation modulo 2^64); refused here.
+        b"incr a -18446744073709551615\r\n" => Want::Err(BAD_DELTA, false),
+        b"incr a +\r\n" => Want::Err(BAD_DELTA, false),
         b"incr a 1.5\r\n" => Want::Err(BAD_DELTA, false),
         b"incr a 18446744073709551616\r\n" => Want::Err(BAD_DELTA, false),
         b"incr a 99999999999999999999999\r\n" => Want::Err(BAD_DELTA, false),
@@ -576,8 +596,24 @@ fn meta_commands() {
     let md251 = [b"md ", &k251[..], b"\r\n"].concat();
     let ma251 = [b"ma ", &k251[..], b"\r\n"].concat();
     let me251 = [b"me ", &k251[..], b"\r\n"].concat();
-    let long_opaque = [b"mg a O", &[b'x'; 33][..], b"\r\n"].concat();
+    let o32 = [b"O", &[b'x'; 32][..]].concat();
+    let mg_o32 = [b"mg a ", &o32[..], b"\r\n"].concat();
+    let ma_o32 = [b"ma a ", &o32[..], b"\r\n"].concat();
+    let md_o32 = [b"md a q ", &o32[..], b"\r\n"].concat();
+    let ms_o32 = [b"ms a 2 ", &o32[..], b"\r\nhi\r\n"].concat();
+    let ms_o32_mx = [b"ms a 2 MX ", &o32[..], b"\r\nhi\r\n"].concat();
+    // 20 tokens (command, key, an ms length and flags) are too many; 19 are not.
+    let flags16 = b"v k c f s t h l O1 q u T1 N1 R1 P L";
+    let flags17 = [&flags16[..], b" I"].concat();
+    let mg17 = [b"mg a ", &flags17[..], b"\r\n"].concat();
+    let mg18 = [b"mg a ", &flags17[..], b" MS\r\n"].concat();
+    let ms16 = [b"ms a 1 ", &flags16[..], b"\r\nx\r\n"].concat();
+    let ms17 = [b"ms a 1 ", &flags17[..], b"\r\nx\r\n"].concat();
+    let md18 = [b"md a ", &flags17[..], b" MS\r\n"].concat();
+    let ma18 = [b"ma a ", &flags17[..], b" MS\r\n"].concat();
     let mg_many = [b"mg a".as_slice(), &b" v".repeat(30), b"\r\n"].concat();
+    let text = MetaKey::text;
+    let bin = |key| MetaKey::binary(key).expect("short binary key");
     let mg = |key, raw| Request::MetaGet {
         key,
         flags: flags(raw),
@@ -598,36 +634,50 @@ fn meta_commands() {
     let me = |key| Request::MetaDebug { key };
     run(table![
         // mg
-        b"mg a\r\n" => Want::Req(mg(b"a", b"")),
-        b"mg a v\r\n" => Want::Req(mg(b"a", b"v")),
-        b"mg mk v f t k s c\r\n" => Want::Req(mg(b"mk", b"v f t k s c")),
-        b"mg mk v O123 q\r\n" => Want::Req(mg(b"mk", b"v O123 q")),
-        b"mg a v N30 R10 T60 E99 u h l\n" => Want::Req(mg(b"a", b"v N30 R10 T60 E99 u h l")),
-        b"mg  a   v  k \r\n" => Want::Req(mg(b"a", b"v  k ")),
-        b"mg a P L\r\n" => Want::Req(mg(b"a", b"P L")),
-        mg250 => Want::Req(mg(&k250, b"v")),
+        b"mg a\r\n" => Want::Req(mg(text(b"a"), b"")),
+        b"mg a v\r\n" => Want::Req(mg(text(b"a"), b"v")),
+        b"mg mk v f t k s c\r\n" => Want::Req(mg(text(b"mk"), b"v f t k s c")),
+        b"mg mk v O123 q\r\n" => Want::Req(mg(text(b"mk"), b"v O123 q")),
+        b"mg a v N30 R10 T60 E99 u h l\n" => Want::Req(mg(text(b"a"), b"v N30 R10 T60 E99 u h l")),
+        b"mg  a   v  k \r\n" => Want::Req(mg(text(b"a"), b"v  k ")),
+        b"mg a P L\r\n" => Want::Req(mg(text(b"a"), b"P L")),
+        mg250 => Want::Req(mg(text(&k250), b"v")),
         b"mg\r\n" => Want::Err("ERROR", false),
         b"MG a\r\n" => Want::Err("ERROR", false),
         mg251 => Want::Err(BAD_FORMAT, false),
         b"mg a\x01 v\r\n" => Want::Err(BAD_FORMAT, false),
         b"mg a z\r\n" => Want::Err("CLIENT_ERROR invalid flag", false),
-        b"mg a b\r\n" => Want::Err("CLIENT_ERROR invalid flag", false),
+        b"mg a b\r\n" => Want::Err("CLIENT_ERROR error decoding key", false),
+        b"mg a Tx b\r\n" => Want::Err("CLIENT_ERROR error decoding key", false),
+        b"mg a b Tx\r\n" => Want::Err("CLIENT_ERROR bad token in command line format", false),
+        b"mg Zm9v b k\r\n" => Want::Req(mg(bin(b"foo"), b"b k")),
+        b"mg !Zm9v! k bx\r\n" => Want::Req(mg(bin(b"foo"), b"k bx")),
+        b"mg Zm9v b b\r\n" => Want::Err("CLIENT_ERROR duplicate flag", false),
+        b"mg a \x80\r\n" => Want::Err("CLIENT_ERROR duplicate flag", false),
+        b"mg a 1\r\n" => Want::Err("CLIENT_ERROR invalid flag", false),
+        b"mg a Jx\r\n" => Want::Err("CLIENT_ERROR invalid numeric initial value", false),
+        b"mg a Dx\r\n" => Want::Err("CLIENT_ERROR invalid numeric delta value", false),
+        b"mg a Fx\r\n" => Want::Err(BAD_FORMAT, false),
+        b"mg a T+5 N-0 R\t5\r\n" => Want::Req(mg(text(b"a"), b"T+5 N-0 R\t5")),
         b"mg a v v\r\n" => Want::Err("CLIENT_ERROR duplicate flag", false),
         b"mg a Tabc\r\n" => Want::Err("CLIENT_ERROR bad token in command line format", false),
         b"mg a T\r\n" => Want::Err("CLIENT_ERROR bad token in command line format", false),
         b"mg a T2147483648\r\n"
             => Want::Err("CLIENT_ERROR bad token in command line format", false),
-        long_opaque => Want::Err("CLIENT_ERROR opaque token too long", false),
-        mg_many => Want::Err(BAD_FORMAT, false),
+        // mg refuses a long opaque while answering (after its side effects).
+        mg_o32 => Want::Req(mg(text(b"a"), &o32)),
+        mg17 => Want::Req(mg(text(b"a"), &flags17)),
+        mg18 => Want::Err("CLIENT_ERROR options flags are too long", false),
+        mg_many => Want::Err("CLIENT_ERROR options flags are too long", false),
         // ms
-        b"ms mk 2 T60 F7\r\nhi\r\n" => Want::Req(ms(b"mk", b"hi", b"T60 F7")),
-        b"ms a 2\r\nhi\r\n" => Want::Req(ms(b"a", b"hi", b"")),
-        b"ms a 0\r\n\r\n" => Want::Req(ms(b"a", b"", b"")),
-        b"ms a 2\nhi\r\n" => Want::Req(ms(b"a", b"hi", b"")),
-        b"ms a 4 MA q\r\n\r\n\r\n\r\n" => Want::Req(ms(b"a", b"\r\n\r\n", b"MA q")),
-        b"ms mk2 2 ME c k O1 C5 I\r\nhi\r\n" => Want::Req(ms(b"mk2", b"hi", b"ME c k O1 C5 I")),
-        b"ms  a  2  T0 \r\nhi\r\n" => Want::Req(ms(b"a", b"hi", b"T0 ")),
-        b"ms a 2\r\nhi\r\nmn\r\n" => Want::ReqAt(ms(b"a", b"hi", b""), 12),
+        b"ms mk 2 T60 F7\r\nhi\r\n" => Want::Req(ms(text(b"mk"), b"hi", b"T60 F7")),
+        b"ms a 2\r\nhi\r\n" => Want::Req(ms(text(b"a"), b"hi", b"")),
+        b"ms a 0\r\n\r\n" => Want::Req(ms(text(b"a"), b"", b"")),
+        b"ms a 2\nhi\r\n" => Want::Req(ms(text(b"a"), b"hi", b"")),
+        b"ms a 4 MA q\r\n\r\n\r\n\r\n" => Want::Req(ms(text(b"a"), b"\r\n\r\n", b"MA q")),
+        b"ms mk2 2 ME c k O1 C5 I\r\nhi\r\n" => Want::Req(ms(text(b"mk2"), b"hi", b"ME c k O1 C5 I")),
+        b"ms  a  2  T0 \r\nhi\r\n" => Want::Req(ms(text(b"a"), b"hi", b"T0 ")),
+        b"ms a 2\r\nhi\r\nmn\r\n" => Want::ReqAt(ms(text(b"a"), b"hi", b""), 12),
         b"ms\r\n" => Want::Err("ERROR", false),
         b"ms k\r\n" => Want::Err(BAD_FORMAT, false),
         b"ms k\n" => Want::Err(BAD_FORMAT, false),
@@ -635,11 +685,27 @@ fn meta_commands() {
         b"ms a abc\r\n" => Want::Err(BAD_FORMAT, false),
         b"ms a -1\r\n" => Want::Err(BAD_FORMAT, false),
         b"ms a 99999999999\r\n" => Want::Err(BAD_FORMAT, false),
+        b"ms a 2147483646\r\n" => Want::Err(BAD_FORMAT, false),
+        // memcached truncates this to 1: refused here.
+        b"ms a 4294967297\r\n" => Want::Err(BAD_FORMAT, false),
+        b"ms a +2\r\nhi\r\n" => Want::Req(ms(text(b"a"), b"hi", b"")),
+        b"ms a -0\r\n\r\n" => Want::Req(ms(text(b"a"), b"", b"")),
+        ms16 => Want::Req(ms(text(b"a"), b"x", flags16)),
+        ms17 => Want::ErrLine("CLIENT_ERROR options flags too long", 0, false),
+        b"ms Zm9vMQ== 2 b T0\r\nhi\r\n" => Want::Req(ms(bin(b"foo1"), b"hi", b"b T0")),
+        b"ms abc 2 b\r\nhi\r\n" => Want::ErrLine("CLIENT_ERROR error decoding key", 4, false),
+        // A refused mode or opaque skips the block unread, so "xy\r" here, leaving "\n".
+        b"ms a 1 MX\r\nxy\r\n" => Want::ErrLine("CLIENT_ERROR invalid mode for ms M token", 3, false),
+        ms_o32 => Want::ErrLine("CLIENT_ERROR opaque token too long", 4, false),
+        ms_o32_mx => Want::ErrLine("CLIENT_ERROR invalid mode for ms M token", 4, false),
         b"ms a T60 2\r\n" => Want::Err(BAD_FORMAT, false),
         // Bad flags: the announced data block (and its CRLF) is skipped.
         b"ms a 2 z\r\nhi\r\n" => Want::ErrLine("CLIENT_ERROR invalid flag", 4, false),
         b"ms a 2 T1 T2\r\nhi\r\n" => Want::ErrLine("CLIENT_ERROR duplicate flag", 4, false),
-        b"ms a 5 Fx\r\n" => Want::ErrLine("CLIENT_ERROR bad token in command line format", 7, false),
+        b"ms a 5 Fx\r\n" => Want::ErrLine(BAD_FORMAT, 7, false),
+        b"ms a 5 F1x\r\n" => Want::ErrLine(BAD_FORMAT, 7, false),
+        b"ms a 5 F-1\r\n" => Want::ErrLine(BAD_FORMAT, 7, false),
+        b"ms a 5 Cx\r\n" => Want::ErrLine("CLIENT_ERROR bad token in command line format", 7, false),
         b"ms a 0 MEE\r\n" => Want::ErrLine("CLIENT_ERROR incorrect length for M token", 2, false),
         b"ms a 2\r\nhix\r\n" => Want::ErrAt(BAD_CHUNK, 8 + 4, false),
         b"ms a 2\r\n" => Want::Fail(ParseError::Incomplete { needed: Some(12) }),
@@ -647,24 +713,31 @@ fn meta_commands() {
         b"ms a 2 T60" => Want::Fail(ParseError::Incomplete { needed: None }),
         b"ms big 1048576 T0\r\n" => Want::ReqLine(
             Request::MetaSetTooLarge {
-                key: b"big",
+                key: text(b"big"),
                 flags: flags(b"T0"),
             },
             1_048_578,
         ),
         // md
-        b"md a\r\n" => Want::Req(md(b"a", b"")),
-        b"md mk q\r\n" => Want::Req(md(b"mk", b"q")),
-        b"md a I T30 C9 k O77\n" => Want::Req(md(b"a", b"I T30 C9 k O77")),
+        b"md a\r\n" => Want::Req(md(text(b"a"), b"")),
+        b"md mk q\r\n" => Want::Req(md(text(b"mk"), b"q")),
+        b"md a I T30 C9 k O77\n" => Want::Req(md(text(b"a"), b"I T30 C9 k O77")),
         b"md\r\n" => Want::Err("ERROR", false),
         md251 => Want::Err(BAD_FORMAT, false),
-        b"md a q q\r\n" => Want::Err("CLIENT_ERROR duplicate flag", false),
+        // memcached answers every flag problem of `md` with one text.
+        b"md a q q\r\n" => Want::Err(MA_BAD_FLAG, false),
+        b"md a z\r\n" => Want::Err(MA_BAD_FLAG, false),
+        b"md a Cx\r\n" => Want::Err(MA_BAD_FLAG, false),
+        b"md abc b\r\n" => Want::Err(MA_BAD_FLAG, false),
+        b"md Zm9v b k\r\n" => Want::Req(md(bin(b"foo"), b"b k")),
+        md_o32 => Want::Err("CLIENT_ERROR opaque token too long", false),
+        md18 => Want::Err("CLIENT_ERROR options flags too long", false),
         // ma
-        b"ma cnt\r\n" => Want::Req(ma(b"cnt", b"")),
-        b"ma cnt N0 J10 v\r\n" => Want::Req(ma(b"cnt", b"N0 J10 v")),
-        b"ma cnt D5 v\r\n" => Want::Req(ma(b"cnt", b"D5 v")),
-        b"ma cnt MD D100 v\r\n" => Want::Req(ma(b"cnt", b"MD D100 v")),
-        b"ma cnt M+ q t c k O1\r\n" => Want::Req(ma(b"cnt", b"M+ q t c k O1")),
+        b"ma cnt\r\n" => Want::Req(ma(text(b"cnt"), b"")),
+        b"ma cnt N0 J10 v\r\n" => Want::Req(ma(text(b"cnt"), b"N0 J10 v")),
+        b"ma cnt D5 v\r\n" => Want::Req(ma(text(b"cnt"), b"D5 v")),
+        b"ma cnt MD D100 v\r\n" => Want::Req(ma(text(b"cnt"), b"MD D100 v")),
+        b"ma cnt M+ q t c k O1\r\n" => Want::Req(ma(text(b"cnt"), b"M+ q t c k O1")),
         b"ma\r\n" => Want::Err("ERROR", false),
         ma251 => Want::Err(BAD_FORMAT, false),
         // memcached answers every flag problem of `ma` with one text.
@@ -672,9 +745,17 @@ fn meta_commands() {
         b"ma cnt Dx\r\n" => Want::Err(MA_BAD_FLAG, false),
         b"ma cnt z\r\n" => Want::Err(MA_BAD_FLAG, false),
         b"ma cnt v v\r\n" => Want::Err(MA_BAD_FLAG, false),
+        b"ma abc b\r\n" => Want::Err(MA_BAD_FLAG, false),
+        b"ma Y250 b N0 J+5\r\n" => Want::Req(ma(bin(b"cnt"), b"b N0 J+5")),
+        // ma refuses a long opaque after counting, as memcached does.
+        ma_o32 => Want::Req(ma(text(b"a"), &o32)),
+        ma18 => Want::Err("CLIENT_ERROR options flags too long", false),
         // me
-        b"me a\r\n" => Want::Req(me(b"a")),
+        b"me a\r\n" => Want::Req(me(text(b"a"))),
         b"me a b\r\n" => Want::Err(BAD_FORMAT, false),
+        b"me a c d\r\n" => Want::Req(me(text(b"a"))),
+        b"me Zm9v b\r\n" => Want::Req(me(bin(b"foo"))),
+        b"me Zm9v c b\r\n" => Want::Req(me(text(b"Zm9v"))),
         b"me\r\n" => Want::Err(BAD_FORMAT, false),
         me251 => Want::Err(BAD_FORMAT, false),
         // Unknown two-letter commands.
@@ -807,7 +888,7 @@ fn pipelined_requests_parse_one_after_another() {
         format!(
             "{:?}",
             Request::MetaGet {
-                key: b"a",
+                key: MetaKey::text(b"a"),
                 flags: flags(b"v")
             }
         ),

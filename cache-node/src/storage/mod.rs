@@ -7,7 +7,12 @@
 //!
 //! Every operation takes the current time as an argument ([`Now`]) rather than reading a
 //! clock, so expiry is tested by passing times, without sleeping.
+//!
+//! The operations are in `ops` (fetch, store, delete, touch, the debug line), `held`
+//! (meta get, which holds an item while its flags act on it in order) and `arith`.
 
+mod arith;
+mod held;
 mod ops;
 mod shard;
 mod stats;
@@ -18,9 +23,10 @@ use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::DefaultHashBuilder;
 
+pub use arith::{ArithOutcome, ArithRequest};
+pub use held::{Held, MetaFetch};
 pub use ops::{
-    ArithOutcome, ArithRequest, DeleteOutcome, DeleteRequest, FetchOptions, Fetched, StoreMode,
-    StoreOutcome, StoreRequest,
+    DeleteOutcome, DeleteRequest, FetchOptions, Fetched, StoreMode, StoreOutcome, StoreRequest,
 };
 pub use stats::{ShardStats, StoreStats};
 

@@ -1,22 +1,17 @@
-//! The operations the protocol needs, each one lock of one shard: fetch (with meta get's
-//! touch / vivify / recache), store (six modes, cas, meta's invalidate), delete (meta's
-//! stale and tombstone forms), arithmetic, touch and the debug dump.
+//! The operations the protocol needs, each one lock of one shard: fetch (`get`, `gat`),
+//! store (six modes, cas, meta's invalidate), delete (meta's stale and tombstone forms),
+//! touch and the debug dump. Meta get and arithmetic, which adjust an item in the order
+//! of their flags, are in `held` and `arith`.
 
-use super::shard::{NewItem, FETCHED, STALE, TOKEN_SENT};
+use super::shard::{NewItem, FETCHED, KEY_BINARY, STALE, TOKEN_SENT};
 use super::Store;
 use crate::clock::Now;
 
 /// What a fetch may do besides reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FetchOptions {
-    /// Set a new exptime (`gat`, meta `T`).
+    /// Set a new exptime (`gat`).
     pub touch: Option<i64>,
-    /// On a miss, create an empty item with this exptime and hand out the win (meta `N`).
-    pub vivify: Option<i64>,
-    /// Hand out the win if fewer than this many seconds are left (meta `R`).
-    pub recache: Option<i64>,
-    /// Leave LRU position, access time and fetched bit alone (meta `u`).
-    pub no_bump: bool,
 }
 
 /// An item as a fetch saw it.
@@ -30,18 +25,6 @@ pub struct Fetched<'a> {
     pub flags: u32,
     /// Cas unique.
     pub cas: u64,
-    /// Seconds left, -1 for none.
-    pub ttl: i64,
-    /// Seconds since the previous access.
-    pub idle: u32,
-    /// Whether it had been fetched before this fetch.
-    pub hit_before: bool,
-    /// This caller won the right to recache (meta `W`).
-    pub won: bool,
-    /// Marked stale by an invalidation (meta `X`).
-    pub stale: bool,
-    /// Someone else already holds the recache token (meta `Z`).
-    pub token_taken: bool,
 }
 
 /// The storage command modes.
@@ -78,8 +61,11 @@ pub struct StoreRequest<'a> {
     pub new_cas: Option<u64>,
     /// Append/prepend on a miss create the item with this exptime (meta `N`).
     pub vivify: Option<i64>,
-    /// With `compare_cas`: an older cas still stores, but marks the item stale (meta `I`).
+    /// With `compare_cas` in set or replace mode: an older cas still stores, but marks
+    /// the item stale, keeping its expiry and recache token (meta `I`).
     pub invalidate: bool,
+    /// The key came base64-encoded (meta `b`): meta replies show it encoded.
+    pub binary_key: bool,
 }
 
 /// How a store ended.
@@ -130,60 +116,6 @@ pub enum DeleteOutcome {
     Exists,
 }
 
-/// An `incr`/`decr`/`ma` request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArithRequest<'a> {
-    /// The key.
-    pub key: &'a [u8],
-    /// Add (wrapping) or subtract (saturating at 0).
-    pub decrement: bool,
-    /// The amount.
-    pub delta: u64,
-    /// On a miss, create the item with this exptime and initial value (meta `N`, `J`).
-    pub vivify: Option<(i64, u64)>,
-    /// Only if the cas matches (meta `C`).
-    pub compare_cas: Option<u64>,
-    /// Cas for the changed item (meta `E`).
-    pub new_cas: Option<u64>,
-    /// New exptime (meta `T`).
-    pub touch: Option<i64>,
-}
-
-/// How arithmetic ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArithOutcome {
-    /// The new value.
-    Value {
-        /// The number now stored.
-        value: u64,
-        /// The item's cas.
-        cas: u64,
-        /// Seconds left, -1 for none.
-        ttl: i64,
-    },
-    /// No such item.
-    NotFound,
-    /// The stored value is not a decimal number.
-    NonNumeric,
-    /// Cas mismatch.
-    Exists,
-    /// No room for the new item.
-    OutOfMemory,
-}
-
-/// Longest decimal of a u64.
-const MAX_NUMERIC_LEN: usize = 20;
-
-/// A stored value read as a counter: digits, optionally followed by spaces (memcached pads
-/// shrunken counters with spaces and reads them back).
-fn as_counter(value: &[u8]) -> Option<u64> {
-    let digits = value.len() - value.iter().rev().take_while(|&&b| b == b' ').count();
-    if value.len() > MAX_NUMERIC_LEN + 2 {
-        return None;
-    }
-    codec::memcache::parse_u64(&value[..digits])
-}
-
 impl Store {
     /// Looks `key` up and hands the item (or `None`) to `f` while the shard is locked.
     pub fn fetch<R>(
@@ -195,77 +127,29 @@ impl Store {
     ) -> R {
         let hash = self.hash(key);
         let mut shard = self.shard(hash, now);
-        let mut created = false;
-        let idx = match shard.lookup(hash, key, now) {
-            Some(idx) => idx,
-            None => {
-                if opts.touch.is_some() {
-                    shard.stats.touch_misses += 1;
-                    shard.stats.cmd_touch += 1;
-                }
-                shard.stats.get_misses += 1;
-                let Some(ttl) = opts.vivify else {
-                    return f(None);
-                };
-                let item = NewItem {
-                    key,
-                    value: [&[], &[]],
-                    flags: 0,
-                    expiry: now.expiry(ttl),
-                    cas: self.new_cas(),
-                    bits: 0,
-                };
-                match shard.insert(hash, None, item, now) {
-                    Ok(idx) => {
-                        created = true;
-                        idx
-                    }
-                    Err(_) => {
-                        shard.stats.out_of_memory += 1;
-                        return f(None);
-                    }
-                }
-            }
-        };
-        if !created {
-            shard.stats.get_hits += 1;
+        if opts.touch.is_some() {
+            shard.stats.cmd_touch += 1;
+        }
+        let Some(idx) = shard.lookup(hash, key, now) else {
+            shard.stats.get_misses += 1;
             if opts.touch.is_some() {
-                shard.stats.touch_hits += 1;
-                shard.stats.cmd_touch += 1;
+                shard.stats.touch_misses += 1;
             }
-        }
-        let slot = shard.slot_mut(idx);
+            return f(None);
+        };
+        shard.stats.get_hits += 1;
         if let Some(t) = opts.touch {
-            slot.expiry = now.expiry(t);
+            shard.stats.touch_hits += 1;
+            shard.slot_mut(idx).expiry = now.expiry(t);
         }
-        let bits = slot.bits;
-        let token_taken = bits & TOKEN_SENT != 0;
-        let stale = bits & STALE != 0;
-        let recache_due = opts.recache.is_some_and(|r| {
-            !created && slot.expiry != 0 && i64::from(slot.expiry) < i64::from(now.rel) + r
-        });
-        let won = !token_taken && (created || recache_due || stale);
-        if won {
-            slot.bits |= TOKEN_SENT;
-        }
-        let idle = now.rel.saturating_sub(slot.last_access);
-        let hit_before = bits & FETCHED != 0;
-        if !opts.no_bump {
-            slot.bits |= FETCHED;
-            shard.bump(idx, now);
-        }
+        shard.slot_mut(idx).bits |= FETCHED;
+        shard.bump(idx, now);
         let slot = shard.slot(idx);
         f(Some(Fetched {
             key: slot.key(),
             value: slot.value(),
             flags: slot.flags,
             cas: slot.cas,
-            ttl: now.remaining(slot.expiry),
-            idle,
-            hit_before,
-            won,
-            stale,
-            token_taken,
         }))
     }
 
@@ -275,7 +159,9 @@ impl Store {
         let mut shard = self.shard(hash, now);
         shard.stats.cmd_set += 1;
         let existing = shard.lookup(hash, req.key, now);
-        let mut bits = 0;
+        let mut bits = if req.binary_key { KEY_BINARY } else { 0 };
+        // The old item's expiry, when a stale store keeps it.
+        let mut kept_expiry = None;
         match (req.mode, existing) {
             (StoreMode::Add, Some(idx)) => {
                 // memcached refreshes an item that an `add` collided with.
@@ -290,18 +176,24 @@ impl Store {
             }
             _ => {}
         }
-        if let Some(want) = req.compare_cas {
+        // memcached's cas command is a set or replace with a cas; append and prepend only
+        // check a cas that is not 0.
+        let cas_mode = matches!(req.mode, StoreMode::Set | StoreMode::Replace);
+        if let Some(want) = req.compare_cas.filter(|&c| cas_mode || c != 0) {
             match existing {
-                None if matches!(req.mode, StoreMode::Set | StoreMode::Replace) => {
+                None if cas_mode => {
                     shard.stats.cas_misses += 1;
                     return StoreOutcome::NotFound;
                 }
                 Some(idx) => {
-                    let have = shard.slot(idx).cas;
-                    if have == want {
+                    let old = shard.slot(idx);
+                    if old.cas == want {
                         shard.stats.cas_hits += 1;
-                    } else if req.invalidate && want < have {
-                        bits |= STALE;
+                    } else if cas_mode && req.invalidate && want < old.cas {
+                        // A late write of an older version: stored, but stale, with the
+                        // old item's expiry and recache token.
+                        bits |= STALE | (old.bits & TOKEN_SENT);
+                        kept_expiry = Some(old.expiry);
                         shard.stats.cas_hits += 1;
                     } else {
                         shard.stats.cas_badval += 1;
@@ -329,12 +221,18 @@ impl Store {
                     v.extend_from_slice(old.value());
                 }
                 joined = v;
+                // memcached builds a new item, without the old one's marks.
+                bits = 0;
                 (&joined[..], old.flags, old.expiry)
             }
             (StoreMode::Append | StoreMode::Prepend, None) => {
                 (req.data, req.flags, now.expiry(req.vivify.unwrap_or(0)))
             }
-            _ => (req.data, req.flags, now.expiry(req.exptime)),
+            _ => (
+                req.data,
+                req.flags,
+                kept_expiry.unwrap_or_else(|| now.expiry(req.exptime)),
+            ),
         };
         let len = value.len();
         let item = NewItem {
@@ -407,81 +305,6 @@ impl Store {
         DeleteOutcome::Deleted
     }
 
-    /// `incr`/`decr`/`ma`: 64-bit unsigned arithmetic on a decimal value.
-    pub fn arith(&self, req: ArithRequest<'_>, now: Now) -> ArithOutcome {
-        let hash = self.hash(req.key);
-        let mut shard = self.shard(hash, now);
-        let Some(idx) = shard.lookup(hash, req.key, now) else {
-            let Some((ttl, initial)) = req.vivify else {
-                if req.decrement {
-                    shard.stats.decr_misses += 1;
-                } else {
-                    shard.stats.incr_misses += 1;
-                }
-                return ArithOutcome::NotFound;
-            };
-            let mut digits = Vec::with_capacity(MAX_NUMERIC_LEN);
-            codec::memcache::push_u64(&mut digits, initial);
-            let cas = req.new_cas.unwrap_or_else(|| self.new_cas());
-            let expiry = now.expiry(req.touch.unwrap_or(ttl));
-            let item = NewItem {
-                key: req.key,
-                value: [&digits, &[]],
-                flags: 0,
-                expiry,
-                cas,
-                bits: 0,
-            };
-            return match shard.insert(hash, None, item, now) {
-                Ok(_) => ArithOutcome::Value {
-                    value: initial,
-                    cas,
-                    ttl: now.remaining(expiry),
-                },
-                Err(_) => ArithOutcome::OutOfMemory,
-            };
-        };
-        let slot = shard.slot(idx);
-        if req.compare_cas.is_some_and(|c| c != slot.cas) {
-            return ArithOutcome::Exists;
-        }
-        let Some(current) = as_counter(slot.value()) else {
-            return ArithOutcome::NonNumeric;
-        };
-        let value = if req.decrement {
-            shard.stats.decr_hits += 1;
-            current.saturating_sub(req.delta)
-        } else {
-            shard.stats.incr_hits += 1;
-            current.wrapping_add(req.delta)
-        };
-        let slot = shard.slot(idx);
-        let (flags, bits) = (slot.flags, slot.bits);
-        let expiry = match req.touch {
-            Some(t) => now.expiry(t),
-            None => slot.expiry,
-        };
-        let cas = req.new_cas.unwrap_or_else(|| self.new_cas());
-        let mut digits = Vec::with_capacity(MAX_NUMERIC_LEN);
-        codec::memcache::push_u64(&mut digits, value);
-        let item = NewItem {
-            key: req.key,
-            value: [&digits, &[]],
-            flags,
-            expiry,
-            cas,
-            bits,
-        };
-        match shard.insert(hash, Some(idx), item, now) {
-            Ok(_) => ArithOutcome::Value {
-                value,
-                cas,
-                ttl: now.remaining(expiry),
-            },
-            Err(_) => ArithOutcome::OutOfMemory,
-        }
-    }
-
     /// `touch`: sets a new exptime; false when there is no item.
     pub fn touch(&self, key: &[u8], now: Now, exptime: i64) -> bool {
         let hash = self.hash(key);
@@ -501,19 +324,21 @@ impl Store {
         }
     }
 
-    /// `me`: memcached's debug line for an item (`exp= la= cas= fetch= cls= size=`).
-    pub fn debug(&self, key: &[u8], now: Now) -> Option<String> {
+    /// `me`: memcached's debug line for an item (`exp= la= cas= fetch= cls= size=`), and
+    /// whether its key is binary (shown base64-encoded).
+    pub fn debug(&self, key: &[u8], now: Now) -> Option<(String, bool)> {
         let hash = self.hash(key);
         let mut shard = self.shard(hash, now);
         let idx = shard.lookup(hash, key, now)?;
         let s = shard.slot(idx);
-        Some(format!(
+        let line = format!(
             "exp={} la={} cas={} fetch={} cls=1 size={}",
             now.remaining(s.expiry),
             now.rel.saturating_sub(s.last_access),
             s.cas,
             if s.bits & FETCHED != 0 { "yes" } else { "no" },
             codec::memcache::item_size(key.len(), s.value().len()),
-        ))
+        );
+        Some((line, s.bits & KEY_BINARY != 0))
     }
 }

@@ -25,6 +25,8 @@ pub(crate) const FETCHED: u8 = 1;
 pub(crate) const STALE: u8 = 2;
 /// A recache token (`W`) was handed out; later readers see `Z`.
 pub(crate) const TOKEN_SENT: u8 = 4;
+/// The key was stored base64-encoded (meta `b`); meta replies show it encoded.
+pub(crate) const KEY_BINARY: u8 = 8;
 
 #[derive(Debug)]
 pub(crate) struct Slot {

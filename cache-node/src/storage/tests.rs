@@ -28,6 +28,7 @@ fn set(s: &Store, key: &[u8], value: &[u8], exptime: i64, now: Now) -> StoreOutc
             new_cas: None,
             vivify: None,
             invalidate: false,
+            binary_key: false,
         },
         now,
     )
@@ -152,6 +153,7 @@ fn cas_semantics() {
                 new_cas: None,
                 vivify: None,
                 invalidate: false,
+                binary_key: false,
             },
             at(2),
         )
@@ -178,6 +180,7 @@ fn append_prepend_keep_flags() {
         new_cas: None,
         vivify: None,
         invalidate: false,
+        binary_key: false,
     };
     assert_eq!(
         s.store(req(StoreMode::Append, b"x"), at(2)),
@@ -212,26 +215,17 @@ fn arithmetic_wraps_and_saturates() {
                 vivify: None,
                 compare_cas: None,
                 new_cas: None,
-                touch: None,
             },
             at(2),
+            |outcome, _| outcome,
         )
     };
     assert_eq!(arith(&s, false, 1), ArithOutcome::NotFound);
     set(&s, b"n", b"18446744073709551615", 0, at(2));
-    assert!(matches!(
-        arith(&s, false, 2),
-        ArithOutcome::Value { value: 1, .. }
-    ));
-    assert!(matches!(
-        arith(&s, true, 5),
-        ArithOutcome::Value { value: 0, .. }
-    ));
+    assert!(matches!(arith(&s, false, 2), ArithOutcome::Value(1)));
+    assert!(matches!(arith(&s, true, 5), ArithOutcome::Value(0)));
     set(&s, b"n", b"10  ", 0, at(2));
-    assert!(matches!(
-        arith(&s, true, 1),
-        ArithOutcome::Value { value: 9, .. }
-    ));
+    assert!(matches!(arith(&s, true, 1), ArithOutcome::Value(9)));
     assert_eq!(get(&s, b"n", at(2)), Some(b"9".to_vec()));
     set(&s, b"n", b"abc", 0, at(2));
     assert_eq!(arith(&s, false, 1), ArithOutcome::NonNumeric);
@@ -239,32 +233,63 @@ fn arithmetic_wraps_and_saturates() {
     assert_eq!(arith(&s, false, 1), ArithOutcome::NonNumeric);
 }
 
+/// One meta get: `(won, token already out, stale, ttl)` as `mg` would compute them for
+/// the flags `N<vivify>` and `R<recache>`.
+fn meta_get(
+    s: &Store,
+    key: &[u8],
+    now: Now,
+    vivify: Option<i64>,
+    recache: Option<i64>,
+) -> Option<(bool, bool, bool, Option<u32>)> {
+    let opts = MetaFetch {
+        vivify: vivify.is_some(),
+        touch: false,
+    };
+    s.fetch_meta(key, now, opts, |item| {
+        let item = item?;
+        let mut won = false;
+        if let Some(ttl) = vivify.filter(|_| item.created()) {
+            item.set_exptime(ttl);
+            won = true;
+        }
+        if recache.is_some_and(|r| !item.token_sent() && !item.created() && item.expires_before(r))
+        {
+            won = true;
+        }
+        let seen = (won, item.token_sent(), item.stale(), item.ttl());
+        if won || (item.stale() && !item.token_sent()) {
+            item.send_token();
+        }
+        Some(seen)
+    })
+}
+
 #[test]
 fn vivify_hands_out_one_win() {
     let s = store(64 << 20);
-    let opts = FetchOptions {
-        vivify: Some(30),
-        ..Default::default()
-    };
-    let first = s.fetch(b"hot", at(2), opts, |f| {
-        f.map(|f| (f.won, f.token_taken, f.ttl))
-    });
-    assert_eq!(first, Some((true, false, 30)));
-    let second = s.fetch(b"hot", at(3), opts, |f| f.map(|f| (f.won, f.token_taken)));
-    assert_eq!(second, Some((false, true)));
+    assert_eq!(
+        meta_get(&s, b"hot", at(2), Some(30), None),
+        Some((true, false, false, Some(30)))
+    );
+    assert_eq!(
+        meta_get(&s, b"hot", at(3), Some(30), None),
+        Some((false, true, false, Some(29)))
+    );
+    assert_eq!(meta_get(&s, b"cold", at(3), None, None), None);
 }
 
 #[test]
 fn recache_and_invalidate() {
     let s = store(64 << 20);
     set(&s, b"k", b"v", 100, at(2));
-    let recache = FetchOptions {
-        recache: Some(30),
-        ..Default::default()
-    };
-    assert!(!s.fetch(b"k", at(10), recache, |f| f.unwrap().won));
-    assert!(s.fetch(b"k", at(80), recache, |f| f.unwrap().won));
-    assert!(s.fetch(b"k", at(81), recache, |f| f.unwrap().token_taken));
+    // Expiry 102: R30 wins once fewer than 30 s are left.
+    assert!(!meta_get(&s, b"k", at(10), None, Some(30)).unwrap().0);
+    assert!(meta_get(&s, b"k", at(80), None, Some(30)).unwrap().0);
+    assert_eq!(
+        meta_get(&s, b"k", at(81), None, Some(30)),
+        Some((false, true, false, Some(21)))
+    );
     // Invalidation clears the token and marks stale; the next reader wins.
     let out = s.delete(
         b"k",
@@ -275,11 +300,50 @@ fn recache_and_invalidate() {
         },
     );
     assert_eq!(out, DeleteOutcome::Deleted);
-    let seen = s.fetch(b"k", at(83), FetchOptions::default(), |f| {
-        let f = f.unwrap();
-        (f.stale, f.won)
-    });
-    assert_eq!(seen, (true, true));
+    assert_eq!(
+        meta_get(&s, b"k", at(83), None, None),
+        Some((false, false, true, Some(19)))
+    );
+    assert_eq!(
+        meta_get(&s, b"k", at(84), None, None),
+        Some((false, true, true, Some(18)))
+    );
+}
+
+#[test]
+fn a_late_stale_write_keeps_expiry_and_token() {
+    let s = store(64 << 20);
+    let StoreOutcome::Stored { cas: old, .. } = set(&s, b"k", b"v1", 100, at(2)) else {
+        panic!("stored")
+    };
+    set(&s, b"k", b"v2", 50, at(2));
+    meta_get(&s, b"k", at(2), None, Some(60));
+    let late = |mode| StoreRequest {
+        mode,
+        key: b"k",
+        data: b"v0",
+        flags: 0,
+        exptime: 500,
+        compare_cas: Some(old),
+        new_cas: None,
+        vivify: None,
+        invalidate: true,
+        binary_key: false,
+    };
+    // Append and prepend never store a stale item.
+    assert_eq!(
+        s.store(late(StoreMode::Append), at(3)),
+        StoreOutcome::Exists
+    );
+    assert!(matches!(
+        s.store(late(StoreMode::Set), at(3)),
+        StoreOutcome::Stored { .. }
+    ));
+    assert_eq!(
+        meta_get(&s, b"k", at(4), None, None),
+        Some((false, true, true, Some(48)))
+    );
+    assert_eq!(get(&s, b"k", at(4)), Some(b"v0".to_vec()));
 }
 
 #[test]

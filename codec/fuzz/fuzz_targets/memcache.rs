@@ -1,10 +1,27 @@
 //! Fuzzes the memcached request and response parsers: no input may panic, every parse
 //! must stay within its input, and a request that parses must re-encode to bytes that
-//! parse back to the same request.
+//! parse back to the same request. A meta key is binary exactly when its flags hold `b`
+//! (`me`: when it was sent with `b`), a binary key is 1..=186 bytes, and no refused data
+//! block is skipped beyond memcached's largest length (`INT_MAX - 2`, plus its CRLF).
 #![no_main]
 
-use codec::memcache::{parse_request, parse_response, Limits, ParseError, Request};
+use codec::memcache::{
+    parse_request, parse_response, Limits, MetaFlags, MetaKey, ParseError, Request,
+    MAX_BINARY_KEY_LEN,
+};
 use libfuzzer_sys::fuzz_target;
+
+/// The most a refused or over-large data block can make the server skip.
+const MAX_SWALLOW: usize = i32::MAX as usize;
+
+fn check_key(key: &MetaKey<'_>, flags: Option<&MetaFlags<'_>>) {
+    if let Some(flags) = flags {
+        assert_eq!(key.is_binary(), flags.has(b'b'));
+    }
+    if key.is_binary() {
+        assert!((1..=MAX_BINARY_KEY_LEN).contains(&key.as_bytes().len()));
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {
@@ -17,6 +34,16 @@ fuzz_target!(|data: &[u8]| {
         match parse_request(rest, &limits) {
             Ok(parsed) => {
                 assert!(parsed.consumed > 0 && parsed.consumed <= rest.len());
+                assert!(parsed.swallow <= MAX_SWALLOW);
+                match &parsed.request {
+                    Request::MetaGet { key, flags }
+                    | Request::MetaSet { key, flags, .. }
+                    | Request::MetaSetTooLarge { key, flags }
+                    | Request::MetaDelete { key, flags }
+                    | Request::MetaArithmetic { key, flags } => check_key(key, Some(flags)),
+                    Request::MetaDebug { key } => check_key(key, None),
+                    _ => {}
+                }
                 if !matches!(
                     parsed.request,
                     Request::StoreTooLarge { .. } | Request::MetaSetTooLarge { .. }
@@ -32,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
                 consumed, swallow, ..
             }) => {
                 assert!(consumed > 0 && consumed <= rest.len());
+                assert!(swallow <= MAX_SWALLOW);
                 rest = &rest[(consumed + swallow).min(rest.len())..];
             }
             Err(_) => break,

@@ -8,9 +8,10 @@
 
 use thiserror::Error;
 
-use super::meta::MetaFlags;
-use super::number::{parse_i64, parse_u32, parse_u64};
+use super::number::{read_i32, read_u32, read_u64};
+use super::parse_meta;
 use super::request::{Keys, Request, StoreCommand};
+use super::tokens::Tokens;
 use super::valid_key;
 
 /// Size bounds on what one request may make the server buffer.
@@ -87,65 +88,19 @@ pub enum ParseError {
     Binary,
 }
 
-const MAX_TOKENS: usize = 24;
-const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
+pub(super) const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
 const BAD_CHUNK: &str = "CLIENT_ERROR bad data chunk";
 const BAD_EXPTIME: &str = "CLIENT_ERROR invalid exptime argument";
 
-/// The space-separated tokens of one line, as spans so that "the rest of the line from
-/// token i" is available for keys and meta flags.
-struct Tokens<'a> {
-    line: &'a [u8],
-    spans: [(usize, usize); MAX_TOKENS],
-    len: usize,
-    overflow: bool,
-}
+/// Largest data length memcached takes (`INT_MAX - 2`, leaving room for the CRLF); a
+/// larger or negative one is a format error, the data block then read as commands.
+const MAX_DATA_LEN: i32 = i32::MAX - 2;
 
-impl<'a> Tokens<'a> {
-    fn new(line: &'a [u8]) -> Self {
-        let mut t = Tokens {
-            line,
-            spans: [(0, 0); MAX_TOKENS],
-            len: 0,
-            overflow: false,
-        };
-        let mut i = 0;
-        while i < line.len() {
-            if line[i] == b' ' {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < line.len() && line[i] != b' ' {
-                i += 1;
-            }
-            if t.len == MAX_TOKENS {
-                t.overflow = true;
-                break;
-            }
-            t.spans[t.len] = (start, i);
-            t.len += 1;
-        }
-        t
-    }
-
-    fn get(&self, i: usize) -> &'a [u8] {
-        let (s, e) = self.spans[i];
-        &self.line[s..e]
-    }
-
-    fn last(&self) -> &'a [u8] {
-        self.get(self.len - 1)
-    }
-
-    /// The line from the start of token `i` to its end (empty when there is no token `i`).
-    fn rest(&self, i: usize) -> &'a [u8] {
-        if i < self.len {
-            &self.line[self.spans[i].0..]
-        } else {
-            &[]
-        }
-    }
+/// A data length token as memcached reads it, within `0..=MAX_DATA_LEN`.
+pub(super) fn data_len(token: &[u8]) -> Option<usize> {
+    read_i32(token)
+        .filter(|v| (0..=MAX_DATA_LEN).contains(v))
+        .map(|v| v as usize)
 }
 
 fn is_retrieval(line: &[u8]) -> bool {
@@ -213,7 +168,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
                 return Err(error);
             }
             let exptime = if touch {
-                parse_i64(tokens.get(1)).ok_or(invalid(BAD_EXPTIME, false))?
+                read_i32(tokens.get(1)).ok_or(invalid(BAD_EXPTIME, false))?
             } else {
                 0
             };
@@ -224,7 +179,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             let with_cas = cmd.ends_with(b"s");
             done(if touch {
                 Request::GetAndTouch {
-                    exptime,
+                    exptime: i64::from(exptime),
                     keys,
                     with_cas,
                 }
@@ -239,23 +194,25 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
                 return Err(error);
             }
             let key = tokens.get(1);
+            // A refused line is all memcached reads: the data block that follows is
+            // then read as commands (usually `ERROR`).
             let fields = (
-                parse_u32(tokens.get(2)),
-                parse_i64(tokens.get(3)),
-                parse_i64(tokens.get(4)).filter(|&v| v >= 0),
+                read_u32(tokens.get(2)),
+                read_i32(tokens.get(3)),
+                data_len(tokens.get(4)),
             );
             let (Some(flags), Some(exptime), Some(vlen)) = fields else {
                 return Err(invalid(BAD_FORMAT, noreply));
             };
+            let exptime = i64::from(exptime);
             let cas_unique = if command == StoreCommand::Cas {
-                parse_u64(tokens.get(5)).ok_or(invalid(BAD_FORMAT, noreply))?
+                read_u64(tokens.get(5)).ok_or(invalid(BAD_FORMAT, noreply))?
             } else {
                 0
             };
             if !valid_key(key) {
                 return Err(invalid(BAD_FORMAT, noreply));
             }
-            let vlen = vlen as usize;
             if item_size(key.len(), vlen) > limits.max_item_size {
                 return Ok(Parsed {
                     request: Request::StoreTooLarge {
@@ -321,7 +278,7 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             if !valid_key(key) {
                 return Err(invalid(BAD_FORMAT, noreply));
             }
-            let delta = parse_u64(tokens.get(2)).ok_or(invalid(
+            let delta = read_u64(tokens.get(2)).ok_or(invalid(
                 "CLIENT_ERROR invalid numeric delta argument",
                 noreply,
             ))?;
@@ -340,10 +297,10 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             if !valid_key(key) {
                 return Err(invalid(BAD_FORMAT, noreply));
             }
-            let exptime = parse_i64(tokens.get(2)).ok_or(invalid(BAD_EXPTIME, noreply))?;
+            let exptime = read_i32(tokens.get(2)).ok_or(invalid(BAD_EXPTIME, noreply))?;
             done(Request::Touch {
                 key,
-                exptime,
+                exptime: i64::from(exptime),
                 noreply,
             })
         }
@@ -354,16 +311,19 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
             let delay = if n == if noreply { 2 } else { 1 } {
                 0
             } else {
-                parse_i64(tokens.get(1)).ok_or(invalid(BAD_EXPTIME, noreply))?
+                read_i32(tokens.get(1)).ok_or(invalid(BAD_EXPTIME, noreply))?
             };
-            done(Request::FlushAll { delay, noreply })
+            done(Request::FlushAll {
+                delay: i64::from(delay),
+                noreply,
+            })
         }
         b"version" => done(Request::Version),
         b"verbosity" => {
             if n != 2 && n != 3 {
                 return Err(error);
             }
-            let level = parse_u32(tokens.get(1)).ok_or(invalid(BAD_FORMAT, noreply))?;
+            let level = read_u32(tokens.get(1)).ok_or(invalid(BAD_FORMAT, noreply))?;
             done(Request::Verbosity { level, noreply })
         }
         b"stats" => done(Request::Stats {
@@ -371,85 +331,19 @@ pub fn parse_request<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, P
         }),
         b"quit" => done(Request::Quit),
         b"shutdown" => done(Request::Shutdown),
-        b"mn" => done(Request::MetaNoop),
-        cmd @ (b"mg" | b"md" | b"ma" | b"me") => {
-            // `me` takes exactly a key, and memcached says so with a client error.
-            if cmd == b"me" && n != 2 {
-                return Err(invalid(BAD_FORMAT, false));
-            }
-            if n < 2 {
-                return Err(error);
-            }
-            let key = tokens.get(1);
-            if !valid_key(key) || tokens.overflow {
-                return Err(invalid(BAD_FORMAT, false));
-            }
-            if cmd == b"me" {
-                return done(Request::MetaDebug { key });
-            }
-            // memcached answers every flag problem of `ma` with one fixed text.
-            let flags = MetaFlags::parse(tokens.rest(2)).map_err(|e| {
-                invalid(
-                    if cmd == b"ma" {
-                        "CLIENT_ERROR invalid or duplicate flag"
-                    } else {
-                        e
-                    },
-                    false,
-                )
-            })?;
-            done(match cmd {
-                b"mg" => Request::MetaGet { key, flags },
-                b"md" => Request::MetaDelete { key, flags },
-                _ => Request::MetaArithmetic { key, flags },
-            })
-        }
-        b"ms" => {
-            if n < 3 {
-                return Err(if n < 2 {
-                    error
-                } else {
-                    invalid(BAD_FORMAT, false)
-                });
-            }
-            let key = tokens.get(1);
-            if !valid_key(key) || tokens.overflow {
-                return Err(invalid(BAD_FORMAT, false));
-            }
-            let vlen = parse_i64(tokens.get(2))
-                .filter(|&v| v >= 0)
-                .ok_or(invalid(BAD_FORMAT, false))? as usize;
-            let flags = match MetaFlags::parse(tokens.rest(3)) {
-                Ok(flags) => flags,
-                Err(reply) => {
-                    return Err(ParseError::Invalid {
-                        reply,
-                        consumed: line_len,
-                        swallow: vlen + 2,
-                        noreply: false,
-                    })
-                }
-            };
-            if item_size(key.len(), vlen) > limits.max_item_size {
-                return Ok(Parsed {
-                    request: Request::MetaSetTooLarge { key, flags },
-                    consumed: line_len,
-                    swallow: vlen + 2,
-                });
-            }
-            let (data, consumed) = data_block(buf, line_len, vlen)?;
-            Ok(Parsed {
-                request: Request::MetaSet { key, data, flags },
-                consumed,
-                swallow: 0,
-            })
+        b"mn" | b"mg" | b"ms" | b"md" | b"ma" | b"me" => {
+            parse_meta::parse(buf, line_len, &tokens, limits)
         }
         _ => Err(error),
     }
 }
 
 /// Locates the `vlen`-byte data block after the command line and checks its CRLF.
-fn data_block(buf: &[u8], line_len: usize, vlen: usize) -> Result<(&[u8], usize), ParseError> {
+pub(super) fn data_block(
+    buf: &[u8],
+    line_len: usize,
+    vlen: usize,
+) -> Result<(&[u8], usize), ParseError> {
     let total = line_len + vlen + 2;
     if buf.len() < total {
         return Err(ParseError::Incomplete {

@@ -1,5 +1,6 @@
 //! Requests a client sends: the [`Request`] enum and its encoder.
 
+use super::key::MetaKey;
 use super::meta::MetaFlags;
 use super::number::push_u64;
 
@@ -172,15 +173,15 @@ pub enum Request<'a> {
     Shutdown,
     /// `mg <key> <flags>*`.
     MetaGet {
-        /// The key.
-        key: &'a [u8],
+        /// The key (decoded, with `b`).
+        key: MetaKey<'a>,
         /// The flags.
         flags: MetaFlags<'a>,
     },
     /// `ms <key> <datalen> <flags>*` + data.
     MetaSet {
-        /// The key.
-        key: &'a [u8],
+        /// The key (decoded, with `b`).
+        key: MetaKey<'a>,
         /// The data block, without its trailing CRLF.
         data: &'a [u8],
         /// The flags.
@@ -188,31 +189,31 @@ pub enum Request<'a> {
     },
     /// An `ms` whose data block is over the item size limit (the block is skipped).
     MetaSetTooLarge {
-        /// The key.
-        key: &'a [u8],
+        /// The key (decoded, with `b`).
+        key: MetaKey<'a>,
         /// The flags.
         flags: MetaFlags<'a>,
     },
     /// `md <key> <flags>*`.
     MetaDelete {
-        /// The key.
-        key: &'a [u8],
+        /// The key (decoded, with `b`).
+        key: MetaKey<'a>,
         /// The flags.
         flags: MetaFlags<'a>,
     },
     /// `ma <key> <flags>*`.
     MetaArithmetic {
-        /// The key.
-        key: &'a [u8],
+        /// The key (decoded, with `b`).
+        key: MetaKey<'a>,
         /// The flags.
         flags: MetaFlags<'a>,
     },
     /// `mn`: answered with `MN`, a pipeline terminator.
     MetaNoop,
-    /// `me <key>`: debug dump of one item.
+    /// `me <key> [b]`: debug dump of one item.
     MetaDebug {
-        /// The key.
-        key: &'a [u8],
+        /// The key (decoded, with `b`).
+        key: MetaKey<'a>,
     },
 }
 
@@ -338,16 +339,25 @@ impl Request<'_> {
             Self::MetaNoop => out.extend_from_slice(b"mn"),
             Self::MetaDebug { key } => {
                 out.extend_from_slice(b"me ");
-                out.extend_from_slice(key);
+                key.encode(out);
+                if key.is_binary() {
+                    out.extend_from_slice(b" b");
+                }
             }
         }
         out.extend_from_slice(b"\r\n");
     }
 }
 
-fn meta_line(out: &mut Vec<u8>, cmd: &[u8], key: &[u8], len: Option<usize>, flags: &MetaFlags<'_>) {
+fn meta_line(
+    out: &mut Vec<u8>,
+    cmd: &[u8],
+    key: &MetaKey<'_>,
+    len: Option<usize>,
+    flags: &MetaFlags<'_>,
+) {
     out.extend_from_slice(cmd);
-    out.extend_from_slice(key);
+    key.encode(out);
     if let Some(len) = len {
         out.push(b' ');
         push_u64(out, len as u64);
