@@ -607,9 +607,12 @@ if grep -q $'\x1b\[' "$tmp/proxy.log"; then
 else
   ok "the proxy's log file carries no colour escapes (stderr is no terminal; NO_COLOR not set)"
 fi
-guesses=$(grep -E ' login failed .* client=127\.0\.0\.7 .* reason="(bad_credentials|backend_refused)"' "$tmp/proxy.log" | grep -c 'user=' || true)
+guesses=$(grep -E ' login failed .* client=127\.0\.0\.7 .* reason="(bad_credentials|unknown_user|backend_refused)"' "$tmp/proxy.log" | grep -c 'user=' || true)
 that "three wrong logins from 127.0.0.7 wrote three 'login failed' lines naming that client ($guesses)" \
   "$(grep ' login failed ' "$tmp/proxy.log" | tail -n 5)" test "$guesses" = 3
+that "the unknown user's line says reason=\"unknown_user\" (route-lookup's X-Lookup-Reason), the known user's guesses do not" \
+  "$(grep ' login failed .* client=127\.0\.0\.7' "$tmp/proxy.log" | tail -n 3)" \
+  bash -c 'grep -q "login failed user=\"nobody-here@example.com\" client=127.0.0.7 .* reason=\"unknown_user\"" "$1" && ! grep -q "login failed user=\"ann@example.com\" client=127.0.0.7 .* reason=\"unknown_user\"" "$1"' _ "$tmp/proxy.log"
 f2b_matched() { fail2ban-regex "$1" "$filter" | sed -n 's/^Lines: .* \([0-9]*\) matched.*/\1/p'; }
 want=$(grep -cE ' login failed .* reason="(bad_credentials|unknown_user|backend_refused)"' "$tmp/proxy.log" || true)
 got=$(f2b_matched "$tmp/proxy.log")

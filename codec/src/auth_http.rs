@@ -38,6 +38,9 @@ pub const AUTH_PORT: &str = "Auth-Port";
 pub const AUTH_WAIT: &str = "Auth-Wait";
 /// Response header (Zimbra): whether the login's alias may be cached (`TRUE`/`FALSE`).
 pub const AUTH_CACHE_ALIAS: &str = "Auth-Cache-Alias";
+/// Why route-lookup refused (`unknown_user`, …), for the proxy's failed-login line; never
+/// shown to a client (stock nginx ignores it).
+pub const X_LOOKUP_REASON: &str = "X-Lookup-Reason";
 
 /// `Auth-Status` of a successful lookup.
 pub const STATUS_OK: &str = "OK";
@@ -189,6 +192,8 @@ pub enum Answer {
         status: String,
         /// `Auth-Wait` seconds, when given.
         wait: Option<u32>,
+        /// `X-Lookup-Reason`, when given as one lowercase word.
+        reason: Option<String>,
     },
 }
 
@@ -228,6 +233,10 @@ pub fn answer<'a>(
         return Ok(Answer::Failed {
             status,
             wait: get(AUTH_WAIT).and_then(|w| text(w).parse().ok()),
+            reason: get(X_LOOKUP_REASON).map(text).filter(|r| {
+                (1..=32).contains(&r.len())
+                    && r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            }),
         });
     }
     let server = get(AUTH_SERVER).map(text).unwrap_or_default();
@@ -277,6 +286,7 @@ mod answer_tests {
         Answer::Failed {
             status: status.into(),
             wait,
+            reason: None,
         }
     }
 
@@ -287,6 +297,25 @@ mod answer_tests {
             Result<Answer, AnswerError>,
         );
         let table: Vec<Row> = vec![
+            (
+                &[
+                    ("Auth-Status", "Authentication failed"),
+                    ("X-Lookup-Reason", "unknown_user"),
+                ],
+                Ok(Answer::Failed {
+                    status: "Authentication failed".into(),
+                    wait: None,
+                    reason: Some("unknown_user".into()),
+                }),
+            ),
+            (
+                // Not one lowercase word: ignored.
+                &[
+                    ("Auth-Status", "Authentication failed"),
+                    ("X-Lookup-Reason", "Unknown User\r\nX: y"),
+                ],
+                Ok(failed("Authentication failed", None)),
+            ),
             (
                 &[
                     ("auth-status", "OK"),

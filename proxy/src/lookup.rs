@@ -444,6 +444,7 @@ impl LookupClient {
             return Ok(LookupAnswer::Failed {
                 status: ah::STATUS_FAILED.to_string(),
                 wait: None,
+                reason: None,
             });
         }
         let started = Instant::now();

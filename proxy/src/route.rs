@@ -252,7 +252,15 @@ impl Router {
                     keys,
                 })
             }
-            Ok(LookupAnswer::Failed { status, wait }) => Decision::Refused { status, wait },
+            Ok(LookupAnswer::Failed {
+                status,
+                wait,
+                reason,
+            }) => Decision::Refused {
+                status,
+                wait,
+                unknown_user: reason.as_deref() == Some("unknown_user"),
+            },
             Err(LookupError::Unavailable) => Decision::Unavailable,
             Err(LookupError::Invalid(e)) => {
                 tracing::warn!(error = %e, "route-lookup gave an invalid answer");

@@ -391,7 +391,11 @@ impl RouteResolver for FakeResolver {
         let answer = self.answers.lock().unwrap().get(login.user).cloned();
         let decision = match answer {
             Some(Answer::Route(r)) => Decision::Route(r),
-            Some(Answer::Refuse(status)) => Decision::Refused { status, wait: None },
+            Some(Answer::Refuse(status)) => Decision::Refused {
+                status,
+                wait: None,
+                unknown_user: false,
+            },
             Some(Answer::Unavailable) | None => Decision::Unavailable,
         };
         Box::pin(std::future::ready(decision))

@@ -125,14 +125,16 @@ async fn routes_refusals_and_keep_alive() {
         client.lookup(&req("ann@example.com", "pa ss %ü")).await,
         Ok(LookupAnswer::Failed {
             status: "Authentication failed".into(),
-            wait: Some(10)
+            wait: Some(10),
+            reason: Some("bad_password".into()),
         })
     );
     assert_eq!(
         client.lookup(&req("x\r\nAuth-Status: OK", "y")).await,
         Ok(LookupAnswer::Failed {
             status: "Authentication failed".into(),
-            wait: Some(10)
+            wait: Some(10),
+            reason: Some("unknown_user".into()),
         })
     );
     // The longest credentials sent are within what route-lookup reads: an ordinary answer
@@ -142,7 +144,8 @@ async fn routes_refusals_and_keep_alive() {
         client.lookup(&req("ann", &longest)).await,
         Ok(LookupAnswer::Failed {
             status: "Authentication failed".into(),
-            wait: Some(10)
+            wait: Some(10),
+            reason: Some("bad_request".into()),
         })
     );
     // One byte more is refused without asking.
@@ -151,7 +154,8 @@ async fn routes_refusals_and_keep_alive() {
         client.lookup(&req("ann", &longer)).await,
         Ok(LookupAnswer::Failed {
             status: "Authentication failed".into(),
-            wait: None
+            wait: None,
+            reason: None,
         })
     );
     assert_eq!(client.stats.requests.load(Ordering::Relaxed), 8);
@@ -581,6 +585,7 @@ async fn credentials_too_long_to_send_are_refused_unasked() {
     let refused = Ok(LookupAnswer::Failed {
         status: "Authentication failed".into(),
         wait: None,
+        reason: None,
     });
     let with = |user: &'static [u8], pass: &'static [u8]| LookupRequest {
         user,

@@ -89,6 +89,8 @@ pub enum LoggedIn {
     Refused(LoginReply),
     /// route-lookup refused (after its Auth-Wait): its generic text.
     LookupRefused(String),
+    /// route-lookup refused: it knows no such user (the client sees the same text).
+    UnknownUser(String),
     /// The user is over its login limit.
     Throttled,
     /// Nobody could serve the login.
@@ -109,7 +111,7 @@ pub struct LoginStats {
     /// Routes looked up.
     pub cache_misses: AtomicU64,
     /// Failed logins by reason, in [`FailReason::ALL`] order.
-    pub failures: [AtomicU64; 4],
+    pub failures: [AtomicU64; FailReason::ALL.len()],
 }
 
 /// Why a login failed, as the `login failed` log line and /metrics name it.
@@ -117,6 +119,8 @@ pub struct LoginStats {
 pub enum FailReason {
     /// route-lookup refused the credentials.
     BadCredentials,
+    /// route-lookup knows no such user.
+    UnknownUser,
     /// The user is over its login limit.
     Throttled,
     /// The mailbox server refused the login.
@@ -127,8 +131,9 @@ pub enum FailReason {
 
 impl FailReason {
     /// Every reason.
-    pub const ALL: [FailReason; 4] = [
+    pub const ALL: [FailReason; 5] = [
         FailReason::BadCredentials,
+        FailReason::UnknownUser,
         FailReason::Throttled,
         FailReason::BackendRefused,
         FailReason::Temporary,
@@ -138,6 +143,7 @@ impl FailReason {
     pub fn word(self) -> &'static str {
         match self {
             FailReason::BadCredentials => "bad_credentials",
+            FailReason::UnknownUser => "unknown_user",
             FailReason::Throttled => "throttled",
             FailReason::BackendRefused => "backend_refused",
             FailReason::Temporary => "temporary",
@@ -153,6 +159,7 @@ impl FailReason {
                 FailReason::Temporary
             }
             LoggedIn::LookupRefused(_) => FailReason::BadCredentials,
+            LoggedIn::UnknownUser(_) => FailReason::UnknownUser,
             LoggedIn::Throttled => FailReason::Throttled,
             LoggedIn::Unavailable => FailReason::Temporary,
         })
@@ -214,7 +221,7 @@ impl LoginService {
             let result = self.login_unthrottled(peer, creds, attempt, protocol).await;
             match &result {
                 LoggedIn::Ok { .. } => self.throttle.record(creds.user, true).await,
-                LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) => {
+                LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) | LoggedIn::UnknownUser(_) => {
                     self.throttle.record(creds.user, false).await
                 }
                 LoggedIn::Throttled | LoggedIn::Unavailable => {}
@@ -225,9 +232,10 @@ impl LoginService {
         };
         let counter = match &result {
             LoggedIn::Ok { .. } => &self.stats.ok,
-            LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) | LoggedIn::Throttled => {
-                &self.stats.refused
-            }
+            LoggedIn::Refused(_)
+            | LoggedIn::LookupRefused(_)
+            | LoggedIn::UnknownUser(_)
+            | LoggedIn::Throttled => &self.stats.refused,
             LoggedIn::Unavailable => &self.stats.unavailable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -279,11 +287,19 @@ impl LoginService {
         for round in 0..2 {
             let route = match self.resolver.route(&login).await {
                 Decision::Route(r) => r,
-                Decision::Refused { status, wait } => {
+                Decision::Refused {
+                    status,
+                    wait,
+                    unknown_user,
+                } => {
                     if let Some(w) = wait.filter(|&w| w > 0) {
                         tokio::time::sleep(Duration::from_secs(u64::from(w.min(60)))).await;
                     }
-                    return LoggedIn::LookupRefused(status);
+                    return if unknown_user && status != codec::auth_http::STATUS_TEMPORARY {
+                        LoggedIn::UnknownUser(status)
+                    } else {
+                        LoggedIn::LookupRefused(status)
+                    };
                 }
                 Decision::Unavailable => return LoggedIn::Unavailable,
             };

@@ -59,6 +59,8 @@ pub enum Decision {
         status: String,
         /// Seconds to wait before answering.
         wait: Option<u32>,
+        /// route-lookup said it knows no such user (for the failed-login line only).
+        unknown_user: bool,
     },
     /// Nobody could answer.
     Unavailable,

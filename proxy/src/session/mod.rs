@@ -242,7 +242,7 @@ async fn log_in<L: Dialect>(
             io.out().extend_from_slice(&reply.lines);
             go_on(io.failed_login())
         }
-        LoggedIn::LookupRefused(status) => {
+        LoggedIn::LookupRefused(status) | LoggedIn::UnknownUser(status) => {
             say(io.out(), Refusal::Lookup(&status));
             go_on(io.failed_login())
         }

@@ -178,6 +178,18 @@ fn failure(state: &AppState, reason: Reason, attempt: u32) -> Response {
         header(ah::AUTH_STATUS),
         HeaderValue::from_static(reason.status_text()),
     );
+    // For our proxy's failed-login line (fail2ban tells typos from guesses by it); the
+    // client only ever sees the generic status, and a caller without the lookup secret
+    // learns nothing more than before.
+    if reason != Reason::Secret {
+        h.insert(
+            header(ah::X_LOOKUP_REASON),
+            HeaderValue::from_static(match reason {
+                Reason::NotFound => "unknown_user",
+                other => other.label(),
+            }),
+        );
+    }
     if state.policy.auth_wait > 0 && attempt <= state.policy.auth_wait_max_attempts {
         h.insert(
             header(ah::AUTH_WAIT),
