@@ -76,6 +76,9 @@ pub struct CertStore {
     pub reloads_failed: AtomicU64,
 }
 
+/// TLS 1.2 sessions kept for resumption by session ID (about 200 bytes each).
+const SESSION_CACHE: usize = 20_000;
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -195,6 +198,12 @@ impl CertStore {
     }
 
     /// A server configuration (TLS 1.2 and 1.3) that picks from this store per handshake.
+    ///
+    /// Sessions resume from stateless tickets (ring's rotating ticket keys, in this
+    /// process), so a client that opens several connections with one ticket, as mail
+    /// clients do, resumes on each; rustls' default (stateful, single-use TLS 1.3 tickets)
+    /// gave every connection after the first a full handshake. A bounded stateful cache
+    /// serves TLS 1.2 session IDs.
     pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -202,6 +211,12 @@ impl CertStore {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(BySni(Arc::clone(self))));
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        match rustls::crypto::ring::Ticketer::new() {
+            Ok(ticketer) => config.ticketer = ticketer,
+            // Only a failing system RNG gets here; sessions then resume statefully.
+            Err(e) => tracing::warn!(error = %e, "TLS session tickets off"),
+        }
+        config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
         Arc::new(config)
     }
 

@@ -33,6 +33,10 @@ pub struct RelayStats {
     pub bytes_spliced: AtomicU64,
     /// Sessions relaying now.
     pub relaying: AtomicU64,
+    /// Client TLS handshakes that were full, and that resumed a session.
+    pub tls_full: AtomicU64,
+    /// See `tls_full`.
+    pub tls_resumed: AtomicU64,
 }
 
 /// What every connection of a proxy shares: the front end up to login, the relay after.
@@ -229,6 +233,18 @@ impl AdminSource for Admin {
             "sessions relaying now",
             s.relaying.load(Ordering::Relaxed),
         );
+        w.header(
+            "proxy_tls_handshakes_total",
+            "counter",
+            "client TLS handshakes by kind (resumed: from a session ticket or ID)",
+        );
+        for (kind, v) in [("full", &s.tls_full), ("resumed", &s.tls_resumed)] {
+            w.sample(
+                "proxy_tls_handshakes_total",
+                &[("kind", kind)],
+                v.load(Ordering::Relaxed),
+            );
+        }
         w.single(
             "proxy_sessions_ended_by_account_change_total",
             "counter",
@@ -533,6 +549,12 @@ async fn tls_path(
     )
     .await?;
     tracing::Span::current().record("tls", true);
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    if resumed {
+        env.relay.tls_resumed.fetch_add(1, Ordering::Relaxed);
+    } else {
+        env.relay.tls_full.fetch_add(1, Ordering::Relaxed);
+    }
     let outcome = session.run(&mut tls, greet).await?;
     drop(session);
     if let Outcome::Relay(job) = outcome {
