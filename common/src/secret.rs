@@ -61,6 +61,14 @@ pub enum SecretError {
     },
 }
 
+/// Compares secrets without an early exit that would time the matching prefix.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 impl From<SecretError> for crate::exit::ConfigError {
     fn from(e: SecretError) -> Self {
         Self(crate::exit::chain(&e))
@@ -147,6 +155,14 @@ mod tests {
         ));
         std::fs::write(&path, content).unwrap();
         Scratch(path)
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use proto::AUTHORIZATION;
 use tonic::{Request, Status};
 
 use crate::config::AdminAuth;
-use crate::http::constant_time_eq;
+use common::secret::constant_time_eq;
 
 /// The interceptor; cheap to clone.
 #[derive(Debug, Clone)]

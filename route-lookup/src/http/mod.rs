@@ -23,7 +23,6 @@ use crate::metrics::LookupMetrics;
 use crate::store::Store;
 use crate::throttle::PerAddress;
 
-pub(crate) use nginx_lookup::constant_time_eq;
 pub use soap::SoapOutcome;
 
 /// The path nginx's `auth_http` points at.

@@ -93,7 +93,7 @@ fn parse(state: &AppState, headers: &HeaderMap) -> Result<LookupRequest, Reason>
             .get(ah::X_LOOKUP_SECRET)
             .map(HeaderValue::as_bytes)
             .unwrap_or_default();
-        if !constant_time_eq(given, secret.as_bytes()) {
+        if !common::secret::constant_time_eq(given, secret.as_bytes()) {
             return Err(Reason::Secret);
         }
     }
@@ -124,14 +124,6 @@ fn parse(state: &AppState, headers: &HeaderMap) -> Result<LookupRequest, Reason>
         protocol,
         proxy_ip,
     })
-}
-
-/// Compares secrets without an early exit that would time the matching prefix.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Header names go out lowercase (hyper writes them so); nginx matches them
@@ -197,17 +189,4 @@ fn failure(state: &AppState, reason: Reason, attempt: u32) -> Response {
         );
     }
     (StatusCode::OK, h).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"abcd"));
-        assert!(!constant_time_eq(b"", b"a"));
-    }
 }
