@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`auth_http`]: nginx's `auth_http` value escaping and the route-lookup header names
 //!   and status texts.
-//! - [`sasl`]: SASL PLAIN responses (AUTHENTICATE / AUTH).
+//! - [`sasl`]: SASL PLAIN, XOAUTH2 and OAUTHBEARER responses (AUTHENTICATE / AUTH).
 //! - [`route_key`]: the route cache's key shapes, escaped so no login can inject a command.
 //! - [`imap`]: IMAP4rev1 commands (resumable parser with literals and limits) and
 //!   response encoding.
