@@ -187,7 +187,7 @@ pub fn decode_oauth(mechanism: OAuthMechanism, response: &[u8]) -> Result<OAuth,
 
 /// `^A`-terminated `key=value` pairs followed by one more `^A` (and nothing after it):
 /// the value of `auth`, and of `user` when asked.
-fn kv_pairs<'a>(mut rest: &'a [u8], user_key: bool) -> Option<(Option<&'a [u8]>, &'a [u8])> {
+fn kv_pairs(mut rest: &[u8], user_key: bool) -> Option<(Option<&[u8]>, &[u8])> {
     let (mut user, mut auth) = (None, None);
     loop {
         let end = rest.iter().position(|&b| b == 1)?;
@@ -211,14 +211,17 @@ fn kv_pairs<'a>(mut rest: &'a [u8], user_key: bool) -> Option<(Option<&'a [u8]>,
     }
 }
 
-fn xoauth2_fields(message: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+/// A message's user and its `auth` value.
+type Fields<'a> = (Vec<u8>, &'a [u8]);
+
+fn xoauth2_fields(message: &[u8]) -> Option<Fields<'_>> {
     let (user, auth) = kv_pairs(message, true)?;
     Some((user?.to_vec(), auth))
 }
 
 /// The GS2 header (`n,a=NAME,`; channel binding `y`/`p=` is not something a proxy can
 /// pass on, so only `n` and `y` are taken), then the pairs.
-fn oauthbearer_fields(message: &[u8]) -> Result<Option<(Vec<u8>, &[u8])>, SaslError> {
+fn oauthbearer_fields(message: &[u8]) -> Result<Option<Fields<'_>>, SaslError> {
     let Some(rest) = message
         .strip_prefix(b"n,")
         .or_else(|| message.strip_prefix(b"y,"))

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, DnsName, PrivateKeyDer, ServerName};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use thiserror::Error;
@@ -205,17 +205,32 @@ impl CertStore {
     /// gave every connection after the first a full handshake. A bounded stateful cache
     /// serves TLS 1.2 session IDs.
     pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+        match rustls::crypto::ring::Ticketer::new() {
+            Ok(ticketer) => self.server_config_with_tickets(alpn, ticketer),
+            // Only a failing system RNG gets here; sessions then resume statefully.
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS session tickets off");
+                self.server_config_with_tickets(alpn, Arc::new(NoTickets))
+            }
+        }
+    }
+
+    /// [`CertStore::server_config`] with tickets from `ticketer`, for TLS 1.3 and TLS 1.2
+    /// alike: [`crate::tls_tickets::TicketKeys`] makes tickets that every process holding
+    /// its secret opens (the proxy's workers, proxies sharing a key file). Clients without
+    /// tickets still resume TLS 1.2 by session ID from this process's bounded cache.
+    pub fn server_config_with_tickets(
+        self: &Arc<Self>,
+        alpn: &[&[u8]],
+        ticketer: Arc<dyn ProducesTickets>,
+    ) -> Arc<ServerConfig> {
         let mut config = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .expect("the ring provider supports TLS 1.2 and 1.3")
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(BySni(Arc::clone(self))));
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        match rustls::crypto::ring::Ticketer::new() {
-            Ok(ticketer) => config.ticketer = ticketer,
-            // Only a failing system RNG gets here; sessions then resume statefully.
-            Err(e) => tracing::warn!(error = %e, "TLS session tickets off"),
-        }
+        config.ticketer = ticketer;
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
         Arc::new(config)
     }
@@ -242,6 +257,25 @@ impl CertStore {
 
 #[derive(Debug)]
 struct BySni(Arc<CertStore>);
+
+/// rustls' own default ticketer (no tickets), which it does not export.
+#[derive(Debug)]
+struct NoTickets;
+
+impl ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {

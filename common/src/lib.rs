@@ -22,7 +22,12 @@
 //! - [`log_limit`]: at most one log line per interval for events that come in floods.
 //! - [`reload`]: SIGHUP means reload, never exit, in every binary.
 //! - [`secret`]: secrets read from files (`--admin-token-file` and the like).
+//! - [`oauth_introspection`]: the OAuth 2.0 token introspection client (RFC 7662) with its
+//!   cache of active answers, shared by route-lookup and mailbox-stub.
 //! - [`certs`]: certificates chosen by SNI from several PEM pairs, reloaded on SIGHUP.
+//! - [`tls_tickets`]: TLS session ticket keys derived from one secret on a rotation
+//!   schedule, so every worker (and every proxy with the same key file) resumes the others'
+//!   sessions.
 //! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
 //!   listeners stop, sessions finish, `main` waits under a grace period.
 //! - [`admin`]: the admin HTTP server with `/healthz` and Prometheus `/metrics`.
@@ -44,6 +49,7 @@ pub mod local_subnets;
 pub mod log_limit;
 pub mod memcached_auth;
 pub mod metrics;
+pub mod oauth_introspection;
 pub mod proxy_header;
 pub mod reload;
 pub mod secret;
@@ -52,3 +58,4 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod timeout;
 pub mod tls;
+pub mod tls_tickets;

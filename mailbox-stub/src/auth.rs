@@ -1,6 +1,7 @@
 //! Password checks, behind the [`Authenticator`] seam: route-lookup's `Authenticate` over
 //! gRPC with a short positive cache (as Dovecot's auth cache), or a fixed user table for
-//! tests.
+//! tests. The same seam finds the account of a login whose credentials were checked
+//! elsewhere (an OAuth bearer token, [`crate::oauth`]).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -11,7 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use proto::v1::directory_client::DirectoryClient;
-use proto::v1::AuthenticateRequest;
+use proto::v1::provisioning_client::ProvisioningClient;
+use proto::v1::{AuthenticateRequest, NameRequest};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -38,6 +40,11 @@ pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = AuthResult> + Send + 'a>>;
 pub trait Authenticator: Send + Sync + 'static {
     /// Checks `user` / `password`.
     fn authenticate<'a>(&'a self, user: &'a str, password: &'a str) -> AuthFuture<'a>;
+
+    /// The active account `user` names (its canonical name and mail host), without a
+    /// password: for logins whose credentials were checked otherwise (a bearer token).
+    /// [`AuthResult::Denied`] for an unknown or inactive account.
+    fn account<'a>(&'a self, user: &'a str) -> AuthFuture<'a>;
 }
 
 /// A fixed table of users, all with the same mail host (the server's own by default).
@@ -67,11 +74,24 @@ impl Authenticator for StaticUsers {
         };
         Box::pin(async move { result })
     }
+
+    fn account<'a>(&'a self, user: &'a str) -> AuthFuture<'a> {
+        let result = match self.users.get(&user.to_lowercase()) {
+            Some((_, host)) => AuthResult::Ok {
+                account: user.to_lowercase(),
+                mail_host: host.clone(),
+            },
+            None => AuthResult::Denied,
+        };
+        Box::pin(async move { result })
+    }
 }
 
 /// route-lookup's Directory service with a positive cache.
 pub struct DirectoryAuth {
     client: DirectoryClient<InterceptedService<Channel, proto::BearerToken>>,
+    /// `GetAccount`, for bearer-token logins (the admin token covers it).
+    provisioning: ProvisioningClient<InterceptedService<Channel, proto::BearerToken>>,
     ttl: Duration,
     /// (user, keyed hash of the password) → answer and when it was cached. The password
     /// itself is never kept.
@@ -106,6 +126,7 @@ impl DirectoryAuth {
         )?;
         let channel = endpoint.connect_lazy();
         Ok(Self {
+            provisioning: ProvisioningClient::with_interceptor(channel.clone(), token.clone()),
             client: DirectoryClient::with_interceptor(channel, token),
             ttl,
             cache: Mutex::new(HashMap::new()),
@@ -173,6 +194,52 @@ impl Authenticator for DirectoryAuth {
                 cache.insert(key, (result.clone(), Instant::now()));
             }
             result
+        })
+    }
+
+    fn account<'a>(&'a self, user: &'a str) -> AuthFuture<'a> {
+        Box::pin(async move {
+            let mut client = self.provisioning.clone();
+            let answer = client
+                .get_account(NameRequest {
+                    name: user.to_string(),
+                })
+                .await;
+            match answer {
+                Ok(r) => {
+                    let entry = r.into_inner();
+                    let attr = |name: &str| {
+                        entry
+                            .attrs
+                            .iter()
+                            .find(|a| a.name.eq_ignore_ascii_case(name))
+                            .and_then(|a| a.values.first().cloned())
+                            .unwrap_or_default()
+                    };
+                    // As Authenticate answers: only an active account logs in, one in
+                    // maintenance is "try again later".
+                    match attr("zimbraAccountStatus").as_str() {
+                        "active" | "" => AuthResult::Ok {
+                            mail_host: attr("zimbraMailHost"),
+                            account: entry.name,
+                        },
+                        "maintenance" => AuthResult::Unavailable,
+                        _ => AuthResult::Denied,
+                    }
+                }
+                Err(s)
+                    if matches!(
+                        s.code(),
+                        tonic::Code::NotFound | tonic::Code::InvalidArgument
+                    ) =>
+                {
+                    AuthResult::Denied
+                }
+                Err(s) => {
+                    tracing::warn!(code = ?s.code(), error = %proto::status_text(&s), "directory unavailable");
+                    AuthResult::Unavailable
+                }
+            }
         })
     }
 }

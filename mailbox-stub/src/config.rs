@@ -62,8 +62,8 @@ pub struct Config {
     #[arg(long, env = "MAILBOX_DIRECTORY", value_name = "GRPC_URL")]
     pub directory: String,
 
-    /// PEM CA certificates an https:// --directory is verified against (default: the
-    /// system's CAs).
+    /// PEM CA certificates an https:// --directory and an https://
+    /// --oauth-introspection-url are verified against (default: the system's CAs).
     #[arg(long, env = "MAILBOX_CA", value_name = "PEM")]
     pub ca: Option<PathBuf>,
 
@@ -151,6 +151,31 @@ pub struct Config {
     /// object per line, with the spans' fields).
     #[arg(long, env = "MAILBOX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: common::telemetry::LogFormat,
+
+    /// OAuth 2.0 token introspection endpoint (RFC 7662; http:// or https://, verified
+    /// against --ca). With it, IMAP AUTHENTICATE and POP3 AUTH offer XOAUTH2 and
+    /// OAUTHBEARER: the bearer token must be active and the SASL user's.
+    #[arg(long, env = "MAILBOX_OAUTH_INTROSPECTION_URL", value_name = "URL")]
+    pub oauth_introspection_url: Option<String>,
+
+    /// Milliseconds one token introspection may take before the login fails with a
+    /// temporary error.
+    #[arg(
+        long,
+        env = "MAILBOX_OAUTH_INTROSPECTION_TIMEOUT_MS",
+        default_value_t = 3000,
+        value_name = "MS"
+    )]
+    pub oauth_introspection_timeout_ms: u64,
+
+    /// OAuth client id sent (HTTP Basic, with --oauth-client-secret-file) to the
+    /// introspection endpoint, when it wants its callers authenticated.
+    #[arg(long, env = "MAILBOX_OAUTH_CLIENT_ID", value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// File holding the OAuth client secret (first line) for --oauth-client-id.
+    #[arg(long, env = "MAILBOX_OAUTH_CLIENT_SECRET_FILE", value_name = "PATH")]
+    pub oauth_client_secret_file: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -170,6 +195,8 @@ pub struct RuntimeConfig {
     pub admin_token: Option<String>,
     /// What an https:// --directory is verified against (`None`: the system's CAs).
     pub ca: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Bearer-token checks (XOAUTH2, OAUTHBEARER offered only with them).
+    pub oauth: Option<std::sync::Arc<common::oauth_introspection::Introspector>>,
 }
 
 impl Config {
@@ -220,7 +247,15 @@ impl Config {
             ),
             None => None,
         };
+        let oauth = common::oauth_introspection::from_flags(common::oauth_introspection::Flags {
+            url: self.oauth_introspection_url.as_deref(),
+            timeout_ms: self.oauth_introspection_timeout_ms,
+            client_id: self.oauth_client_id.as_deref(),
+            client_secret_file: self.oauth_client_secret_file.as_deref(),
+            tls: ca.clone(),
+        })?;
         Ok(RuntimeConfig {
+            oauth,
             admin_token,
             ca,
             trusted,
@@ -229,5 +264,51 @@ impl Config {
             preauth: Duration::from_secs(self.preauth_timeout.max(1)),
             idle: Duration::from_secs(self.idle_timeout.max(1)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(extra: &[&str]) -> Result<RuntimeConfig, String> {
+        let mut args = vec![
+            "mailbox-stub",
+            "--hostname",
+            "mbx1.example.com",
+            "--directory",
+            "http://127.0.0.1:7071",
+        ];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args)
+            .unwrap()
+            .validate()
+            .map_err(|e| e.0)
+    }
+
+    #[test]
+    fn oauth_is_offered_with_an_introspection_url() {
+        assert!(validate(&[]).unwrap().oauth.is_none());
+        let rt = validate(&[
+            "--oauth-introspection-url",
+            "http://idp.example.com/introspect",
+            "--oauth-introspection-timeout-ms",
+            "800",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", rt.oauth.unwrap());
+        assert!(
+            shown.contains("http://idp.example.com:80/introspect"),
+            "{shown}"
+        );
+        assert!(shown.contains("800ms"), "{shown}");
+        assert_eq!(
+            validate(&["--oauth-introspection-url", "idp.example.com"]).unwrap_err(),
+            "--oauth-introspection-url `idp.example.com` is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            validate(&["--oauth-client-secret-file", "/x"]).unwrap_err(),
+            "--oauth-client-id and --oauth-client-secret-file need --oauth-introspection-url"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! What every session of a server shares: the mail store, the password checker, the
-//! hostname, TLS, limits, timeouts, trusted proxies and the fault switches tests flip.
+//! token introspection client, the hostname, TLS, limits, timeouts, trusted proxies and the
+//! fault switches tests flip.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,12 @@ pub struct Env {
     pub max_bad_commands: u32,
     /// Bound on a command line / literal.
     pub imap_limits: codec::imap::Limits,
+    /// Bound on a POP3 command line.
+    pub pop3_limits: codec::pop3::Limits,
+    /// Bound on a SASL continuation answer (AUTHENTICATE, AUTH).
+    pub sasl_line: usize,
+    /// Bearer-token checks for XOAUTH2 / OAUTHBEARER, offered only when set.
+    pub oauth: Option<Arc<common::oauth_introspection::Introspector>>,
     /// Fault switches.
     pub faults: Arc<Mutex<Faults>>,
     /// Shutdown.

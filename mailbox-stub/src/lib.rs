@@ -13,6 +13,7 @@
 //! - [`pop3`]: the POP3 session.
 //! - [`auth`]: password checks (route-lookup's `Authenticate` with a positive cache, or a
 //!   fixed table).
+//! - [`oauth`]: XOAUTH2 / OAUTHBEARER bearer tokens, introspected (RFC 7662).
 //! - [`store`]: the in-memory folders and messages, shared by an account's sessions.
 //! - [`mail`]: the generated messages and date formats.
 //! - [`mime`]: header fields, ENVELOPE, BODYSTRUCTURE and body sections.
@@ -25,6 +26,7 @@ pub mod env;
 pub mod imap;
 pub mod mail;
 pub mod mime;
+pub mod oauth;
 pub mod pop3;
 pub mod server;
 pub mod store;

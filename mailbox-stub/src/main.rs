@@ -52,6 +52,10 @@ async fn main() {
     if let Some(tls) = runtime.tls {
         builder = builder.tls(tls);
     }
+    if let Some(introspector) = runtime.oauth {
+        tracing::info!(url = %introspector.url(), "XOAUTH2 and OAUTHBEARER offered");
+        builder = builder.oauth(introspector);
+    }
     if let Some(certs) = &runtime.certs {
         certs.follow_reloads();
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::sync::Arc;
 
-use codec::pop3::{self, Command, Limits};
+use codec::pop3::{self, Command};
 use common::line_session::{self, Bounds, Dispatch, Line, LineSession, Step, Tally};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -56,7 +56,7 @@ enum Next {
 impl Connection {
     /// A new connection; `tls` says whether it is already encrypted.
     pub fn new(env: Arc<Env>, tls: bool, peer: std::net::IpAddr, client: ClientAddr) -> Self {
-        let dialect = line_session::pop3::Pop3::new(Limits::default(), Owned::from);
+        let dialect = line_session::pop3::Pop3::new(env.pop3_limits, Owned::from);
         let session = Session {
             env,
             state: State::Authorization { user: None },
@@ -121,7 +121,16 @@ impl Session {
             write_timeout: self.env.timeouts.idle,
             deadline: None,
             max_bad: self.env.max_bad_commands,
-            max_line: 8192,
+            max_line: self.env.sasl_line,
+        }
+    }
+
+    /// The SASL mechanisms offered.
+    fn mechanisms(&self) -> &'static [&'static str] {
+        if self.env.oauth.is_some() {
+            &["PLAIN", "XOAUTH2", "OAUTHBEARER"]
+        } else {
+            &["PLAIN"]
         }
     }
 
@@ -134,10 +143,11 @@ impl Session {
             "RESP-CODES",
             "PIPELINING",
             "AUTH-RESP-CODE",
-            "SASL PLAIN",
         ] {
             pop3::multiline_line(&mut self.out, line);
         }
+        let sasl = format!("SASL {}", self.mechanisms().join(" "));
+        pop3::multiline_line(&mut self.out, sasl);
         if self.env.tls.is_some() && !self.tls && matches!(self.state, State::Authorization { .. })
         {
             pop3::multiline_line(&mut self.out, "STLS");
@@ -241,13 +251,27 @@ impl Session {
         }
     }
 
+    /// Answers `-ERR` when the fault switch refuses logins.
+    fn refused_by_fault(&mut self) -> bool {
+        if !self.env.faults().refuse_logins {
+            return false;
+        }
+        self.state = State::Authorization { user: None };
+        pop3::err(&mut self.out, "[SYS/TEMP] Logins are refused right now");
+        true
+    }
+
     async fn login(&mut self, user: &str, pass: &str) -> Next {
-        if self.env.faults().refuse_logins {
-            self.state = State::Authorization { user: None };
-            pop3::err(&mut self.out, "[SYS/TEMP] Logins are refused right now");
+        if self.refused_by_fault() {
             return Next::Continue;
         }
-        match self.env.auth.authenticate(user, pass).await {
+        let result = self.env.auth.authenticate(user, pass).await;
+        self.logged_in(user, result)
+    }
+
+    /// Answers a login whose credentials were checked: the session state, the reply.
+    fn logged_in(&mut self, user: &str, result: AuthResult) -> Next {
+        match result {
             AuthResult::Ok { account, mail_host } => {
                 if !self.env.serves(&mail_host) {
                     self.state = State::Authorization { user: None };
@@ -307,7 +331,7 @@ impl Session {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        match cmd
+        let oauth = match cmd
             .mechanism
             .as_deref()
             .map(str::to_ascii_uppercase)
@@ -315,13 +339,18 @@ impl Session {
         {
             None => {
                 pop3::multiline_start(&mut self.out, "Mechanisms follow");
-                pop3::multiline_line(&mut self.out, "PLAIN");
+                for m in self.mechanisms() {
+                    pop3::multiline_line(&mut self.out, m);
+                }
                 pop3::multiline_end(&mut self.out);
                 return Ok(Next::Continue);
             }
-            Some("PLAIN") => {}
-            Some(_) => return Ok(self.bad_command("Unsupported mechanism")),
-        }
+            Some("PLAIN") => None,
+            Some(name) => match crate::oauth::mechanism(&self.env, name) {
+                Some(m) => Some(m),
+                None => return Ok(self.bad_command("Unsupported mechanism")),
+            },
+        };
         let response = match &cmd.initial {
             Some(i) => i.clone(),
             None => {
@@ -334,6 +363,9 @@ impl Session {
                 }
             }
         };
+        if let Some(mechanism) = oauth {
+            return self.auth_oauth(mechanism, &response, io, stream).await;
+        }
         let plain = match codec::sasl::decode_plain(&response) {
             Ok(p) => p,
             Err(e) => return Ok(self.bad_command(&e.to_string())),
@@ -345,6 +377,43 @@ impl Session {
         let user = String::from_utf8_lossy(&plain.authcid).into_owned();
         let password = String::from_utf8_lossy(&plain.password).into_owned();
         Ok(self.login(&user, &password).await)
+    }
+
+    /// AUTH XOAUTH2 / OAUTHBEARER: a refused token gets RFC 7628's error challenge
+    /// (`+ <base64>`), whose answer (whatever it is) is read before the `-ERR`.
+    async fn auth_oauth<S>(
+        &mut self,
+        mechanism: codec::sasl::OAuthMechanism,
+        response: &[u8],
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Next>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let oauth = match codec::sasl::decode_oauth(mechanism, response) {
+            Ok(o) => o,
+            Err(e) => return Ok(self.bad_command(&e.to_string())),
+        };
+        if self.refused_by_fault() {
+            return Ok(Next::Continue);
+        }
+        let user = String::from_utf8_lossy(&oauth.user).into_owned();
+        match crate::oauth::check(&self.env, &oauth).await {
+            AuthResult::Denied => {
+                tracing::info!(%user, mechanism = mechanism.name(), client = %self.client.ip, "login failed");
+                pop3::continuation(&mut self.out, codec::sasl::oauth_error_challenge());
+                io.out().append(&mut self.out);
+                if io.read_line(stream).await? == Line::Closed {
+                    return Ok(Next::Close);
+                }
+                self.state = State::Authorization { user: None };
+                self.tally.failed += 1;
+                pop3::err(&mut self.out, "[AUTH] Authentication failed");
+                Ok(Next::Continue)
+            }
+            result => Ok(self.logged_in(&user, result)),
+        }
     }
 
     fn transaction(&mut self, cmd: &Owned) -> Next {

@@ -62,6 +62,7 @@ pub struct Builder {
     max_connections: usize,
     faults: Faults,
     grace: Duration,
+    oauth: Option<Arc<common::oauth_introspection::Introspector>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -159,6 +160,7 @@ impl MailboxStub {
             max_connections: 1024,
             faults: Faults::default(),
             grace: Duration::from_secs(10),
+            oauth: None,
         }
     }
 
@@ -280,11 +282,18 @@ impl Builder {
         self
     }
 
+    /// Offers XOAUTH2 and OAUTHBEARER, checking bearer tokens with `introspector`.
+    pub fn oauth(mut self, introspector: Arc<common::oauth_introspection::Introspector>) -> Self {
+        self.oauth = Some(introspector);
+        self
+    }
+
     /// Binds the listeners.
     pub async fn bind(self, shutdown: ShutdownWatch) -> std::io::Result<MailboxStub> {
         let auth = self
             .auth
             .unwrap_or_else(|| Arc::new(self.users) as Arc<dyn Authenticator>);
+        let oauth_line = self.oauth.is_some().then_some(crate::oauth::MAX_LINE);
         let env = Arc::new(Env {
             store: Arc::new(Store::new(&self.hostname, self.messages)),
             hostname: self.hostname,
@@ -294,7 +303,17 @@ impl Builder {
             proxy_protocol: self.proxy_protocol,
             timeouts: self.timeouts,
             max_bad_commands: self.max_bad_commands.max(1),
-            imap_limits: codec::imap::Limits::default(),
+            // Bearer tokens run to KiBs, and clients send them as initial responses on the
+            // command line: the lines grow only when they are offered.
+            imap_limits: codec::imap::Limits {
+                max_line: oauth_line.unwrap_or(codec::imap::Limits::default().max_line),
+                ..codec::imap::Limits::default()
+            },
+            pop3_limits: codec::pop3::Limits {
+                max_line: oauth_line.unwrap_or(codec::pop3::Limits::default().max_line),
+            },
+            sasl_line: oauth_line.unwrap_or(8192),
+            oauth: self.oauth,
             faults: Arc::new(Mutex::new(self.faults)),
             shutdown,
             logins: Mutex::new(std::collections::VecDeque::new()),

@@ -18,6 +18,7 @@ use crate::preauth::PreauthLimit;
 use crate::route::Router;
 use crate::server::{self, Kind, RelayStats, Service};
 use crate::session::Frontend;
+use crate::session_limit::SessionLimit;
 use crate::stale::StaleRoutes;
 use crate::throttle::Throttle;
 
@@ -32,6 +33,14 @@ pub enum BindError {
         what: &'static str,
         /// Its address.
         addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The session cap's socket between the workers could not be set up.
+    #[error("--max-sessions-per-user: cannot {what} the workers' sessions socket: {source}")]
+    SessionLimit {
+        /// `serve` (worker 0) or `reach` (the others).
+        what: &'static str,
         /// Why.
         source: std::io::Error,
     },
@@ -121,10 +130,14 @@ impl Proxy {
         Ok(proxy)
     }
 
-    /// The certificates in use, if any (their reloads and expiries are in /metrics).
+    /// The certificates in use, if any (their reloads and expiries are in /metrics), and
+    /// the TLS ticket key file, re-read at SIGHUP.
     fn follow_certificates(config: &RuntimeConfig) {
         if let Some(certs) = &config.certs {
             certs.follow_reloads();
+        }
+        if let Some(tickets) = &config.tickets {
+            tickets.follow_reloads();
         }
     }
 
@@ -161,9 +174,11 @@ impl Proxy {
         .tls_name(config.upstream_tls_name);
         let throttle = Throttle::new(cache.clone(), config.limits);
         let front = Frontend {
-            login: LoginService::new(resolver, connector, throttle),
+            login: LoginService::new(resolver, connector, throttle)
+                .session_limit(Self::session_limit(config).await?),
             tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
             starttls: config.starttls,
+            sasl: config.sasl,
             preauth_timeout: config.preauth,
             login_deadline: config.login_deadline,
             max_bad_commands: config.max_bad_commands,
@@ -241,6 +256,36 @@ impl Proxy {
             .iter()
             .find(|(k, _)| *k == kind)
             .and_then(|(_, l)| l.local_addr().ok())
+    }
+
+    /// `--max-sessions-per-user` as this process applies it: worker 0 keeps the counts
+    /// (serving them to the other workers when there are any), the others ask it.
+    async fn session_limit(config: &RuntimeConfig) -> Result<SessionLimit, BindError> {
+        let max = config.max_sessions_per_user;
+        if config.worker > 0 {
+            let Some(path) = std::env::var_os(crate::session_limit::SOCKET_ENV) else {
+                return Ok(SessionLimit::local(max));
+            };
+            return SessionLimit::connect(max, std::path::Path::new(&path))
+                .await
+                .map_err(|source| BindError::SessionLimit {
+                    what: "reach",
+                    source,
+                });
+        }
+        if config.workers > 1 {
+            SessionLimit::serve(max).map_err(|source| BindError::SessionLimit {
+                what: "serve",
+                source,
+            })
+        } else {
+            Ok(SessionLimit::local(max))
+        }
+    }
+
+    /// Worker 0's sessions socket for the other workers, when the cap is on.
+    pub fn sessions_socket(&self) -> Option<std::path::PathBuf> {
+        self.service.front.login.limit().socket()
     }
 
     /// The bound address of the admin listener.

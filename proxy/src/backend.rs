@@ -1,7 +1,8 @@
 //! The mailbox-server side: connect with a timeout, check the greeting (`* OK` / `+OK`;
 //! PREAUTH, BYE or anything odd is refused), and replay the login (IMAP LOGIN with
 //! literals under the client's own tag, POP3 USER/PASS; SASL PLAIN when the client gave
-//! an authorization identity, as Zimbra does). The dialogue is `codec`'s client side
+//! an authorization identity, as Zimbra does; an OAuth login's own mechanism and message,
+//! whose error challenge is acknowledged and kept for the client). The dialogue is `codec`'s client side
 //! (`codec::imap::client`, `codec::pop3::client`): its encoders write the commands and
 //! its resumable parsers read the answers, every one bounded in size, the whole login
 //! under one timeout. Whether a refusal is temporary comes from the parsed response code
@@ -51,6 +52,9 @@ pub struct LoginReply {
     /// A refusal that says "try again later" (IMAP `[UNAVAILABLE]`, POP3 `[SYS/TEMP]`): it
     /// says nothing about whether the route is right.
     pub temporary: bool,
+    /// A refused OAuth login's error challenge (base64 JSON, RFC 7628 3.2.2), which the
+    /// client gets before the refusal.
+    pub challenge: Option<Vec<u8>>,
 }
 
 /// Connects within `timeout`.
@@ -163,6 +167,26 @@ fn printable(line: &[u8]) -> String {
         .collect()
 }
 
+/// An OAuth login as the client sent it.
+#[derive(Debug, Clone)]
+pub struct OAuthReplay {
+    /// Its mechanism.
+    pub mechanism: codec::sasl::OAuthMechanism,
+    /// The client's message, base64.
+    pub response: String,
+}
+
+impl OAuthReplay {
+    /// What acknowledges the server's error challenge: OAUTHBEARER's ^A (RFC 7628
+    /// 3.2.3), XOAUTH2's empty response.
+    fn ack(&self) -> &'static [u8] {
+        match self.mechanism {
+            codec::sasl::OAuthMechanism::XOAuth2 => b"",
+            codec::sasl::OAuthMechanism::OAuthBearer => b"AQ==",
+        }
+    }
+}
+
 /// What the login replays.
 #[derive(Clone, Copy)]
 pub struct Credentials<'a> {
@@ -172,6 +196,8 @@ pub struct Credentials<'a> {
     pub user: &'a [u8],
     /// The password.
     pub pass: &'a [u8],
+    /// An OAuth login: replayed with its own mechanism and message instead.
+    pub oauth: Option<&'a OAuthReplay>,
 }
 
 impl Credentials<'_> {
@@ -194,8 +220,8 @@ async fn send<S: AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]) -> Result<(), Back
 
 /// What ended a wait for the IMAP server.
 enum Stop {
-    /// `+`: send the next piece.
-    Continuation,
+    /// `+`: send the next piece; its text.
+    Continuation(Vec<u8>),
     /// The tagged answer, as received.
     Answer(Vec<u8>),
 }
@@ -214,7 +240,7 @@ async fn imap_until<S: AsyncRead + Unpin>(
         let r = imap_view(&raw)?;
         match (r.kind, r.condition) {
             (Kind::Tagged(t), _) if t == tag => return Ok(Stop::Answer(raw)),
-            (Kind::Continuation, _) => return Ok(Stop::Continuation),
+            (Kind::Continuation, _) => return Ok(Stop::Continuation(r.text.to_vec())),
             (Kind::Untagged, Some(Condition::Bye)) => {
                 return Err(protocol(format!("the server said {}", printable(&raw))))
             }
@@ -232,6 +258,7 @@ fn imap_reply(
     mut lines: Vec<u8>,
     answer: &[u8],
     reader: Reader,
+    challenge: Option<Vec<u8>>,
 ) -> Result<LoginReply, BackendError> {
     let r = imap_view(answer)?;
     let ok = r.condition == Some(Condition::Ok);
@@ -242,6 +269,7 @@ fn imap_reply(
         ok,
         lines,
         temporary,
+        challenge: challenge.filter(|_| !ok),
     })
 }
 
@@ -276,12 +304,16 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
             let id_tag = imap::id_forward(&mut id, tag, ip);
             send(s, &id).await?;
             let mut ignored = Vec::new();
-            if let Stop::Continuation = imap_until(&mut reader, s, &id_tag, &mut ignored).await? {
+            if let Stop::Continuation(_) = imap_until(&mut reader, s, &id_tag, &mut ignored).await?
+            {
                 return Err(protocol("continuation request during ID"));
             }
         }
-        let authenticate = creds.authzid.is_some();
-        let pieces = if authenticate {
+        let authenticate = creds.authzid.is_some() || creds.oauth.is_some();
+        let pieces = if let Some(o) = creds.oauth {
+            let name = o.mechanism.name().as_bytes();
+            imap::authenticate(tag, name, o.response.as_bytes(), sasl_ir)
+        } else if authenticate {
             imap::authenticate_plain(tag, creds.plain_response().as_bytes(), sasl_ir)
         } else {
             // Always literals, as Zimbra's proxy sends them: no byte of a credential is
@@ -301,23 +333,32 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
         // a refusal of the literal or the mechanism, passed on.
         for piece in pieces {
             match imap_until(&mut reader, s, tag, &mut lines).await? {
-                Stop::Continuation => send(s, &piece).await?,
-                Stop::Answer(answer) => return imap_reply(lines, &answer, reader),
+                Stop::Continuation(_) => send(s, &piece).await?,
+                Stop::Answer(answer) => return imap_reply(lines, &answer, reader, None),
             }
         }
-        let mut cancelled = false;
+        let mut answered = false;
+        let mut challenge = None;
         loop {
             match imap_until(&mut reader, s, tag, &mut lines).await? {
-                Stop::Answer(answer) => return imap_reply(lines, &answer, reader),
+                Stop::Answer(answer) => return imap_reply(lines, &answer, reader, challenge),
+                // An OAuth refusal: the server's error challenge, acknowledged; the
+                // client gets it before the tagged NO that follows.
+                Stop::Continuation(text) if !answered && creds.oauth.is_some() => {
+                    let ack = creds.oauth.map(OAuthReplay::ack).unwrap_or_default();
+                    send(s, &[ack, b"\r\n"].concat()).await?;
+                    challenge = Some(text);
+                    answered = true;
+                }
                 // PLAIN is one message: a server asking for more gets the exchange
                 // cancelled and answers with a tagged BAD, passed on as the refusal.
-                Stop::Continuation if authenticate && !cancelled => {
+                Stop::Continuation(_) if authenticate && !answered => {
                     let mut cancel = Vec::new();
                     imap::cancel_authenticate(&mut cancel);
                     send(s, &cancel).await?;
-                    cancelled = true;
+                    answered = true;
                 }
-                Stop::Continuation => return Err(protocol("unexpected continuation request")),
+                Stop::Continuation(_) => return Err(protocol("unexpected continuation request")),
             }
         }
     })
@@ -325,31 +366,60 @@ pub async fn imap_login<S: AsyncRead + AsyncWrite + Unpin>(
     .map_err(|_| protocol("timeout"))?
 }
 
-/// One POP3 login command and whether it opens a SASL exchange (whose `+` gets a cancel).
+/// One POP3 login command and what a `+` continuation after it gets.
 struct Step {
     line: Vec<u8>,
-    sasl: bool,
+    then: Then,
+}
+
+/// What follows a `+` from the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Nothing may: USER and PASS take no continuation.
+    Nothing,
+    /// PLAIN is one message: the exchange is cancelled.
+    Cancel,
+    /// An OAuth exchange: the message (when it did not fit the AUTH line, `true` here),
+    /// then the acknowledgement of an error challenge.
+    OAuth(bool),
 }
 
 /// The commands that replay `creds`, encoded before anything is sent: a credential with a
 /// line break or NUL is refused here and never reaches the server.
 fn pop3_steps(creds: &Credentials<'_>) -> Result<Vec<Step>, pop3c::EncodeError> {
     let mut steps = Vec::with_capacity(2);
-    if creds.authzid.is_some() {
+    if let Some(o) = creds.oauth {
+        let name = o.mechanism.name().as_bytes();
+        let response = o.response.as_bytes();
+        // `AUTH NAME RESPONSE\r\n` within RFC 5034's 255 octets, else the response on
+        // its own line after the server's `+`.
+        let fits = name.len() + response.len() + 8 <= pop3c::MAX_AUTH_LINE;
+        let mut line = Vec::new();
+        pop3c::auth(&mut line, name, fits.then_some(response))?;
+        // Checked now, sent at the server's `+`.
+        pop3c::sasl_response(&mut Vec::new(), response)?;
+        steps.push(Step {
+            line,
+            then: Then::OAuth(!fits),
+        });
+    } else if creds.authzid.is_some() {
         let mut line = Vec::new();
         pop3c::auth_plain(&mut line, creds.plain_response().as_bytes())?;
-        steps.push(Step { line, sasl: true });
+        steps.push(Step {
+            line,
+            then: Then::Cancel,
+        });
     } else {
         let (mut user, mut pass) = (Vec::new(), Vec::new());
         pop3c::user(&mut user, creds.user)?;
         pop3c::pass(&mut pass, creds.pass)?;
         steps.push(Step {
             line: user,
-            sasl: false,
+            then: Then::Nothing,
         });
         steps.push(Step {
             line: pass,
-            sasl: false,
+            then: Then::Nothing,
         });
     }
     Ok(steps)
@@ -383,22 +453,32 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         let mut line = Vec::new();
+        let mut challenge = None;
         for step in steps {
             send(s, &step.line).await?;
             line = reader.pop3(s).await?;
-            if pop3_view(&line)?.indicator == pop3c::Indicator::Continuation {
-                if !step.sasl {
-                    return Err(protocol("unexpected continuation request"));
+            let mut sent_message = step.then != Then::OAuth(true);
+            let mut answered = false;
+            while pop3_view(&line)?.indicator == pop3c::Indicator::Continuation {
+                let mut next = Vec::new();
+                match (step.then, creds.oauth) {
+                    (Then::OAuth(_), Some(o)) if !sent_message => {
+                        pop3c::sasl_response(&mut next, o.response.as_bytes()).map_err(protocol)?;
+                        sent_message = true;
+                    }
+                    (Then::OAuth(_), Some(o)) if !answered => {
+                        challenge = Some(pop3_view(&line)?.text.to_vec());
+                        pop3c::sasl_response(&mut next, o.ack()).map_err(protocol)?;
+                        answered = true;
+                    }
+                    (Then::Cancel, _) if !answered => {
+                        pop3c::cancel_auth(&mut next);
+                        answered = true;
+                    }
+                    _ => return Err(protocol("unexpected continuation request")),
                 }
-                // PLAIN is one message: a server asking for more gets the exchange
-                // cancelled and answers -ERR, passed on as the refusal.
-                let mut cancel = Vec::new();
-                pop3c::cancel_auth(&mut cancel);
-                send(s, &cancel).await?;
+                send(s, &next).await?;
                 line = reader.pop3(s).await?;
-                if pop3_view(&line)?.indicator == pop3c::Indicator::Continuation {
-                    return Err(protocol("unexpected continuation request"));
-                }
             }
             if !pop3_view(&line)?.is_ok() {
                 break;
@@ -411,6 +491,7 @@ pub async fn pop3_login<S: AsyncRead + AsyncWrite + Unpin>(
             ok,
             lines: line,
             temporary,
+            challenge: challenge.filter(|_| !ok),
         })
     })
     .await

@@ -24,6 +24,19 @@ pub enum StartTlsArg {
     Only,
 }
 
+/// `--sasl-mechanisms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaslArg {
+    /// PLAIN (RFC 4616).
+    Plain,
+    /// LOGIN (IMAP only; POP3 has USER/PASS).
+    Login,
+    /// XOAUTH2 (Google's and Microsoft's OAuth 2.0 mechanism).
+    Xoauth2,
+    /// OAUTHBEARER (RFC 7628).
+    Oauthbearer,
+}
+
 /// `--user-login-limit-counts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CountArg {
@@ -87,10 +100,36 @@ pub struct Config {
     /// PEM private key of the --tls-cert in the same position.
     #[arg(long, env = "PROXY_TLS_KEY", value_name = "PEM", value_delimiter = ',')]
     pub tls_key: Vec<PathBuf>,
+    /// File holding the TLS session ticket secret, 64 hex digits (`openssl rand -hex 32`):
+    /// proxies given the same file resume each other's sessions (behind one load
+    /// balancer). Without it the workers of this proxy share a random one. Re-read on
+    /// SIGHUP.
+    #[arg(long, env = "PROXY_TLS_TICKET_KEY_FILE", value_name = "PATH")]
+    pub tls_ticket_key_file: Option<PathBuf>,
+    /// Seconds each TLS ticket key issues tickets (1..=604800); a ticket resumes for one
+    /// to two of them. The same on every proxy sharing a key file.
+    #[arg(
+        long,
+        env = "PROXY_TLS_TICKET_ROTATION",
+        default_value_t = common::tls_tickets::DEFAULT_ROTATION.as_secs()
+    )]
+    pub tls_ticket_rotation: u64,
     /// STARTTLS/STLS: off, on, or only (no login before TLS). Default: only with a
     /// certificate; without one, plaintext listeners need an explicit `off`.
     #[arg(long, env = "PROXY_STARTTLS", value_enum)]
     pub starttls: Option<StartTlsArg>,
+    /// SASL mechanisms offered (AUTHENTICATE / AUTH), comma-separated: plain, login,
+    /// xoauth2, oauthbearer. The OAuth ones send the bearer token to route-lookup as
+    /// Auth-Pass (Auth-Method xoauth2/oauthbearer) and replay the same message upstream.
+    #[arg(
+        long,
+        env = "PROXY_SASL_MECHANISMS",
+        value_enum,
+        value_delimiter = ',',
+        ignore_case = true,
+        default_value = "plain,login"
+    )]
+    pub sasl_mechanisms: Vec<SaslArg>,
     /// route-lookup's nginx-lookup URL; repeat for failover.
     #[arg(
         long = "lookup-url",
@@ -231,6 +270,11 @@ pub struct Config {
     /// Connections one client address may hold before they have logged in (0: unlimited).
     #[arg(long, env = "PROXY_MAX_PREAUTH_PER_IP", default_value_t = 50)]
     pub max_preauth_per_ip: usize,
+    /// Relayed sessions per account and client address, across all workers (0: no cap),
+    /// as Dovecot's mail_max_userip_connections: the next login gets NO [LIMIT] /
+    /// -ERR [IN-USE] before any mailbox server is asked.
+    #[arg(long, env = "PROXY_MAX_SESSIONS_PER_USER", default_value_t = 0)]
+    pub max_sessions_per_user: u32,
     /// Routes this proxy keeps from recent logins, used only when neither the cache nor any
     /// lookup URL answers (0: none).
     #[arg(long, env = "PROXY_STALE_ROUTES_MAX", default_value_t = 100_000)]
@@ -332,8 +376,12 @@ pub struct RuntimeConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The certificates behind it, reloaded on SIGHUP.
     pub certs: Option<Arc<common::certs::CertStore>>,
+    /// The TLS ticket keys, shared by the workers (and by proxies with one key file).
+    pub tickets: Option<Arc<common::tls_tickets::TicketKeys>>,
     /// STARTTLS mode.
     pub starttls: StartTls,
+    /// SASL mechanisms offered.
+    pub sasl: crate::session::Mechanisms,
     /// Forwarding of the client address.
     pub forward: Forward,
     /// TLS to the backends.
@@ -352,6 +400,8 @@ pub struct RuntimeConfig {
     pub max_bad_commands: u32,
     /// Pre-auth connections per client address (0: unlimited).
     pub max_preauth_per_ip: usize,
+    /// Relayed sessions per account and client address (0: no cap).
+    pub max_sessions_per_user: u32,
     /// Peers that must send a PROXY protocol header.
     pub proxy_protocol_from: common::cidr::CidrList,
     /// Connections per listener.
@@ -419,7 +469,11 @@ impl Config {
                 .collect();
             Some(common::certs::CertStore::load(pairs).map_err(|e| ConfigError(e.to_string()))?)
         };
-        let tls = certs.as_ref().map(|c| c.server_config(&[b"imap", b"pop3"]));
+        let tickets = self.ticket_keys(certs.is_some())?;
+        let tls = certs
+            .as_ref()
+            .zip(tickets.clone())
+            .map(|(c, t)| c.server_config_with_tickets(&[b"imap", b"pop3"], t));
         let starttls = match (self.starttls, tls.is_some()) {
             (Some(StartTlsArg::Off), _) => StartTls::Off,
             (Some(StartTlsArg::On), true) => StartTls::On,
@@ -550,7 +604,14 @@ impl Config {
             },
             tls,
             certs,
+            tickets,
             starttls,
+            sasl: crate::session::Mechanisms {
+                plain: self.sasl_mechanisms.contains(&SaslArg::Plain),
+                login: self.sasl_mechanisms.contains(&SaslArg::Login),
+                xoauth2: self.sasl_mechanisms.contains(&SaslArg::Xoauth2),
+                oauthbearer: self.sasl_mechanisms.contains(&SaslArg::Oauthbearer),
+            },
             forward: match self.forward_client_ip {
                 ForwardArg::Id => Forward::Id,
                 ForwardArg::ProxyV2 => Forward::ProxyV2,
@@ -567,11 +628,44 @@ impl Config {
             idle: Duration::from_secs(self.idle_timeout.max(1)),
             max_bad_commands: self.max_bad_commands,
             max_preauth_per_ip: self.max_preauth_per_ip,
+            max_sessions_per_user: self.max_sessions_per_user,
             proxy_protocol_from: self.proxy_protocol_from.clone(),
             max_connections: self.max_connections,
             grace: Duration::from_secs(self.grace_period),
             name: self.name.clone(),
         })
+    }
+}
+
+impl Config {
+    /// The TLS ticket keys (with a certificate): from --tls-ticket-key-file, else from
+    /// the secret worker 0 shares with its workers.
+    fn ticket_keys(
+        &self,
+        tls: bool,
+    ) -> Result<Option<Arc<common::tls_tickets::TicketKeys>>, ConfigError> {
+        use common::tls_tickets::{TicketKeys, MAX_ROTATION};
+        if !(1..=MAX_ROTATION.as_secs()).contains(&self.tls_ticket_rotation) {
+            return Err(format!(
+                "--tls-ticket-rotation must be in 1..={} seconds (a TLS ticket lives at most 7 days)",
+                MAX_ROTATION.as_secs()
+            )
+            .into());
+        }
+        let rotation = Duration::from_secs(self.tls_ticket_rotation);
+        match (&self.tls_ticket_key_file, tls) {
+            (Some(_), false) => Err("--tls-ticket-key-file needs --tls-cert and --tls-key".into()),
+            (None, false) => Ok(None),
+            (Some(path), true) => Ok(Some(TicketKeys::from_file(
+                "--tls-ticket-key-file",
+                path,
+                rotation,
+            )?)),
+            (None, true) => Ok(Some(TicketKeys::new(
+                crate::workers::ticket_secret()?,
+                rotation,
+            ))),
+        }
     }
 }
 

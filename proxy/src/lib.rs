@@ -35,6 +35,7 @@
 //! - [`stale`]: routes used recently, for when neither the cache nor route-lookup answers.
 //! - [`preauth`]: the cap on connections per client address not yet logged in.
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
+//! - [`session_limit`]: `--max-sessions-per-user`, counted by worker 0 for all workers.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
 //! - [`workers`]: several worker processes sharing the listeners (`--workers`).
 
@@ -52,6 +53,7 @@ pub mod relay;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod session_limit;
 pub mod sessions;
 pub mod sessions_admin;
 pub mod splice;

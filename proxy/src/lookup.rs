@@ -47,6 +47,9 @@ const MAX_BODY: usize = 64 * 1024;
 /// to 64 KiB) would eject every lookup URL and spin the retry budget. No real account has
 /// credentials this long, so such a login is refused without asking.
 pub const MAX_CREDENTIALS: usize = 8 * 1024;
+/// The same bound for a login with an OAuth bearer token (`Auth-Method` xoauth2 or
+/// oauthbearer): the longest token, every byte escaped, and a name.
+pub const MAX_OAUTH_CREDENTIALS: usize = 3 * codec::sasl::MAX_TOKEN + 1024;
 /// Most idle connections kept per URL: what a burst opened beyond this is closed after
 /// use rather than held until the server times it out.
 const MAX_IDLE: usize = 64;
@@ -166,12 +169,14 @@ impl LookupUrl {
 }
 
 /// A login to look up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LookupRequest<'a> {
     /// The login as the client gave it.
     pub user: &'a [u8],
-    /// The password (sent escaped; route-lookup may verify it).
+    /// The password (sent escaped; route-lookup may verify it), or a bearer token.
     pub pass: &'a [u8],
+    /// Auth-Method: `plain`, or `xoauth2` / `oauthbearer` with a token in `pass`.
+    pub method: &'a str,
     /// `imap`, `imapssl`, `pop3` or `pop3ssl`.
     pub protocol: &'a str,
     /// 1 for the first attempt of the session.
@@ -180,6 +185,18 @@ pub struct LookupRequest<'a> {
     pub client_ip: IpAddr,
     /// The proxy's own address on the client's connection (virtual-IP domains).
     pub proxy_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for LookupRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LookupRequest")
+            .field("user", &String::from_utf8_lossy(self.user))
+            .field("pass", &format_args!("<{} bytes>", self.pass.len()))
+            .field("method", &self.method)
+            .field("protocol", &self.protocol)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why there was no answer.
@@ -393,7 +410,7 @@ impl LookupClient {
     fn request(&self, url: &LookupUrl, req: &LookupRequest<'_>) -> hyper::Request<Empty<Bytes>> {
         let mut b = hyper::Request::get(url.path.as_str())
             .header(hyper::header::HOST, url.host_header())
-            .header(ah::AUTH_METHOD, "plain")
+            .header(ah::AUTH_METHOD, req.method)
             .header(ah::AUTH_USER, escape(req.user))
             .header(ah::AUTH_PASS, escape(req.pass))
             .header(ah::AUTH_PROTOCOL, req.protocol)
@@ -433,7 +450,12 @@ impl LookupClient {
     /// [`MAX_CREDENTIALS`] (escaped) are refused (`Authentication failed`) without asking.
     pub async fn lookup(&self, req: &LookupRequest<'_>) -> Result<LookupAnswer, LookupError> {
         let (user, pass) = (escape(req.user).len(), escape(req.pass).len());
-        if user + pass > MAX_CREDENTIALS {
+        let max = if req.method == "plain" {
+            MAX_CREDENTIALS
+        } else {
+            MAX_OAUTH_CREDENTIALS
+        };
+        if user + pass > max {
             self.stats.too_long.fetch_add(1, Ordering::Relaxed);
             // Lengths only: never the password.
             tracing::debug!(

@@ -207,6 +207,7 @@ impl Router {
             .lookup(&LookupRequest {
                 user: login.user.as_bytes(),
                 pass: login.pass,
+                method: login.method,
                 protocol: login.protocol,
                 attempt: login.attempt,
                 client_ip: login.client_ip,

@@ -619,7 +619,12 @@ const BYE_KICKED: &[u8] = b"* BYE Session ended by the administrator\r\n";
 
 /// Relays a logged-in session: plain to plain without idle buffers, else the generic way,
 /// until it ends or is ended (its account changed, or a kick).
-async fn relay_job(env: &Service, client: Client, (backend, route): (Upstream, Route), at: Origin) {
+async fn relay_job(
+    env: &Service,
+    client: Client,
+    (backend, route, _permit): (Upstream, Route, Option<Box<crate::session_limit::Permit>>),
+    at: Origin,
+) {
     // Each field is recorded once (the log formatter appends every recording).
     let span = tracing::Span::current();
     let tls = matches!(client, Client::Tls(_));

@@ -9,14 +9,28 @@
 //! worker that dies; when worker 0 shuts down it closes the pipes, each worker takes the
 //! end of its input as its SIGTERM and drains, and worker 0 waits for them (grace period,
 //! then SIGKILL). A worker whose parent dies sees the same end of input and stops too.
+//!
+//! The pipe also carries what every worker must share with worker 0, one line each: first
+//! `tls-ticket-secret HEX`, the random secret the TLS ticket keys are derived from (see
+//! `common::tls_tickets`), so a session ticket issued by one worker resumes on any other;
+//! then `reload` for each SIGHUP worker 0 gets, so that `systemctl reload` (which signals
+//! worker 0 alone) re-reads certificates and the ticket key file in every worker. The
+//! secret takes the pipe rather than the environment or the command line, which `ps` and
+//! /proc/PID/environ show (e2e/deploy.sh checks that no process of the stack has a secret
+//! there), and rather than a file in a private temporary directory, which must be cleaned
+//! up and outlives a worker 0 killed with SIGKILL: only the two processes hold the pipe, it
+//! exists anyway, and a restarted worker gets the same secret on its new one.
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::exit::ConfigError;
+use common::tls_tickets::TicketSecret;
 
 /// The environment variable that marks a worker process (its index, from 1).
 pub const WORKER_ENV: &str = "PROXY_WORKER";
@@ -29,13 +43,53 @@ pub fn index() -> usize {
         .unwrap_or(0)
 }
 
-/// In a worker: resolves when worker 0 closes our input (or dies).
+/// The first line on a worker's input, before the secret's 64 hex digits.
+const SECRET_LINE: &str = "tls-ticket-secret ";
+
+/// A line on a worker's input: worker 0 got SIGHUP.
+const RELOAD_LINE: &[u8] = b"reload";
+
+/// The secret the TLS ticket keys of every worker are derived from when no
+/// `--tls-ticket-key-file` is given: worker 0 makes it at random, the others read it from
+/// the first line of their input (so this must run before [`parent_gone`] reads the rest).
+pub fn ticket_secret() -> Result<TicketSecret, ConfigError> {
+    static SECRET: Mutex<Option<TicketSecret>> = Mutex::new(None);
+    let mut secret = SECRET
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(s) = &*secret {
+        return Ok(s.clone());
+    }
+    let made = if index() == 0 {
+        TicketSecret::random()?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the TLS ticket secret from worker 0: {e}"))?;
+        line.trim_end()
+            .strip_prefix(SECRET_LINE)
+            .and_then(|hex| TicketSecret::from_hex(hex.as_bytes()))
+            .ok_or("worker 0 sent no TLS ticket secret on standard input")?
+    };
+    Ok(secret.insert(made).clone())
+}
+
+/// In a worker: resolves when worker 0 closes our input (or dies). Meanwhile each `reload`
+/// line is a SIGHUP worker 0 passes on.
 pub fn parent_gone() -> tokio::sync::oneshot::Receiver<()> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let mut stdin = std::io::stdin();
-        let mut buf = [0u8; 64];
-        while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+        for line in std::io::stdin().lock().split(b'\n') {
+            match line {
+                Ok(l) if l == RELOAD_LINE => {
+                    tracing::info!("SIGHUP passed on by worker 0: reloading");
+                    common::reload::announce();
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
         let _ = tx.send(());
     });
     rx
@@ -50,6 +104,10 @@ pub struct Plan {
     pub listen_flags: Vec<(&'static str, SocketAddr)>,
     /// Worker 0's admin address: worker i uses its port + i (port 0 stays 0).
     pub admin: Option<SocketAddr>,
+    /// The TLS ticket secret, the first line of every worker's input.
+    pub ticket_secret: TicketSecret,
+    /// Worker 0's socket for `--max-sessions-per-user`, when the cap is on.
+    pub sessions_socket: Option<std::path::PathBuf>,
 }
 
 struct Slot {
@@ -70,6 +128,8 @@ impl Supervisor {
     pub fn start(plan: Plan) -> std::io::Result<Self> {
         let exe = std::env::current_exe()?;
         let base: Vec<OsString> = std::env::args_os().skip(1).collect();
+        let secret_line = format!("{SECRET_LINE}{}\n", plan.ticket_secret.to_hex());
+        let sessions_socket = plan.sessions_socket.clone();
         let args = move |i: usize| -> Vec<OsString> {
             let mut a = base.clone();
             for (flag, addr) in &plan.listen_flags {
@@ -92,15 +152,21 @@ impl Supervisor {
             a
         };
         let spawn = move |i: usize| -> std::io::Result<(Child, ChildStdin)> {
-            let mut child = Command::new(&exe)
+            let mut command = Command::new(&exe);
+            if let Some(path) = &sessions_socket {
+                command.env(crate::session_limit::SOCKET_ENV, path);
+            }
+            let mut child = command
                 .args(args(i))
                 .env(WORKER_ENV, i.to_string())
                 .stdin(Stdio::piped())
                 .spawn()?;
-            let stdin = child
+            let mut stdin = child
                 .stdin
                 .take()
                 .ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
+            // Before anything else: the worker reads it first, at start.
+            stdin.write_all(secret_line.as_bytes())?;
             tracing::info!(worker = i, pid = child.id(), "worker started");
             Ok((child, stdin))
         };
@@ -116,7 +182,18 @@ impl Supervisor {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || supervise(slots, &flag, spawn));
+        // SIGHUPs counted here are passed on by the supervising thread.
+        let hups = Arc::new(AtomicU64::new(0));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut reloads = common::reload::subscribe();
+            let count = hups.clone();
+            runtime.spawn(async move {
+                while reloads.changed().await.is_ok() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+        let thread = std::thread::spawn(move || supervise(slots, &flag, &hups, spawn));
         Ok(Self {
             stop,
             thread: Some(thread),
@@ -169,11 +246,23 @@ impl Supervisor {
     }
 }
 
-fn supervise<F>(mut slots: Vec<Slot>, stop: &AtomicBool, spawn: F) -> Vec<Slot>
+fn supervise<F>(mut slots: Vec<Slot>, stop: &AtomicBool, hups: &AtomicU64, spawn: F) -> Vec<Slot>
 where
     F: Fn(usize) -> std::io::Result<(Child, ChildStdin)>,
 {
+    let mut passed_on = 0;
     while !stop.load(Ordering::SeqCst) {
+        let seen = hups.load(Ordering::SeqCst);
+        if seen != passed_on {
+            passed_on = seen;
+            for slot in &mut slots {
+                if let Some(stdin) = &mut slot.stdin {
+                    // A worker that died meanwhile is restarted below and reads every file
+                    // at its start anyway.
+                    let _ = stdin.write_all(&[RELOAD_LINE, b"\n"].concat());
+                }
+            }
+        }
         for slot in &mut slots {
             if let Some(child) = &mut slot.child {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -238,6 +327,8 @@ pub fn start_others(proxy: &crate::Proxy, workers: usize) -> std::io::Result<Opt
             .filter_map(|k| Some((k.flag(), proxy.local_addr(k)?)))
             .collect(),
         admin: proxy.admin_addr(),
+        ticket_secret: ticket_secret().map_err(|e| std::io::Error::other(e.0))?,
+        sessions_socket: proxy.sessions_socket(),
     };
     Supervisor::start(plan).map(Some)
 }

@@ -1,13 +1,15 @@
 //! The login replay against scripted mailbox servers: the exact bytes the proxy sends for
 //! LOGIN (LITERAL+ or synchronizing literals, after the ID exchange), for AUTHENTICATE
 //! PLAIN with an authorization identity (with and without SASL-IR), for POP3 USER/PASS
-//! (after XCLIENT) and AUTH PLAIN; and what it makes of refusals and odd greetings.
+//! (after XCLIENT) and AUTH PLAIN, for XOAUTH2 and OAUTHBEARER (the error challenge
+//! acknowledged and kept); and what it makes of refusals and odd greetings.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use base64::Engine;
-use proxy::backend::{imap_login, pop3_login, BackendError, Credentials};
+use codec::sasl::OAuthMechanism;
+use proxy::backend::{imap_login, pop3_login, BackendError, Credentials, OAuthReplay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// A mailbox server that writes `greeting`, then for each step reads exactly the bytes
@@ -49,7 +51,140 @@ fn creds<'a>(authzid: Option<&'a [u8]>, user: &'a [u8], pass: &'a [u8]) -> Crede
         authzid,
         user,
         pass,
+        oauth: None,
     }
+}
+
+fn oauth(mechanism: OAuthMechanism, message: &[u8]) -> OAuthReplay {
+    OAuthReplay {
+        mechanism,
+        response: b64(message),
+    }
+}
+
+fn with_oauth(o: &OAuthReplay) -> Credentials<'_> {
+    Credentials {
+        authzid: None,
+        user: b"ann@example.com",
+        pass: b"tok",
+        oauth: Some(o),
+    }
+}
+
+const XOAUTH2_MSG: &[u8] = b"user=ann@example.com\x01auth=Bearer tok\x01\x01";
+const ERROR_CHALLENGE: &str = "eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=";
+
+#[tokio::test]
+async fn imap_xoauth2_is_replayed_with_sasl_ir_and_without() {
+    let o = oauth(OAuthMechanism::XOAuth2, XOAUTH2_MSG);
+    let response = b64(XOAUTH2_MSG);
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 SASL-IR AUTH=XOAUTH2] ready\r\n",
+        vec![(
+            format!("o1 AUTHENTICATE XOAUTH2 {response}\r\n").into_bytes(),
+            "o1 OK Logged in\r\n",
+        )],
+    );
+    let reply = imap_login(&mut s, b"o1", with_oauth(&o), None, T)
+        .await
+        .unwrap();
+    assert!(reply.ok);
+    assert_eq!(reply.challenge, None);
+    server.await.unwrap();
+
+    let (mut s, server) = script(
+        "* OK [CAPABILITY IMAP4rev1 AUTH=XOAUTH2] ready\r\n",
+        vec![
+            (b"o2 AUTHENTICATE XOAUTH2\r\n".to_vec(), "+ \r\n"),
+            (
+                format!("{response}\r\n").into_bytes(),
+                "o2 OK Logged in\r\n",
+            ),
+        ],
+    );
+    let reply = imap_login(&mut s, b"o2", with_oauth(&o), None, T)
+        .await
+        .unwrap();
+    assert!(reply.ok);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn imap_oauth_error_challenge_is_acknowledged_and_kept_for_the_client() {
+    for (mechanism, message, ack) in [
+        (OAuthMechanism::XOAuth2, XOAUTH2_MSG, "\r\n"),
+        (
+            OAuthMechanism::OAuthBearer,
+            &b"n,a=ann@example.com,\x01auth=Bearer tok\x01\x01"[..],
+            "AQ==\r\n",
+        ),
+    ] {
+        let o = oauth(mechanism, message);
+        let (mut s, server) = script(
+            "* OK [CAPABILITY IMAP4rev1 SASL-IR] ready\r\n",
+            vec![
+                (
+                    format!("e1 AUTHENTICATE {} {}\r\n", mechanism.name(), b64(message))
+                        .into_bytes(),
+                    Box::leak(format!("+ {ERROR_CHALLENGE}\r\n").into_boxed_str()),
+                ),
+                (
+                    ack.as_bytes().to_vec(),
+                    "e1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n",
+                ),
+            ],
+        );
+        let reply = imap_login(&mut s, b"e1", with_oauth(&o), None, T)
+            .await
+            .unwrap();
+        assert!(!reply.ok && !reply.temporary);
+        assert_eq!(reply.challenge.as_deref(), Some(ERROR_CHALLENGE.as_bytes()));
+        assert_eq!(
+            reply.lines,
+            b"e1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+        );
+        server.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pop3_oauth_in_the_auth_line_or_after_the_continuation_and_its_error_challenge() {
+    let o = oauth(OAuthMechanism::XOAuth2, XOAUTH2_MSG);
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![(
+            format!("AUTH XOAUTH2 {}\r\n", b64(XOAUTH2_MSG)).into_bytes(),
+            "+OK Logged in.\r\n",
+        )],
+    );
+    let reply = pop3_login(&mut s, with_oauth(&o), None, T).await.unwrap();
+    assert!(reply.ok);
+    server.await.unwrap();
+
+    // A real token does not fit RFC 5034's 255-octet AUTH line: it follows the `+`.
+    let long = [
+        &b"user=ann@example.com\x01auth=Bearer "[..],
+        &[b'x'; 400],
+        b"\x01\x01",
+    ]
+    .concat();
+    let o = oauth(OAuthMechanism::XOAuth2, &long);
+    let (mut s, server) = script(
+        "+OK ready\r\n",
+        vec![
+            (b"AUTH XOAUTH2\r\n".to_vec(), "+ \r\n"),
+            (
+                format!("{}\r\n", b64(&long)).into_bytes(),
+                Box::leak(format!("+ {ERROR_CHALLENGE}\r\n").into_boxed_str()),
+            ),
+            (b"\r\n".to_vec(), "-ERR [AUTH] Authentication failed.\r\n"),
+        ],
+    );
+    let reply = pop3_login(&mut s, with_oauth(&o), None, T).await.unwrap();
+    assert!(!reply.ok);
+    assert_eq!(reply.challenge.as_deref(), Some(ERROR_CHALLENGE.as_bytes()));
+    assert_eq!(reply.lines, b"-ERR [AUTH] Authentication failed.\r\n");
+    server.await.unwrap();
 }
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));

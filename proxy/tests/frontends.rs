@@ -7,7 +7,9 @@
 //! - IMAP LOGIN with atoms, quoted strings, synchronizing literals (the client waits for
 //!   `+`) and LITERAL+; AUTHENTICATE PLAIN (SASL-IR and continuation), AUTHENTICATE LOGIN,
 //!   an authorization identity replayed upstream as AUTHENTICATE PLAIN (with and without
-//!   SASL-IR at the backend); the client's tag used upstream; the exact bytes each mailbox
+//!   SASL-IR at the backend); XOAUTH2 and OAUTHBEARER (IMAP and POP3, only when
+//!   `--sasl-mechanisms` offers them) routed by their user with the token as the lookup's
+//!   password, replayed as sent, and refusals preceded by the error challenge; the client's tag used upstream; the exact bytes each mailbox
 //!   server receives (ID with x-originating-ip first, then the login as literals, as the
 //!   route's account name and, when the route carries one, with its password);
 //! - CAPABILITY before and after STARTTLS, `--starttls only` (LOGINDISABLED,
@@ -63,6 +65,9 @@ struct Script {
     greeting: String,
     /// IMAP: the tagged answer after the tag (`OK ...`, `NO ...`); POP3: the whole line.
     login: String,
+    /// An error challenge sent after an AUTHENTICATE / AUTH response (as an OAuth server
+    /// refusing a token does), whose answer is read before the login answer.
+    challenge: Option<String>,
 }
 
 impl Script {
@@ -72,6 +77,7 @@ impl Script {
             proto: Proto::Imap,
             greeting: "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID] ready".into(),
             login: "OK [CAPABILITY IMAP4rev1 IDLE] Logged in".into(),
+            challenge: None,
         }
     }
 
@@ -81,6 +87,7 @@ impl Script {
             proto: Proto::Pop3,
             greeting: "+OK ready".into(),
             login: "+OK Logged in".into(),
+            challenge: None,
         }
     }
 
@@ -92,6 +99,12 @@ impl Script {
     /// The answer to every login.
     fn login(mut self, answer: &str) -> Self {
         self.login = answer.into();
+        self
+    }
+
+    /// An error challenge before the answer to every SASL login.
+    fn challenge(mut self, challenge: &str) -> Self {
+        self.challenge = Some(challenge.into());
         self
     }
 
@@ -256,6 +269,12 @@ async fn serve_imap(mut conn: Conn, script: &Script) {
                         return;
                     }
                 }
+                if let (Some(challenge), "AUTHENTICATE") = (&script.challenge, name.as_str()) {
+                    conn.write(&format!("+ {challenge}\r\n")).await;
+                    if conn.line().await.is_none() {
+                        return;
+                    }
+                }
                 logged_in = script.login.starts_with("OK");
                 format!("{tag} {}\r\n", script.login)
             }
@@ -288,6 +307,19 @@ async fn serve_pop3(mut conn: Conn, script: &Script) {
         let reply = match name.as_str() {
             "XCLIENT" | "USER" if !logged_in => "+OK\r\n".to_string(),
             "PASS" | "AUTH" if !logged_in => {
+                if name == "AUTH" && text.split_whitespace().count() == 2 {
+                    // No initial response: ask for it.
+                    conn.write("+ \r\n").await;
+                    if conn.line().await.is_none() {
+                        return;
+                    }
+                }
+                if let (Some(challenge), "AUTH") = (&script.challenge, name.as_str()) {
+                    conn.write(&format!("+ {challenge}\r\n")).await;
+                    if conn.line().await.is_none() {
+                        return;
+                    }
+                }
                 logged_in = script.login.starts_with("+OK");
                 format!("{}\r\n", script.login)
             }
@@ -341,6 +373,8 @@ enum Answer {
 struct FakeResolver {
     answers: Mutex<HashMap<String, Answer>>,
     asked: Mutex<Vec<Asked>>,
+    /// The Auth-Method of each login asked about.
+    methods: Mutex<Vec<&'static str>>,
     forgotten: Mutex<Vec<Route>>,
 }
 
@@ -375,6 +409,10 @@ impl FakeResolver {
         self.asked.lock().unwrap().clone()
     }
 
+    fn methods(&self) -> Vec<&'static str> {
+        self.methods.lock().unwrap().clone()
+    }
+
     fn forgotten(&self) -> Vec<Route> {
         self.forgotten.lock().unwrap().clone()
     }
@@ -388,6 +426,7 @@ impl RouteResolver for FakeResolver {
             protocol: login.protocol,
             attempt: login.attempt,
         });
+        self.methods.lock().unwrap().push(login.method);
         let answer = self.answers.lock().unwrap().get(login.user).cloned();
         let decision = match answer {
             Some(Answer::Route(r)) => Decision::Route(r),
@@ -769,6 +808,282 @@ async fn imap_authenticate_plain_and_login() {
             asked("ann", "pw3", "imap", 1),
             asked("ann", "pw4", "imap", 1),
         ]
+    );
+}
+
+const OAUTH_FLAGS: &[&str] = &["--sasl-mechanisms", "PLAIN,login,xoauth2,OAuthBearer"];
+
+fn xoauth2(user: &str, token: &str) -> String {
+    b64(format!("user={user}\x01auth=Bearer {token}\x01\x01").as_bytes())
+}
+
+fn oauthbearer(user: &str, token: &str) -> String {
+    b64(
+        format!("n,a={user},\x01host=localhost\x01port=143\x01auth=Bearer {token}\x01\x01")
+            .as_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn imap_xoauth2_and_oauthbearer_are_routed_by_their_user_and_replayed_as_sent() {
+    let backend = Script::imap().spawn().await;
+    let r = FakeResolver::new();
+    r.route("ann@example.com", backend.addr, "ann@example.com");
+    let p = start(r.clone(), false, OAUTH_FLAGS).await;
+
+    let mut c = connect(p.imap).await;
+    assert_eq!(
+        c.line().await,
+        "* OK [CAPABILITY IMAP4rev1 ID LITERAL+ SASL-IR AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 AUTH=OAUTHBEARER] zp-test IMAP4rev1 proxy ready\r\n"
+    );
+    // XOAUTH2 with SASL-IR.
+    c.send(&format!(
+        "a AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2("ann@example.com", "tok1")
+    ))
+    .await;
+    assert_eq!(c.line().await, format!("a {LOGGED_IN}"));
+
+    // XOAUTH2 after the continuation, with a command pipelined behind the answer.
+    let mut c = connect(p.imap).await;
+    c.line().await;
+    c.send("b AUTHENTICATE xoauth2\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    c.send(&format!(
+        "{}\r\nb2 NOOP\r\n",
+        xoauth2("ann@example.com", "tok2")
+    ))
+    .await;
+    assert_eq!(c.lines(2).await[0], format!("b {LOGGED_IN}"));
+
+    // OAUTHBEARER.
+    let mut c = connect(p.imap).await;
+    c.line().await;
+    let bearer = oauthbearer("ann@example.com", "tok3");
+    c.send(&format!("c AUTHENTICATE OAUTHBEARER {bearer}\r\n"))
+        .await;
+    assert_eq!(c.line().await, format!("c {LOGGED_IN}"));
+
+    // The token is what route-lookup sees as the password, with the method named; the
+    // mailbox server gets the client's own message under the client's tag.
+    assert_eq!(
+        r.asked(),
+        [
+            asked("ann@example.com", "tok1", "imap", 1),
+            asked("ann@example.com", "tok2", "imap", 1),
+            asked("ann@example.com", "tok3", "imap", 1),
+        ]
+    );
+    assert_eq!(r.methods(), ["xoauth2", "xoauth2", "oauthbearer"]);
+    assert_eq!(
+        backend.received(),
+        [
+            id_exchange("a")
+                + &format!(
+                    "a AUTHENTICATE XOAUTH2 {}\r\n",
+                    xoauth2("ann@example.com", "tok1")
+                ),
+            id_exchange("b")
+                + &format!(
+                    "b AUTHENTICATE XOAUTH2 {}\r\n",
+                    xoauth2("ann@example.com", "tok2")
+                )
+                + "b2 NOOP\r\n",
+            id_exchange("c") + &format!("c AUTHENTICATE OAUTHBEARER {bearer}\r\n"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn imap_oauth_refusals_get_the_error_challenge_first() {
+    let challenge = "eyJzdGF0dXMiOiI0MDEiLCJzY2hlbWVzIjoiYmVhcmVyIn0=";
+    let refusing = Script::imap()
+        .login("NO [AUTHENTICATIONFAILED] Authentication failed.")
+        .challenge(challenge)
+        .spawn()
+        .await;
+    let r = FakeResolver::new();
+    r.route("ann@example.com", refusing.addr, "ann@example.com");
+    r.refuse("bob@example.com", "Authentication failed");
+    r.refuse("carol@example.com", codec::auth_http::STATUS_TEMPORARY);
+    let flags = [OAUTH_FLAGS, &["--max-bad-commands", "20"]].concat();
+    let p = start(r.clone(), false, &flags).await;
+    let mut c = imap_client_with(&p).await;
+
+    // The mailbox server's challenge reaches the client, its ^A goes back, and the
+    // server's NO follows.
+    let bearer = oauthbearer("ann@example.com", "revoked");
+    c.send(&format!("a AUTHENTICATE OAUTHBEARER {bearer}\r\n"))
+        .await;
+    assert_eq!(c.line().await, format!("+ {challenge}\r\n"));
+    c.send("AQ==\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    );
+    assert_eq!(
+        refusing.received(),
+        [id_exchange("a") + &format!("a AUTHENTICATE OAUTHBEARER {bearer}\r\n") + "AQ==\r\n"]
+    );
+
+    // route-lookup's refusal gets our own challenge; an empty answer completes it.
+    c.send(&format!(
+        "b AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2("bob@example.com", "t")
+    ))
+    .await;
+    let line = c.line().await;
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(line.trim_end().strip_prefix("+ ").expect("a challenge"))
+        .unwrap();
+    assert!(String::from_utf8(json).unwrap().contains("invalid_token"));
+    c.send("\r\n").await;
+    assert_eq!(
+        c.line().await,
+        "b NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+    );
+
+    // A temporary failure judged no token: no challenge.
+    c.send(&format!(
+        "c AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2("carol@example.com", "t")
+    ))
+    .await;
+    assert_eq!(
+        c.line().await,
+        "c NO [UNAVAILABLE] Temporary authentication failure\r\n"
+    );
+
+    // Malformed messages are BAD and reach nobody; the session goes on.
+    c.send(&format!(
+        "d AUTHENTICATE XOAUTH2 {}\r\n",
+        b64(b"user=ann\x01\x01")
+    ))
+    .await;
+    assert_eq!(c.line().await, "d BAD Invalid OAuth response\r\n");
+    c.send(&format!(
+        "e AUTHENTICATE OAUTHBEARER {}\r\n",
+        b64(b"n,,\x01auth=Bearer t\x01\x01")
+    ))
+    .await;
+    assert_eq!(
+        c.line().await,
+        "e BAD OAUTHBEARER needs the user name (a=) in its GS2 header\r\n"
+    );
+    let huge = "x".repeat(codec::sasl::MAX_TOKEN + 1);
+    c.send(&format!(
+        "f AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2("ann@example.com", &huge)
+    ))
+    .await;
+    assert_eq!(c.line().await, "f BAD OAuth token too long\r\n");
+    c.send("g NOOP\r\n").await;
+    assert_eq!(c.line().await, "g OK NOOP completed\r\n");
+    assert_eq!(r.asked().len(), 3, "{:?}", r.asked());
+}
+
+/// An IMAP client of a proxy offering the OAuth mechanisms, past the greeting.
+async fn imap_client_with(p: &Running) -> Client<TcpStream> {
+    let mut c = connect(p.imap).await;
+    assert!(c.line().await.contains("AUTH=XOAUTH2 AUTH=OAUTHBEARER"));
+    c
+}
+
+#[tokio::test]
+async fn oauth_mechanisms_are_off_unless_configured() {
+    let backend = Script::imap().spawn().await;
+    let r = FakeResolver::new();
+    r.route("ann@example.com", backend.addr, "ann@example.com");
+    let p = start(r.clone(), false, &[]).await;
+    let mut c = imap_client(&p).await;
+    c.send(&format!(
+        "a AUTHENTICATE XOAUTH2 {}\r\n",
+        xoauth2("ann@example.com", "t")
+    ))
+    .await;
+    assert_eq!(
+        c.line().await,
+        "a NO Unsupported authentication mechanism\r\n"
+    );
+    let mut c = pop3_client(&p).await;
+    c.send("CAPA\r\n").await;
+    let mut capa = Vec::new();
+    loop {
+        let l = c.line().await;
+        if l == ".\r\n" || l.is_empty() {
+            break;
+        }
+        capa.push(l);
+    }
+    assert!(capa.contains(&"SASL PLAIN\r\n".to_string()), "{capa:?}");
+    c.send(&format!(
+        "AUTH XOAUTH2 {}\r\n",
+        xoauth2("ann@example.com", "t")
+    ))
+    .await;
+    assert_eq!(c.line().await, "-ERR Unsupported mechanism\r\n");
+
+    // Only OAuth: PLAIN and LOGIN are refused, the LOGIN command still works.
+    let p = start(r.clone(), false, &["--sasl-mechanisms", "xoauth2"]).await;
+    let mut c = connect(p.imap).await;
+    assert!(c.line().await.contains("SASL-IR AUTH=XOAUTH2] "));
+    c.send(&format!(
+        "a AUTHENTICATE PLAIN {}\r\n",
+        b64(b"\0ann@example.com\0pw")
+    ))
+    .await;
+    assert_eq!(
+        c.line().await,
+        "a NO Unsupported authentication mechanism\r\n"
+    );
+    assert!(r.asked().is_empty());
+}
+
+#[tokio::test]
+async fn sessions_per_user_and_address_are_capped() {
+    let imap = Script::imap().spawn().await;
+    let pop3 = Script::pop3().spawn().await;
+    let r = FakeResolver::new();
+    r.route("ann", imap.addr, "ann@example.com");
+    r.route("Ann@Example.com", imap.addr, "ann@example.com");
+    r.route("bob", pop3.addr, "bob@example.com");
+    let p = start(r.clone(), false, &["--max-sessions-per-user", "2"]).await;
+    let mut first = imap_client(&p).await;
+    first.send("a LOGIN ann pw\r\n").await;
+    assert_eq!(first.line().await, format!("a {LOGGED_IN}"));
+    // The account counts, whatever name the client typed.
+    let mut second = imap_client(&p).await;
+    second.send("a LOGIN Ann@Example.com pw\r\n").await;
+    assert_eq!(second.line().await, format!("a {LOGGED_IN}"));
+    let mut third = imap_client(&p).await;
+    third.send("a LOGIN ann pw\r\n").await;
+    assert_eq!(
+        third.line().await,
+        "a NO [LIMIT] Maximum number of connections from user+IP exceeded\r\n"
+    );
+    assert_eq!(imap.received().len(), 2, "the mailbox server was not asked");
+    // Closing one lets the next in.
+    drop(first);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        third.send("b LOGIN ann pw\r\n").await;
+        let answer = third.line().await;
+        if answer == format!("b {LOGGED_IN}") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // POP3 words it as Dovecot does.
+    let p = start(r.clone(), false, &["--max-sessions-per-user", "1"]).await;
+    let mut c = pop3_client(&p).await;
+    c.send("USER bob\r\nPASS pw\r\n").await;
+    assert_eq!(c.lines(2).await[1], "+OK Logged in\r\n");
+    let mut c = pop3_client(&p).await;
+    c.send("USER bob\r\nPASS pw\r\n").await;
+    assert_eq!(
+        c.lines(2).await[1],
+        "-ERR [IN-USE] Maximum number of connections from user+IP exceeded\r\n"
     );
 }
 
@@ -1236,6 +1551,60 @@ async fn pop3_auth_plain() {
             asked("ann", "pw2", "pop3", 1),
             asked("ann", "pw3", "pop3", 1),
         ]
+    );
+}
+
+#[tokio::test]
+async fn pop3_xoauth2_and_its_error_challenge() {
+    let backend = Script::pop3().spawn().await;
+    let challenge = "eyJzdGF0dXMiOiI0MDEifQ==";
+    let refusing = Script::pop3()
+        .login("-ERR [AUTH] Authentication failed.")
+        .challenge(challenge)
+        .spawn()
+        .await;
+    let r = FakeResolver::new();
+    r.route("ann@example.com", backend.addr, "ann@example.com");
+    r.route("bob@example.com", refusing.addr, "bob@example.com");
+    let p = start(r.clone(), false, OAUTH_FLAGS).await;
+
+    let mut c = pop3_client(&p).await;
+    c.send("CAPA\r\n").await;
+    let capa = c.lines(9).await;
+    assert!(
+        capa.contains(&"SASL PLAIN XOAUTH2 OAUTHBEARER\r\n".to_string()),
+        "{capa:?}"
+    );
+    let ann = xoauth2("ann@example.com", "tok1");
+    c.send(&format!("AUTH XOAUTH2 {ann}\r\n")).await;
+    assert_eq!(c.line().await, "+OK Logged in\r\n");
+    // A real token is kilobytes long, and clients send it in the AUTH line all the same.
+    let long = xoauth2("ann@example.com", &"t".repeat(6000));
+    let mut c = pop3_client(&p).await;
+    c.send(&format!("AUTH XOAUTH2 {long}\r\n")).await;
+    assert_eq!(c.line().await, "+OK Logged in\r\n");
+
+    // Without an initial response, and refused by the mailbox server with a challenge.
+    let mut c = pop3_client(&p).await;
+    c.send("AUTH XOAUTH2\r\n").await;
+    assert_eq!(c.line().await, "+ \r\n");
+    let bob = xoauth2("bob@example.com", "revoked");
+    c.send(&format!("{bob}\r\n")).await;
+    assert_eq!(c.line().await, format!("+ {challenge}\r\n"));
+    c.send("\r\n").await;
+    assert_eq!(c.line().await, "-ERR [AUTH] Authentication failed.\r\n");
+    assert_eq!(r.methods(), ["xoauth2", "xoauth2", "xoauth2"]);
+    // Upstream the long one goes after the `+`, as RFC 5034 asks.
+    assert_eq!(
+        backend.received(),
+        [
+            format!("{XCLIENT}AUTH XOAUTH2 {ann}\r\n"),
+            format!("{XCLIENT}AUTH XOAUTH2\r\n{long}\r\n"),
+        ]
+    );
+    assert_eq!(
+        refusing.received(),
+        [format!("{XCLIENT}AUTH XOAUTH2 {bob}\r\n\r\n")]
     );
 }
 

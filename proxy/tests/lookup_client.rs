@@ -87,6 +87,7 @@ fn req<'a>(user: &'a str, pass: &'a str) -> LookupRequest<'a> {
     LookupRequest {
         user: user.as_bytes(),
         pass: pass.as_bytes(),
+        method: "plain",
         protocol: "imap",
         attempt: 1,
         client_ip: "192.0.2.7".parse::<IpAddr>().unwrap(),
@@ -374,6 +375,7 @@ async fn the_request_is_what_nginx_sends() {
     let req = LookupRequest {
         user: b"ann x\r\nAuth-Status: OK",
         pass: "p%ss+\u{fc}\x7f".as_bytes(),
+        method: "plain",
         protocol: "pop3ssl",
         attempt: 2,
         client_ip: "2001:db8::7".parse().unwrap(),
@@ -625,6 +627,7 @@ async fn credentials_too_long_to_send_are_refused_unasked() {
 const LOOKUP: LookupRequest<'static> = LookupRequest {
     user: b"ann",
     pass: b"secret",
+    method: "plain",
     protocol: "imap",
     attempt: 1,
     client_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)),

@@ -108,6 +108,7 @@ fn req() -> LookupRequest<'static> {
     LookupRequest {
         user: b"ann",
         pass: b"secret",
+        method: "plain",
         protocol: "imap",
         attempt: 1,
         client_ip: "192.0.2.7".parse().unwrap(),

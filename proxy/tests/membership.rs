@@ -147,6 +147,7 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
     let login = Login {
         user: "ann@example.com",
         pass: b"x",
+        method: "plain",
         protocol: "imap",
         attempt: 1,
         client_ip: "192.0.2.7".parse().unwrap(),

@@ -66,6 +66,7 @@ fn login(user: &str) -> Login<'_> {
     Login {
         user,
         pass: b"secret",
+        method: "plain",
         protocol: "imap",
         attempt: 1,
         client_ip: "192.0.2.7".parse().unwrap(),

@@ -227,6 +227,7 @@ async fn a_cached_route_is_used_once_its_name_is_known() {
     let login = Login {
         user: "ann@example.com",
         pass: b"x",
+        method: "plain",
         protocol: "imapssl",
         attempt: 1,
         client_ip: "192.0.2.7".parse().unwrap(),

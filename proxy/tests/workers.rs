@@ -2,7 +2,8 @@
 //! (SO_REUSEPORT), in front of route-lookup (PostgreSQL) and an in-process mailbox-stub.
 //! Logins are spread over the workers (each counts its own in its /metrics, on the admin
 //! port + its index); a worker that dies is restarted while the others serve; SIGTERM to
-//! the first process stops them all.
+//! the first process stops them all. `--max-sessions-per-user` counts one user's sessions
+//! across the workers.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -204,6 +205,141 @@ impl Drop for Guard {
     }
 }
 
+/// The proxy binary with three workers in front of `h`, IMAP on `imap`, admin ports from
+/// `admin`, `extra` flags last, its log to `stderr`.
+fn start_proxy(h: &Harness, imap: u16, admin: u16, extra: &[&str], stderr: std::fs::File) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_proxy"))
+        .args(["--imap-listen", &format!("127.0.0.1:{imap}")])
+        .args([
+            "--imaps-listen",
+            "off",
+            "--pop3-listen",
+            "off",
+            "--pop3s-listen",
+            "off",
+        ])
+        .args(["--starttls", "off", "--workers", "3", "--grace-period", "5"])
+        .args(["--admin-token", "s3cret"])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args([
+            "--lookup-url",
+            &format!("http://{}/service/extension/nginx-lookup", h.http),
+        ])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// A login from the local address `from`: the tagged answer, the session left open.
+async fn login_from(from: &str, port: u16) -> (String, BufReader<TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let s = socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    let mut s = BufReader::new(s);
+    let mut line = String::new();
+    s.read_line(&mut line).await.unwrap();
+    s.get_mut()
+        .write_all(b"a LOGIN ann@example.com \"pa ss\"\r\n")
+        .await
+        .unwrap();
+    loop {
+        line.clear();
+        assert!(s.read_line(&mut line).await.unwrap() > 0, "closed");
+        if line.starts_with("a ") {
+            return (line, s);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cap_counts_across_workers() {
+    let h = Harness::start(&["--auth-wait", "0"]).await;
+    let stub = MailboxStub::builder("mbx1.example.com")
+        .user("ann@example.com", "pa ss")
+        .spawn()
+        .await
+        .unwrap();
+    seed(&h, stub.addr(StubKind::Imap).port()).await;
+    let imap = free_port();
+    let admin = free_port_block();
+    let log = std::env::temp_dir().join(format!("proxy-cap-test-{}.log", std::process::id()));
+    let stderr = std::fs::File::create(&log).unwrap();
+    let child = start_proxy(&h, imap, admin, &["--max-sessions-per-user", "2"], stderr);
+    let master = child.id();
+    let mut proxy = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while {
+        let mut up = 0;
+        for i in 0..3 {
+            if logins_ok(admin + i).await.is_some() {
+                up += 1;
+            }
+        }
+        up < 3
+    } {
+        assert!(Instant::now() < deadline, "three workers did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (first, one) = login_from("127.0.0.1", imap).await;
+    let (second, _two) = login_from("127.0.0.1", imap).await;
+    assert!(
+        first.starts_with("a OK") && second.starts_with("a OK"),
+        "{first}{second}"
+    );
+    // Wherever the kernel puts them, the next ones from that address are over the cap.
+    for _ in 0..6 {
+        let (answer, _) = login_from("127.0.0.1", imap).await;
+        assert_eq!(
+            answer,
+            "a NO [LIMIT] Maximum number of connections from user+IP exceeded\r\n"
+        );
+    }
+    // Another address has its own count.
+    let (other, _three) = login_from("127.0.0.2", imap).await;
+    assert!(other.starts_with("a OK"), "{other}");
+    // Closing one lets a new one in (once its worker has given the place back).
+    drop(one);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (answer, _s) = login_from("127.0.0.1", imap).await;
+        if answer.starts_with("a OK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place came back: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refused = text
+        .lines()
+        .filter(|l| l.contains("login failed") && l.contains("reason=\"session_limit\""))
+        .count();
+    assert!(
+        refused >= 6,
+        "a failed-login line for each refusal:\n{text}"
+    );
+
+    // Worker 0's socket directory goes with it.
+    let dir = std::env::temp_dir().join(format!("zproxy-{master}-0"));
+    assert!(dir.join("sessions.sock").exists());
+    Command::new("kill")
+        .args(["-TERM", &master.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while proxy.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the proxy did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_share_listeners_restart_and_stop_together() {
     let h = Harness::start(&["--auth-wait", "0"]).await;
@@ -222,28 +358,7 @@ async fn workers_share_listeners_restart_and_stop_together() {
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(15)..].join("\n")
     };
-    let child = Command::new(env!("CARGO_BIN_EXE_proxy"))
-        .args(["--imap-listen", &format!("127.0.0.1:{imap}")])
-        .args([
-            "--imaps-listen",
-            "off",
-            "--pop3-listen",
-            "off",
-            "--pop3s-listen",
-            "off",
-        ])
-        .args(["--starttls", "off", "--workers", "3", "--grace-period", "5"])
-        .args(["--admin-token", "s3cret"])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-        .args([
-            "--lookup-url",
-            &format!("http://{}/service/extension/nginx-lookup", h.http),
-        ])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let child = start_proxy(&h, imap, admin, &[], stderr);
     let master = child.id();
     let mut proxy = Guard(child);
 

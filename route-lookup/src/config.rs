@@ -225,6 +225,32 @@ pub struct Config {
     #[arg(long, env = "LOOKUP_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: common::telemetry::LogFormat,
 
+    /// OAuth 2.0 token introspection endpoint (RFC 7662; http:// or https://, verified
+    /// against the system's CAs). With it, nginx-lookup checks the bearer token of an
+    /// xoauth2 / oauthbearer login: active, and the login's account's (by name or alias).
+    /// Without it such logins are only routed and the mailbox server checks the token.
+    #[arg(long, env = "LOOKUP_OAUTH_INTROSPECTION_URL", value_name = "URL")]
+    pub oauth_introspection_url: Option<String>,
+
+    /// Milliseconds one token introspection may take before the login fails with a
+    /// temporary error.
+    #[arg(
+        long,
+        env = "LOOKUP_OAUTH_INTROSPECTION_TIMEOUT_MS",
+        default_value_t = 3000,
+        value_name = "MS"
+    )]
+    pub oauth_introspection_timeout_ms: u64,
+
+    /// OAuth client id sent (HTTP Basic, with --oauth-client-secret-file) to the
+    /// introspection endpoint, when it wants its callers authenticated.
+    #[arg(long, env = "LOOKUP_OAUTH_CLIENT_ID", value_name = "ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// File holding the OAuth client secret (first line) for --oauth-client-id.
+    #[arg(long, env = "LOOKUP_OAUTH_CLIENT_SECRET_FILE", value_name = "PATH")]
+    pub oauth_client_secret_file: Option<std::path::PathBuf>,
+
     /// File whose first line is `user:password` (memcached's -Y format): route purges
     /// authenticate with it on every cache node (the nodes' --auth-file).
     // Read by `purge::authenticate_with` at start (main, test harness), not by `validate`.
@@ -294,6 +320,8 @@ pub struct LookupPolicy {
     pub verify_passwords: bool,
     /// Required X-Lookup-Secret.
     pub secret: Option<String>,
+    /// Bearer-token checks for xoauth2 / oauthbearer logins (`None`: routed unchecked).
+    pub oauth: Option<std::sync::Arc<common::oauth_introspection::Introspector>>,
 }
 
 impl Config {
@@ -406,6 +434,13 @@ impl Config {
         if self.password_check_queue == Some(0) {
             return Err("--password-check-queue must be at least 1".into());
         }
+        let oauth = common::oauth_introspection::from_flags(common::oauth_introspection::Flags {
+            url: self.oauth_introspection_url.as_deref(),
+            timeout_ms: self.oauth_introspection_timeout_ms,
+            client_id: self.oauth_client_id.as_deref(),
+            client_secret_file: self.oauth_client_secret_file.as_deref(),
+            tls: None,
+        })?;
         let machine = ChecksConfig::for_this_machine();
         let workers = self.password_checks.unwrap_or(machine.workers);
         let password_checks = ChecksConfig {
@@ -426,6 +461,7 @@ impl Config {
                 auth_wait_max_attempts: self.auth_wait_max_attempts,
                 verify_passwords: self.verify_passwords,
                 secret: lookup_secret,
+                oauth,
             },
             db_pool_size: self.db_pool_size,
             db_lookup_connections: self.db_lookup_connections,
@@ -501,6 +537,29 @@ mod tests {
         let e = validate(&["--tls-cert", c, "--tls-key", "/nonexistent/k.pem"]).unwrap_err();
         assert!(e.starts_with("cannot read /nonexistent/k.pem"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn oauth_introspection_flags() {
+        assert!(validate(&[]).unwrap().lookup.oauth.is_none());
+        let rt = validate(&[
+            "--oauth-introspection-url",
+            "http://127.0.0.1:9/introspect",
+            "--oauth-introspection-timeout-ms",
+            "500",
+        ])
+        .unwrap();
+        let shown = format!("{:?}", rt.lookup.oauth.unwrap());
+        assert!(shown.contains("http://127.0.0.1:9/introspect"), "{shown}");
+        assert!(shown.contains("500ms"), "{shown}");
+        assert_eq!(
+            validate(&["--oauth-introspection-url", "idp.example.com"]).unwrap_err(),
+            "--oauth-introspection-url `idp.example.com` is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            validate(&["--oauth-client-id", "lookup"]).unwrap_err(),
+            "--oauth-client-id and --oauth-client-secret-file need --oauth-introspection-url"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`password_checks`]: the bound on hashing (N at once, a bounded wait).
 //! - [`lockout`]: Zimbra's password policy attributes (lockout, length).
 //! - [`authenticate`]: one password check with lockouts applied.
+//! - [`oauth`]: bearer-token logins (xoauth2, oauthbearer): introspected, matched to the
+//!   login's account.
 //! - [`throttle`]: requests per second per client address (admin SOAP).
 //! - [`http`]: the HTTP listener (nginx-lookup, admin SOAP, /healthz, /metrics).
 //! - [`grpc`]: Provisioning, Directory (`Authenticate`) and Registry (leases, watch).
@@ -29,6 +31,7 @@ pub mod grpc;
 pub mod http;
 pub mod lockout;
 pub mod metrics;
+pub mod oauth;
 pub mod password;
 pub mod password_checks;
 pub mod purge;

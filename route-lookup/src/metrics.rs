@@ -6,6 +6,7 @@ use std::time::Duration;
 use common::metrics::{Histogram, PromWriter};
 
 use crate::http::SoapOutcome;
+use crate::oauth::Outcome as OAuthOutcome;
 use crate::password_checks::PasswordChecks;
 use crate::resolve::Reason;
 use crate::store::PoolState;
@@ -17,6 +18,7 @@ pub struct LookupMetrics {
     failed: [AtomicU64; Reason::ALL.len()],
     latency: Histogram,
     soap: [AtomicU64; SoapOutcome::ALL.len()],
+    oauth: [AtomicU64; OAuthOutcome::ALL.len()],
 }
 
 impl LookupMetrics {
@@ -39,6 +41,15 @@ impl LookupMetrics {
             .position(|&x| x == outcome)
             .unwrap_or(0);
         self.soap[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one bearer-token check.
+    pub fn record_oauth(&self, outcome: OAuthOutcome) {
+        let i = OAuthOutcome::ALL
+            .iter()
+            .position(|&x| x == outcome)
+            .unwrap_or(0);
+        self.oauth[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus page, with the password-check bound's counters and, when TLS is on,
@@ -80,6 +91,18 @@ impl LookupMetrics {
         for (o, c) in SoapOutcome::ALL.iter().zip(&self.soap) {
             w.sample(
                 "route_lookup_soap_auth_total",
+                &[("outcome", o.label())],
+                c.load(Ordering::Relaxed),
+            );
+        }
+        w.header(
+            "route_lookup_oauth_introspections_total",
+            "counter",
+            "bearer-token checks of xoauth2/oauthbearer lookups by outcome (cached: an active answer reused)",
+        );
+        for (o, c) in OAuthOutcome::ALL.iter().zip(&self.oauth) {
+            w.sample(
+                "route_lookup_oauth_introspections_total",
                 &[("outcome", o.label())],
                 c.load(Ordering::Relaxed),
             );

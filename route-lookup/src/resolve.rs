@@ -9,12 +9,17 @@ use codec::auth_http::{STATUS_FAILED, STATUS_TEMPORARY};
 
 use crate::authenticate::{Authenticator, Verdict};
 use crate::config::LookupPolicy;
+use crate::metrics::LookupMetrics;
+use crate::oauth::TokenCheck;
 use crate::store::{normalize, AccountRoute, Directory, Store, StoreError};
 
 /// The longest login we look up, in bytes after decoding (RFC 5321 caps an address at 254).
 pub const MAX_USER: usize = 320;
 /// The longest password we accept, in bytes after decoding.
 pub const MAX_PASS: usize = 1024;
+/// The longest bearer token we accept (xoauth2 / oauthbearer), in bytes after decoding: the
+/// SASL decoder's own bound.
+pub const MAX_TOKEN: usize = codec::sasl::MAX_TOKEN;
 
 /// A mail protocol as auth_http names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,17 +47,42 @@ impl Protocol {
     }
 }
 
+/// What `Auth-Pass` carries, by `Auth-Method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A password (`plain`, `passwd`, ...): checked with --verify-passwords.
+    Password,
+    /// An OAuth 2.0 bearer token (`xoauth2`, `oauthbearer`): introspected with
+    /// --oauth-introspection-url, never checked as a password.
+    BearerToken,
+}
+
 /// A well-formed lookup request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LookupRequest {
     /// The login, decoded.
     pub user: String,
-    /// The password, decoded (raw bytes: it need not be UTF-8).
+    /// The password or token, decoded (raw bytes: it need not be UTF-8).
     pub pass: Vec<u8>,
+    /// Which of the two `pass` is.
+    pub credential: Credential,
     /// Which backend port.
     pub protocol: Protocol,
     /// The proxy's interface address (qualifies unqualified logins by virtual IP).
     pub proxy_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for LookupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password or token is a secret: its length only.
+        f.debug_struct("LookupRequest")
+            .field("user", &self.user)
+            .field("pass", &format_args!("<{} bytes>", self.pass.len()))
+            .field("credential", &self.credential)
+            .field("protocol", &self.protocol)
+            .field("proxy_ip", &self.proxy_ip)
+            .finish()
+    }
 }
 
 /// Why a lookup failed; for logs and metrics.
@@ -68,6 +98,8 @@ pub enum Reason {
     NotFound,
     /// Wrong password (with --verify-passwords).
     BadPassword,
+    /// A bearer token that is not active or not the login's (--oauth-introspection-url).
+    BadToken,
     /// locked, lockout, closed, pending.
     Inactive,
     /// maintenance.
@@ -80,12 +112,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for metrics.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Self::BadRequest,
         Self::Secret,
         Self::Method,
         Self::NotFound,
         Self::BadPassword,
+        Self::BadToken,
         Self::Inactive,
         Self::Maintenance,
         Self::NoRoute,
@@ -100,6 +133,7 @@ impl Reason {
             Self::Method => "unsupported_method",
             Self::NotFound => "not_found",
             Self::BadPassword => "bad_password",
+            Self::BadToken => "bad_token",
             Self::Inactive => "inactive",
             Self::Maintenance => "maintenance",
             Self::NoRoute => "no_route",
@@ -141,13 +175,15 @@ fn strip_suffix(login: &str) -> &str {
     login
 }
 
-/// Resolves `req` against the database under `policy`, checking passwords (when the
-/// policy says so) and lockouts with `auth`.
+/// Resolves `req` against the database under `policy`, checking passwords or bearer
+/// tokens (when the policy says so) and lockouts with `auth`; token checks are counted in
+/// `metrics`.
 pub async fn lookup(
     store: &Store,
     dir: &Directory,
     policy: &LookupPolicy,
     auth: &Authenticator,
+    metrics: &LookupMetrics,
     req: &LookupRequest,
 ) -> Result<Route, Reason> {
     let login = normalize(strip_suffix(&req.user));
@@ -171,7 +207,23 @@ pub async fn lookup(
     if account.status != "lockout" {
         check_status(&account)?;
     }
-    if policy.verify_passwords {
+    let token = req.credential == Credential::BearerToken;
+    if token {
+        // Never a password check (and so never a lockout failure), whatever
+        // --verify-passwords says; a lock in force still holds.
+        if account.status == "lockout" {
+            still_locked_out(auth, &account).await?;
+        }
+        if let Some(introspector) = &policy.oauth {
+            let check = TokenCheck {
+                store,
+                dir,
+                introspector,
+                metrics,
+            };
+            check.check(&account, &login, &proxy_ip, &req.pass).await?;
+        }
+    } else if policy.verify_passwords {
         match auth.check(&account, &req.pass).await {
             Ok(Verdict::Accepted) => {}
             Ok(Verdict::Rejected) => return Err(Reason::BadPassword),
@@ -184,14 +236,7 @@ pub async fn lookup(
     } else if account.status == "lockout" {
         // Routing alone does not check the password, but a lock whose time is up ends
         // here too, so the mailbox server is asked again.
-        match auth.still_locked_out(&account).await {
-            Ok(true) => return Err(Reason::Inactive),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %common::exit::chain(&e), "cannot read the lockout state");
-                return Err(Reason::Unavailable);
-            }
-        }
+        still_locked_out(auth, &account).await?;
     }
 
     let ports = account.server.ports;
@@ -209,6 +254,19 @@ pub async fn lookup(
         user: account.name,
         cache_alias: account.in_default_domain,
     })
+}
+
+/// A locked-out account's lock, when it still holds, as the failure; a lock whose duration
+/// has passed ends here.
+async fn still_locked_out(auth: &Authenticator, account: &AccountRoute) -> Result<(), Reason> {
+    match auth.still_locked_out(account).await {
+        Ok(true) => Err(Reason::Inactive),
+        Ok(false) => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %common::exit::chain(&e), "cannot read the lockout state");
+            Err(Reason::Unavailable)
+        }
+    }
 }
 
 /// Maps zimbraAccountStatus to a failure, if it is one.

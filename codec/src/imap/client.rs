@@ -379,8 +379,15 @@ pub fn login(tag: &[u8], user: &[u8], pass: &[u8], style: LoginStyle) -> Vec<Vec
 /// with SASL-IR (RFC 4959; an empty response is sent as `=`), else after the server's `+`
 /// (two pieces in send order).
 pub fn authenticate_plain(tag: &[u8], response: &[u8], sasl_ir: bool) -> Vec<Vec<u8>> {
+    authenticate(tag, b"PLAIN", response, sasl_ir)
+}
+
+/// `TAG AUTHENTICATE MECHANISM` with a one-message `response` (base64): in the command with
+/// SASL-IR, else after the server's `+`, as [`authenticate_plain`].
+pub fn authenticate(tag: &[u8], mechanism: &[u8], response: &[u8], sasl_ir: bool) -> Vec<Vec<u8>> {
     let mut command = tag.to_vec();
-    command.extend_from_slice(b" AUTHENTICATE PLAIN");
+    command.extend_from_slice(b" AUTHENTICATE ");
+    command.extend_from_slice(mechanism);
     let mut answer = response.to_vec();
     answer.extend_from_slice(b"\r\n");
     if sasl_ir {
@@ -603,6 +610,13 @@ mod tests {
             vec![
                 b"b AUTHENTICATE PLAIN\r\n".to_vec(),
                 b"AGFubgBwdw==\r\n".to_vec()
+            ]
+        );
+        assert_eq!(
+            authenticate(b"c", b"XOAUTH2", b"dXNlcj1h", false),
+            vec![
+                b"c AUTHENTICATE XOAUTH2\r\n".to_vec(),
+                b"dXNlcj1h\r\n".to_vec()
             ]
         );
         out.clear();

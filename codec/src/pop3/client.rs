@@ -59,16 +59,51 @@ pub fn pass(out: &mut Vec<u8>, password: &[u8]) -> Result<(), EncodeError> {
 /// Appends `AUTH PLAIN <initial response>\r\n` (RFC 5034). `initial` is the base64 PLAIN
 /// response (see [`crate::sasl`]); an empty one is sent as `=`, as the RFC spells it.
 pub fn auth_plain(out: &mut Vec<u8>, initial: &[u8]) -> Result<(), EncodeError> {
-    check_line(initial)?;
-    if initial.contains(&b' ') {
+    auth(out, b"PLAIN", Some(initial))
+}
+
+/// Longest `AUTH` command line with its initial response (RFC 5034 section 4: a longer
+/// response goes on its own line after the server's empty `+`).
+pub const MAX_AUTH_LINE: usize = 255;
+
+/// Appends `AUTH MECHANISM [<initial response>]\r\n` (RFC 5034): an empty response is
+/// sent as `=`; without one, the server answers `+` and the response follows on its own
+/// line ([`sasl_response`]).
+pub fn auth(
+    out: &mut Vec<u8>,
+    mechanism: &[u8],
+    initial: Option<&[u8]>,
+) -> Result<(), EncodeError> {
+    check_line(mechanism)?;
+    if mechanism.is_empty() {
+        return Err(EncodeError::Empty);
+    }
+    if mechanism.contains(&b' ') {
         return Err(EncodeError::NotAToken);
     }
-    let initial = if initial.is_empty() { b"=" } else { initial };
+    let initial = match initial {
+        Some(i) => {
+            check_line(i)?;
+            if i.contains(&b' ') {
+                return Err(EncodeError::NotAToken);
+            }
+            Some(if i.is_empty() { &b"="[..] } else { i })
+        }
+        None => None,
+    };
     Command::Auth {
-        mechanism: Some(b"PLAIN"),
-        initial: Some(initial),
+        mechanism: Some(mechanism),
+        initial,
     }
     .encode(out);
+    Ok(())
+}
+
+/// Appends a SASL response line (base64) sent after a `+` continuation.
+pub fn sasl_response(out: &mut Vec<u8>, response: &[u8]) -> Result<(), EncodeError> {
+    check_line(response)?;
+    out.extend_from_slice(response);
+    out.extend_from_slice(b"\r\n");
     Ok(())
 }
 
@@ -228,6 +263,12 @@ mod tests {
         );
         assert_eq!(encoded(|o| auth_plain(o, b"")), b"AUTH PLAIN =\r\n");
         assert_eq!(
+            encoded(|o| auth(o, b"XOAUTH2", Some(b"dXNlcj1h"))),
+            b"AUTH XOAUTH2 dXNlcj1h\r\n"
+        );
+        assert_eq!(encoded(|o| auth(o, b"XOAUTH2", None)), b"AUTH XOAUTH2\r\n");
+        assert_eq!(encoded(|o| sasl_response(o, b"AQ==")), b"AQ==\r\n");
+        assert_eq!(
             encoded(|o| xclient(o, [(&b"ADDR"[..], &b"192.0.2.7"[..]), (b"PORT", b"143")])),
             b"XCLIENT ADDR=192.0.2.7 PORT=143\r\n"
         );
@@ -254,6 +295,12 @@ mod tests {
         assert_eq!(refused(|o| pass(o, b"p\0w")), EncodeError::LineBreak);
         assert_eq!(refused(|o| auth_plain(o, b"AA\r")), EncodeError::LineBreak);
         assert_eq!(refused(|o| auth_plain(o, b"AA BB")), EncodeError::NotAToken);
+        assert_eq!(refused(|o| auth(o, b"X Y", None)), EncodeError::NotAToken);
+        assert_eq!(refused(|o| auth(o, b"", None)), EncodeError::Empty);
+        assert_eq!(
+            refused(|o| sasl_response(o, b"AA\nQUIT")),
+            EncodeError::LineBreak
+        );
         assert_eq!(
             refused(|o| xclient(o, [(&b"ADDR"[..], &b"1 2"[..])])),
             EncodeError::NotAToken

@@ -145,7 +145,7 @@ impl Session {
             write_timeout: self.env.timeouts.idle,
             deadline: None,
             max_bad: self.env.max_bad_commands,
-            max_line: 8192,
+            max_line: self.env.sasl_line,
         }
     }
 
@@ -179,6 +179,9 @@ impl Session {
                 caps.push_str(" STARTTLS");
             }
             caps.push_str(" AUTH=PLAIN");
+            if self.env.oauth.is_some() {
+                caps.push_str(" AUTH=XOAUTH2 AUTH=OAUTHBEARER");
+            }
         }
         caps
     }
@@ -343,7 +346,13 @@ impl Session {
         if self.env.faults().refuse_logins {
             return self.no(tag, Some("UNAVAILABLE"), "Logins are refused right now");
         }
-        match self.env.auth.authenticate(user, pass).await {
+        let result = self.env.auth.authenticate(user, pass).await;
+        self.logged_in(tag, user, result)
+    }
+
+    /// Answers a login whose credentials were checked: the session state, the tagged reply.
+    fn logged_in(&mut self, tag: &[u8], user: &str, result: AuthResult) -> Next {
+        match result {
             AuthResult::Ok { account, mail_host } => {
                 if !self.env.serves(&mail_host) {
                     tracing::warn!(%account, %mail_host, "login for an account of another mail host");
@@ -402,11 +411,14 @@ impl Session {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let tag = cmd.tag.clone();
-        match cmd.args.first().and_then(A::upper).as_deref() {
-            Some("PLAIN") => {}
-            Some(_) => return Ok(self.no(&tag, None, "Unsupported authentication mechanism")),
+        let oauth = match cmd.args.first().and_then(A::upper).as_deref() {
+            Some("PLAIN") => None,
+            Some(name) => match crate::oauth::mechanism(&self.env, name) {
+                Some(m) => Some(m),
+                None => return Ok(self.no(&tag, None, "Unsupported authentication mechanism")),
+            },
             None => return Ok(self.bad_command(Some(&tag), "AUTHENTICATE needs a mechanism")),
-        }
+        };
         let response: Vec<u8> = match cmd.args.get(1) {
             Some(initial) => initial.bytes().unwrap_or_default().to_vec(),
             None => {
@@ -419,6 +431,11 @@ impl Session {
                 }
             }
         };
+        if let Some(mechanism) = oauth {
+            return self
+                .authenticate_oauth(&tag, mechanism, &response, io, stream)
+                .await;
+        }
         let plain = match codec::sasl::decode_plain(&response) {
             Ok(p) => p,
             Err(e) => return Ok(self.bad_command(Some(&tag), &e.to_string())),
@@ -433,6 +450,42 @@ impl Session {
         let user = String::from_utf8_lossy(&plain.authcid).into_owned();
         let password = String::from_utf8_lossy(&plain.password).into_owned();
         Ok(self.login(&tag, &user, &password).await)
+    }
+
+    /// XOAUTH2 / OAUTHBEARER: a refused token gets RFC 7628's error challenge, whose
+    /// answer (whatever it is) is read before the tagged NO.
+    async fn authenticate_oauth<S>(
+        &mut self,
+        tag: &[u8],
+        mechanism: codec::sasl::OAuthMechanism,
+        response: &[u8],
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Next>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let oauth = match codec::sasl::decode_oauth(mechanism, response) {
+            Ok(o) => o,
+            Err(e) => return Ok(self.bad_command(Some(tag), &e.to_string())),
+        };
+        if self.env.faults().refuse_logins {
+            return Ok(self.no(tag, Some("UNAVAILABLE"), "Logins are refused right now"));
+        }
+        let user = String::from_utf8_lossy(&oauth.user).into_owned();
+        match crate::oauth::check(&self.env, &oauth).await {
+            AuthResult::Denied => {
+                tracing::info!(%user, mechanism = mechanism.name(), client = %self.client.ip, "login failed");
+                continuation(&mut self.out, &codec::sasl::oauth_error_challenge());
+                self.flush(io, stream).await?;
+                if io.read_line(stream).await? == Line::Closed {
+                    return Ok(Next::Close);
+                }
+                self.tally.failed += 1;
+                Ok(self.no(tag, Some("AUTHENTICATIONFAILED"), "Authentication failed"))
+            }
+            result => Ok(self.logged_in(tag, &user, result)),
+        }
     }
 
     async fn idle<S>(&mut self, tag: &[u8], io: &mut Io, stream: &mut S) -> io::Result<Next>

@@ -164,10 +164,15 @@ impl Connector {
             }
         };
         let id = (self.forward == Forward::Id).then(|| peer.client.ip());
+        let oauth = creds.oauth.map(|o| backend::OAuthReplay {
+            mechanism: o.mechanism,
+            response: o.response(),
+        });
         let replayed = backend::Credentials {
             authzid: creds.authzid,
             user: creds.user.as_bytes(),
             pass: creds.pass,
+            oauth: oauth.as_ref(),
         };
         let reply = match protocol {
             Protocol::Imap { tag } => {

@@ -48,17 +48,38 @@ pub struct Peer {
 }
 
 /// What the client logs in with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Credentials<'a> {
     /// The login name as typed (routing follows it).
     pub user: &'a str,
-    /// The password.
+    /// The password, or an OAuth login's bearer token.
     pub pass: &'a [u8],
     /// The SASL authorization identity, when the client asked for one other than itself
     /// (replayed as SASL PLAIN, as Zimbra does).
     pub authzid: Option<&'a [u8]>,
-    /// How the client gave them (`login`, `plain`, `sasl-login`, `user`), for log lines.
+    /// How the client gave them (`login`, `plain`, `sasl-login`, `user`, `xoauth2`,
+    /// `oauthbearer`), for log lines and the lookup's Auth-Method.
     pub mechanism: &'static str,
+    /// An OAuth login's SASL message, replayed upstream as the client sent it.
+    pub oauth: Option<&'a codec::sasl::OAuth>,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("pass", &format_args!("<{} bytes>", self.pass.len()))
+            .field("mechanism", &self.mechanism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials<'_> {
+    /// The lookup's Auth-Method: the OAuth mechanism's name, else `plain` (nginx sends
+    /// `plain` for LOGIN, USER/PASS and SASL PLAIN and LOGIN alike).
+    fn method(&self) -> &'static str {
+        self.oauth.map_or("plain", |o| o.mechanism.method())
+    }
 }
 
 /// The protocol the login is replayed in.
@@ -84,6 +105,8 @@ pub enum LoggedIn {
         reply: LoginReply,
         /// Where.
         route: Route,
+        /// The session's place under `--max-sessions-per-user`, held while it lasts.
+        permit: Option<Box<crate::session_limit::Permit>>,
     },
     /// The backend refused: pass its answer on; the session may retry.
     Refused(LoginReply),
@@ -93,6 +116,8 @@ pub enum LoggedIn {
     UnknownUser(String),
     /// The user is over its login limit.
     Throttled,
+    /// The account has `--max-sessions-per-user` sessions from this address already.
+    SessionLimit,
     /// Nobody could serve the login.
     Unavailable,
 }
@@ -127,16 +152,19 @@ pub enum FailReason {
     BackendRefused,
     /// Nobody could serve it now (the client may try again).
     Temporary,
+    /// The account has `--max-sessions-per-user` sessions from this address already.
+    SessionLimit,
 }
 
 impl FailReason {
     /// Every reason.
-    pub const ALL: [FailReason; 5] = [
+    pub const ALL: [FailReason; 6] = [
         FailReason::BadCredentials,
         FailReason::UnknownUser,
         FailReason::Throttled,
         FailReason::BackendRefused,
         FailReason::Temporary,
+        FailReason::SessionLimit,
     ];
 
     /// Its word in logs and metrics.
@@ -147,6 +175,7 @@ impl FailReason {
             FailReason::Throttled => "throttled",
             FailReason::BackendRefused => "backend_refused",
             FailReason::Temporary => "temporary",
+            FailReason::SessionLimit => "session_limit",
         }
     }
 
@@ -161,6 +190,7 @@ impl FailReason {
             LoggedIn::LookupRefused(_) => FailReason::BadCredentials,
             LoggedIn::UnknownUser(_) => FailReason::UnknownUser,
             LoggedIn::Throttled => FailReason::Throttled,
+            LoggedIn::SessionLimit => FailReason::SessionLimit,
             LoggedIn::Unavailable => FailReason::Temporary,
         })
     }
@@ -171,6 +201,7 @@ pub struct LoginService {
     resolver: Arc<dyn RouteResolver>,
     connector: Connector,
     throttle: Throttle,
+    limit: crate::session_limit::SessionLimit,
     stats: LoginStats,
 }
 
@@ -190,8 +221,20 @@ impl LoginService {
             resolver,
             connector,
             throttle,
+            limit: crate::session_limit::SessionLimit::off(),
             stats: LoginStats::default(),
         }
+    }
+
+    /// Caps sessions per account and client address with `limit`.
+    pub fn session_limit(mut self, limit: crate::session_limit::SessionLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// The session cap (worker 0's serves the other workers on a socket).
+    pub fn limit(&self) -> &crate::session_limit::SessionLimit {
+        &self.limit
     }
 
     /// The counters.
@@ -224,7 +267,7 @@ impl LoginService {
                 LoggedIn::Refused(_) | LoggedIn::LookupRefused(_) | LoggedIn::UnknownUser(_) => {
                     self.throttle.record(creds.user, false).await
                 }
-                LoggedIn::Throttled | LoggedIn::Unavailable => {}
+                LoggedIn::Throttled | LoggedIn::SessionLimit | LoggedIn::Unavailable => {}
             }
             result
         } else {
@@ -235,7 +278,8 @@ impl LoginService {
             LoggedIn::Refused(_)
             | LoggedIn::LookupRefused(_)
             | LoggedIn::UnknownUser(_)
-            | LoggedIn::Throttled => &self.stats.refused,
+            | LoggedIn::Throttled
+            | LoggedIn::SessionLimit => &self.stats.refused,
             LoggedIn::Unavailable => &self.stats.unavailable,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -277,6 +321,7 @@ impl LoginService {
         let login = Login {
             user: creds.user,
             pass: creds.pass,
+            method: creds.method(),
             protocol: service,
             attempt,
             client_ip: peer.client.ip(),
@@ -309,10 +354,21 @@ impl LoginService {
                 &self.stats.cache_misses
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            // A password route-lookup hands back replaces the client's (nginx's Auth-Pass);
+            // a bearer token is the client's own and goes up as it came.
+            let pass = match creds.oauth {
+                Some(_) => creds.pass,
+                None => route.pass.as_deref().unwrap_or(creds.pass),
+            };
             let upstream = Credentials {
                 user: &route.user,
-                pass: route.pass.as_deref().unwrap_or(creds.pass),
+                pass,
                 ..creds
+            };
+            // The place is taken before the mailbox server is asked, so that logins racing
+            // each other cannot all get in; a failed login gives it back.
+            let Some(permit) = self.limit.acquire(&route.user, peer.client.ip()).await else {
+                return LoggedIn::SessionLimit;
             };
             let error = match self
                 .connector
@@ -330,6 +386,7 @@ impl LoginService {
                         backend,
                         reply,
                         route,
+                        permit: permit.map(Box::new),
                     }
                 }
                 Ok((_, reply)) => {

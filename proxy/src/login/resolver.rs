@@ -13,12 +13,14 @@ use codec::route_key::CacheKey;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A login to route.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Login<'a> {
     /// As the client typed it.
     pub user: &'a str,
-    /// The password.
+    /// The password, or an OAuth login's bearer token.
     pub pass: &'a [u8],
+    /// The lookup's Auth-Method: `plain`, `xoauth2` or `oauthbearer`.
+    pub method: &'static str,
     /// `imap`, `imapssl`, `pop3` or `pop3ssl`: how the mailbox server will be reached.
     pub protocol: &'static str,
     /// 1 for the session's first attempt.
@@ -27,6 +29,19 @@ pub struct Login<'a> {
     pub client_ip: IpAddr,
     /// The proxy's address on the client connection.
     pub proxy_ip: IpAddr,
+}
+
+impl std::fmt::Debug for Login<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("pass", &format_args!("<{} bytes>", self.pass.len()))
+            .field("method", &self.method)
+            .field("protocol", &self.protocol)
+            .field("attempt", &self.attempt)
+            .field("client_ip", &self.client_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a login goes.

@@ -1,7 +1,8 @@
 //! The client-facing IMAP session before login: an honest CAPABILITY, NOOP, LOGOUT, ID,
 //! STARTTLS (as a return value; the plaintext buffer is discarded), LOGIN in every string
-//! form and AUTHENTICATE PLAIN/LOGIN (with or without SASL-IR); anything else gets a
-//! tagged BAD. A successful login hands the connection to the relay.
+//! form and AUTHENTICATE with the mechanisms on offer (PLAIN, LOGIN, XOAUTH2,
+//! OAUTHBEARER; with or without SASL-IR); anything else gets a tagged BAD. A successful
+//! login hands the connection to the relay.
 
 use std::io;
 
@@ -61,9 +62,11 @@ const PREAUTH_LITERAL: usize = 64 * 1024;
 
 /// A new session for a connection accepted at `accepted`.
 pub fn session(front: Shared, peer: Peer, accepted: Instant) -> Session {
+    let usual = Limits::default();
     let limits = Limits {
         max_literal: PREAUTH_LITERAL,
-        ..Limits::default()
+        max_line: front.sasl.max_line(usual.max_line),
+        ..usual
     };
     let dialect = line_session::imap::Imap::new(limits, "OK", Cmd::own);
     let handler = Handler {
@@ -96,7 +99,10 @@ impl Handler {
             caps.push_str(" STARTTLS");
         }
         if self.front.login_allowed(&self.peer) {
-            caps.push_str(" AUTH=PLAIN AUTH=LOGIN");
+            for name in self.front.sasl.names(true) {
+                caps.push_str(" AUTH=");
+                caps.push_str(name);
+            }
         } else {
             caps.push_str(" LOGINDISABLED");
         }
@@ -138,28 +144,33 @@ impl Handler {
     ) -> io::Result<Step<Box<Handoff>>> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let tag = &cmd.tag[..];
-        let mechanism = cmd
-            .arg(0)
-            .map(|m| String::from_utf8_lossy(&m).to_ascii_uppercase());
+        let mechanism = cmd.arg(0);
+        let sasl = self.front.sasl;
+        let oauth = mechanism
+            .as_deref()
+            .and_then(codec::sasl::OAuthMechanism::from_name)
+            .filter(|m| sasl.offers(*m));
+        let mechanism = mechanism.map(|m| String::from_utf8_lossy(&m).to_ascii_uppercase());
         let (user, pass) = match mechanism.as_deref() {
-            Some("PLAIN") => {
-                let response = match cmd.arg(1) {
-                    Some(r) => r,
-                    None => match self.sasl_answer(io, stream, tag, "").await? {
-                        Some(r) => r,
-                        None => return Ok(Step::Close),
-                    },
+            Some("PLAIN") if sasl.plain => {
+                let Some(response) = self.initial_response(cmd, io, stream).await? else {
+                    return Ok(Step::Close);
                 };
                 let plain = match codec::sasl::decode_plain(&response) {
                     Ok(p) => p,
                     Err(e) => return Ok(go_on(io.bad_command(Some(tag), &e.to_string()))),
                 };
                 let authzid = plain.other_authzid().then_some(&plain.authzid[..]);
-                return self
-                    .login(io, tag, "plain", authzid, &plain.authcid, &plain.password)
-                    .await;
+                let given = Given {
+                    user: &plain.authcid,
+                    pass: &plain.password,
+                    authzid,
+                    mechanism: "plain",
+                    oauth: None,
+                };
+                return self.login(io, stream, tag, given).await;
             }
-            Some("LOGIN") => {
+            Some("LOGIN") if sasl.login => {
                 let user = match cmd.arg(1) {
                     Some(u) => u,
                     None => match self
@@ -181,6 +192,18 @@ impl Handler {
                     _ => return Ok(go_on(io.bad_command(Some(tag), "Invalid base64"))),
                 }
             }
+            Some(_) if oauth.is_some() => {
+                let Some(response) = self.initial_response(cmd, io, stream).await? else {
+                    return Ok(Step::Close);
+                };
+                let decoded = oauth.map(|m| codec::sasl::decode_oauth(m, &response));
+                let message = match decoded {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => return Ok(go_on(io.bad_command(Some(tag), &e.to_string()))),
+                    None => return Ok(Step::Continue),
+                };
+                return self.login(io, stream, tag, Given::oauth(&message)).await;
+            }
             Some(_) => {
                 let text = "Unsupported authentication mechanism";
                 tagged(io.out(), tag, Status::No, None, text);
@@ -191,30 +214,44 @@ impl Handler {
                 return Ok(go_on(io.bad_command(Some(tag), text)));
             }
         };
-        self.login(io, tag, "sasl-login", None, &user, &pass).await
+        let given = Given {
+            user: &user,
+            pass: &pass,
+            authzid: None,
+            mechanism: "sasl-login",
+            oauth: None,
+        };
+        self.login(io, stream, tag, given).await
     }
 
-    async fn login(
+    /// A one-message mechanism's response: the SASL-IR argument, else the answer to an
+    /// empty challenge; `None` when the session is over.
+    async fn initial_response<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        cmd: &Cmd,
+        io: &mut Io,
+        stream: &mut S,
+    ) -> io::Result<Option<Vec<u8>>> {
+        match cmd.arg(1) {
+            Some(r) => Ok(Some(r)),
+            None => self.sasl_answer(io, stream, &cmd.tag, "").await,
+        }
+    }
+
+    async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut Io,
+        stream: &mut S,
         tag: &[u8],
-        mechanism: &'static str,
-        authzid: Option<&[u8]>,
-        user: &[u8],
-        pass: &[u8],
+        given: Given<'_>,
     ) -> io::Result<Step<Box<Handoff>>> {
-        let given = Given {
-            user,
-            pass,
-            authzid,
-            mechanism,
-        };
         let protocol = Protocol::Imap { tag };
         let front = &*self.front;
-        let step = log_in(
+        log_in(
             front,
             &self.peer,
             io,
+            stream,
             &mut self.attempt,
             given,
             protocol,
@@ -236,9 +273,13 @@ impl Handler {
                     untagged(out, "BYE Login rejected for this user");
                     tagged(out, tag, Status::No, None, "LOGIN failed");
                 }
+                Refusal::SessionLimit => {
+                    let text = "Maximum number of connections from user+IP exceeded";
+                    tagged(out, tag, Status::No, Some("LIMIT"), text);
+                }
             },
-        );
-        Ok(step.await)
+        )
+        .await
     }
 }
 
@@ -287,7 +328,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::imap::Imap<Cmd>, 
             }
             "LOGIN" => match (cmd.arg(0), cmd.arg(1), cmd.args.len()) {
                 (Some(user), Some(pass), 2) => {
-                    return self.login(io, tag, "login", None, &user, &pass).await;
+                    let given = Given {
+                        user: &user,
+                        pass: &pass,
+                        authzid: None,
+                        mechanism: "login",
+                        oauth: None,
+                    };
+                    return self.login(io, stream, tag, given).await;
                 }
                 _ => go_on(io.bad_command(Some(tag), "LOGIN needs a user name and a password")),
             },

@@ -29,6 +29,68 @@ pub enum StartTls {
     Only,
 }
 
+/// The SASL mechanisms offered (`--sasl-mechanisms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mechanisms {
+    /// PLAIN.
+    pub plain: bool,
+    /// LOGIN (IMAP).
+    pub login: bool,
+    /// XOAUTH2.
+    pub xoauth2: bool,
+    /// OAUTHBEARER.
+    pub oauthbearer: bool,
+}
+
+impl Default for Mechanisms {
+    /// PLAIN and LOGIN, as before OAuth was offered.
+    fn default() -> Self {
+        Self {
+            plain: true,
+            login: true,
+            xoauth2: false,
+            oauthbearer: false,
+        }
+    }
+}
+
+impl Mechanisms {
+    /// Whether `m` is on offer.
+    pub fn offers(&self, m: codec::sasl::OAuthMechanism) -> bool {
+        match m {
+            codec::sasl::OAuthMechanism::XOAuth2 => self.xoauth2,
+            codec::sasl::OAuthMechanism::OAuthBearer => self.oauthbearer,
+        }
+    }
+
+    /// Whether an OAuth mechanism is offered.
+    pub fn oauth(&self) -> bool {
+        self.xoauth2 || self.oauthbearer
+    }
+
+    /// The longest command line to accept before login: with OAuth on offer, room for a
+    /// SASL-IR of the longest token, base64 (4/3) with its name and framing; else `usual`.
+    fn max_line(&self, usual: usize) -> usize {
+        if self.oauth() {
+            usual.max(codec::sasl::MAX_TOKEN * 4 / 3 + 2048)
+        } else {
+            usual
+        }
+    }
+
+    /// The mechanisms' names in offer order; LOGIN only where the protocol has it.
+    fn names(&self, with_login: bool) -> impl Iterator<Item = &'static str> {
+        [
+            (self.plain, "PLAIN"),
+            (self.login && with_login, "LOGIN"),
+            (self.xoauth2, "XOAUTH2"),
+            (self.oauthbearer, "OAUTHBEARER"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
 /// Why a session's `run` returned.
 #[derive(Debug)]
 pub enum Outcome {
@@ -37,8 +99,9 @@ pub enum Outcome {
     /// Wrap the stream in TLS and run again.
     StartTls,
     /// Logged in: relay the client to this backend (the backend's login answer has been
-    /// passed on, and any bytes the client pipelined after its login forwarded).
-    Relay(Box<(Upstream, Route)>),
+    /// passed on, and any bytes the client pipelined after its login forwarded), holding
+    /// the session's place under `--max-sessions-per-user`.
+    Relay(Box<(Upstream, Route, Option<Box<crate::session_limit::Permit>>)>),
 }
 
 /// What every session of a proxy shares.
@@ -49,6 +112,8 @@ pub struct Frontend {
     pub tls: Option<TlsAcceptor>,
     /// STARTTLS mode.
     pub starttls: StartTls,
+    /// SASL mechanisms offered.
+    pub sasl: Mechanisms,
     /// Silence allowed between reads before login.
     pub preauth_timeout: Duration,
     /// From accept to logged in, in total.
@@ -157,17 +222,22 @@ impl<L: Dialect, H: FrontEnd> Session<L, H> {
 pub struct Handoff {
     backend: Upstream,
     route: Route,
+    permit: Option<Box<crate::session_limit::Permit>>,
 }
 
 /// Hands a logged-in client over to the relay: anything it pipelined after its login goes
 /// to the backend first.
 async fn hand_over(pipelined: Vec<u8>, handoff: Handoff) -> std::io::Result<Outcome> {
     use tokio::io::AsyncWriteExt;
-    let Handoff { mut backend, route } = handoff;
+    let Handoff {
+        mut backend,
+        route,
+        permit,
+    } = handoff;
     if !pipelined.is_empty() {
         backend.write_all(&pipelined).await?;
     }
-    Ok(Outcome::Relay(Box::new((backend, route))))
+    Ok(Outcome::Relay(Box::new((backend, route, permit))))
 }
 
 /// Continue, or close when the session has used up its strikes.
@@ -190,32 +260,59 @@ enum Refusal<'a> {
     Unavailable,
     /// The user is over its login limit.
     Throttled,
+    /// The account has its most sessions from this address.
+    SessionLimit,
 }
 
 /// Credentials as a client gave them, before any check.
 struct Given<'a> {
     user: &'a [u8],
+    /// The password, or the bearer token of an OAuth login.
     pass: &'a [u8],
     authzid: Option<&'a [u8]>,
-    /// How they came (`login`, `plain`, `sasl-login`, `user`), for the logs.
+    /// How they came (`login`, `plain`, `sasl-login`, `user`, `xoauth2`, `oauthbearer`),
+    /// for the logs.
     mechanism: &'static str,
+    /// The OAuth message, replayed upstream as the client sent it.
+    oauth: Option<&'a codec::sasl::OAuth>,
+}
+
+impl<'a> Given<'a> {
+    /// An OAuth login: the token goes where a password would.
+    fn oauth(oauth: &'a codec::sasl::OAuth) -> Self {
+        Self {
+            user: &oauth.user,
+            pass: &oauth.token,
+            authzid: None,
+            mechanism: oauth.mechanism.method(),
+            oauth: Some(oauth),
+        }
+    }
 }
 
 /// One login attempt through the service, within the session's deadline, and what it
 /// leads to: the relay, or a refusal counted against the strike cap (worded by `say`).
-/// `attempts` counts this connection's attempts.
-async fn log_in<L: Dialect>(
+/// `attempts` counts this connection's attempts. A refused OAuth login first gets the
+/// error challenge (RFC 7628 3.2.2), the mailbox server's or our own, and the client's
+/// answer to it, before the refusal.
+#[allow(clippy::too_many_arguments)]
+async fn log_in<L: Dialect, S>(
     front: &Frontend,
     peer: &Peer,
     io: &mut LineSession<L>,
+    stream: &mut S,
     attempts: &mut u32,
     given: Given<'_>,
     protocol: Protocol<'_>,
     say: impl FnOnce(&mut Vec<u8>, Refusal<'_>),
-) -> Step<Box<Handoff>> {
-    let Some(user) = checked_user(given.user, given.pass, given.authzid) else {
+) -> std::io::Result<Step<Box<Handoff>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some(user) = checked_user(given.user, given.pass, given.authzid, given.oauth.is_some())
+    else {
         say(io.out(), Refusal::Invalid);
-        return go_on(io.count_bad());
+        return Ok(go_on(io.count_bad()));
     };
     *attempts += 1;
     let creds = Credentials {
@@ -223,20 +320,39 @@ async fn log_in<L: Dialect>(
         pass: given.pass,
         authzid: given.authzid,
         mechanism: given.mechanism,
+        oauth: given.oauth,
     };
     let login = front.login.login(peer, creds, *attempts, protocol);
     let Some(logged_in) = within_deadline(io.bounds().deadline, login).await else {
         io.farewell(Farewell::Deadline);
-        return Step::Close;
+        return Ok(Step::Close);
     };
-    match logged_in {
+    if given.oauth.is_some() {
+        if let Some(challenge) = error_challenge(&logged_in) {
+            io.out().extend_from_slice(b"+ ");
+            io.out().extend_from_slice(&challenge);
+            io.out().extend_from_slice(b"\r\n");
+            io.flush(stream).await?;
+            // Whatever the client answers (an empty line, OAUTHBEARER's ^A, a cancel),
+            // the exchange ends in the refusal.
+            if let common::line_session::Line::Closed = io.read_line(stream).await? {
+                return Ok(Step::Close);
+            }
+        }
+    }
+    Ok(match logged_in {
         LoggedIn::Ok {
             backend,
             reply,
             route,
+            permit,
         } => {
             io.out().extend_from_slice(&reply.lines);
-            Step::Done(Box::new(Handoff { backend, route }))
+            Step::Done(Box::new(Handoff {
+                backend,
+                route,
+                permit,
+            }))
         }
         LoggedIn::Refused(reply) => {
             io.out().extend_from_slice(&reply.lines);
@@ -254,6 +370,25 @@ async fn log_in<L: Dialect>(
             say(io.out(), Refusal::Throttled);
             Step::Close
         }
+        LoggedIn::SessionLimit => {
+            say(io.out(), Refusal::SessionLimit);
+            go_on(io.failed_login())
+        }
+    })
+}
+
+/// The error challenge a refused OAuth login gets before its refusal: the mailbox
+/// server's own, or ours when route-lookup refused the token. Temporary failures and
+/// throttling are answered at once: the token was never judged.
+fn error_challenge(outcome: &LoggedIn) -> Option<Vec<u8>> {
+    match outcome {
+        LoggedIn::Refused(reply) => reply.challenge.clone(),
+        LoggedIn::LookupRefused(status) | LoggedIn::UnknownUser(status)
+            if status != codec::auth_http::STATUS_TEMPORARY =>
+        {
+            Some(codec::sasl::oauth_error_challenge().into_bytes())
+        }
+        _ => None,
     }
 }
 
@@ -269,12 +404,20 @@ async fn within_deadline<F: std::future::Future>(
     }
 }
 
-/// Validates credentials before they leave the session: bounded, non-empty, UTF-8 name.
-fn checked_user<'a>(user: &'a [u8], pass: &[u8], authzid: Option<&[u8]>) -> Option<&'a str> {
+/// Validates credentials before they leave the session: bounded, non-empty, UTF-8 name;
+/// a password of at most 1 KiB, a bearer token (`oauth`) of at most
+/// [`codec::sasl::MAX_TOKEN`].
+fn checked_user<'a>(
+    user: &'a [u8],
+    pass: &[u8],
+    authzid: Option<&[u8]>,
+    oauth: bool,
+) -> Option<&'a str> {
     let user = std::str::from_utf8(user).ok()?;
+    let max_pass = if oauth { codec::sasl::MAX_TOKEN } else { 1024 };
     let fits = !user.is_empty()
         && user.len() <= 256
-        && pass.len() <= 1024
+        && pass.len() <= max_pass
         && authzid.is_none_or(|a| a.len() <= 256);
     fits.then_some(user)
 }

@@ -1,5 +1,6 @@
-//! The client-facing POP3 session before login: CAPA, USER, PASS, AUTH PLAIN, STLS (as a
-//! return value; the plaintext buffer is discarded), NOOP, QUIT. A successful login hands
+//! The client-facing POP3 session before login: CAPA, USER, PASS, AUTH with the
+//! mechanisms on offer (PLAIN, XOAUTH2, OAUTHBEARER), STLS (as a return value; the
+//! plaintext buffer is discarded), NOOP, QUIT. A successful login hands
 //! the connection to the relay.
 
 use std::io;
@@ -65,7 +66,12 @@ pub struct Handler {
 
 /// A new session for a connection accepted at `accepted`.
 pub fn session(front: Shared, peer: Peer, accepted: Instant) -> Session {
-    let dialect = line_session::pop3::Pop3::new(Limits::default(), Cmd::own);
+    // A long AUTH initial response should come after the `+` (RFC 5034's 255 octets), but
+    // clients send OAuth tokens of kilobytes in the AUTH line; they are let in.
+    let limits = Limits {
+        max_line: front.sasl.max_line(Limits::default().max_line),
+    };
+    let dialect = line_session::pop3::Pop3::new(limits, Cmd::own);
     let handler = Handler {
         front: front.clone(),
         peer,
@@ -93,7 +99,10 @@ impl Handler {
         }
         if self.front.login_allowed(&self.peer) {
             pop3::multiline_line(out, "USER");
-            pop3::multiline_line(out, "SASL PLAIN");
+            let names: Vec<&str> = self.front.sasl.names(false).collect();
+            if !names.is_empty() {
+                pop3::multiline_line(out, format!("SASL {}", names.join(" ")));
+            }
         }
         if self.front.offers_starttls(&self.peer) {
             pop3::multiline_line(out, "STLS");
@@ -108,10 +117,16 @@ impl Handler {
         io: &mut Io,
         stream: &mut S,
     ) -> io::Result<Step<Box<Handoff>>> {
-        let is_plain = mechanism
+        let sasl = self.front.sasl;
+        let plain = sasl.plain
+            && mechanism
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(b"PLAIN"));
+        let oauth = mechanism
             .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case(b"PLAIN"));
-        if !is_plain {
+            .and_then(codec::sasl::OAuthMechanism::from_name)
+            .filter(|m| sasl.offers(*m));
+        if !plain && oauth.is_none() {
             return Ok(go_on(io.bad_command(None, "Unsupported mechanism")));
         }
         let response = match initial {
@@ -128,34 +143,39 @@ impl Handler {
                 }
             }
         };
+        if let Some(m) = oauth {
+            let message = match codec::sasl::decode_oauth(m, &response) {
+                Ok(m) => m,
+                Err(e) => return Ok(go_on(io.bad_command(None, &e.to_string()))),
+            };
+            return self.login(io, stream, Given::oauth(&message)).await;
+        }
         let plain = match codec::sasl::decode_plain(&response) {
             Ok(p) => p,
             Err(e) => return Ok(go_on(io.bad_command(None, &e.to_string()))),
         };
-        let authzid = plain.other_authzid().then_some(&plain.authzid[..]);
-        self.login(io, "plain", authzid, &plain.authcid, &plain.password)
-            .await
+        let given = Given {
+            user: &plain.authcid,
+            pass: &plain.password,
+            authzid: plain.other_authzid().then_some(&plain.authzid[..]),
+            mechanism: "plain",
+            oauth: None,
+        };
+        self.login(io, stream, given).await
     }
 
-    async fn login(
+    async fn login<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut Io,
-        mechanism: &'static str,
-        authzid: Option<&[u8]>,
-        user: &[u8],
-        pass: &[u8],
+        stream: &mut S,
+        given: Given<'_>,
     ) -> io::Result<Step<Box<Handoff>>> {
-        let given = Given {
-            user,
-            pass,
-            authzid,
-            mechanism,
-        };
         let front = &*self.front;
-        let step = log_in(
+        log_in(
             front,
             &self.peer,
             io,
+            stream,
             &mut self.attempt,
             given,
             Protocol::Pop3,
@@ -168,11 +188,14 @@ impl Handler {
                     Refusal::Lookup(status) => format!("[AUTH] {status}"),
                     Refusal::Unavailable => "[SYS/TEMP] Temporary failure, try again later".into(),
                     Refusal::Throttled => "[LOGIN-DELAY] Login rejected for this user".into(),
+                    Refusal::SessionLimit => {
+                        "[IN-USE] Maximum number of connections from user+IP exceeded".into()
+                    }
                 };
                 pop3::err(out, text);
             },
-        );
-        Ok(step.await)
+        )
+        .await
     }
 }
 
@@ -214,7 +237,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Dispatch<line_session::pop3::Pop3<Cmd>, 
                 Step::Continue
             }
             Cmd::Pass(p) => match self.user.take() {
-                Some(u) => return self.login(io, "user", None, &u, &p).await,
+                Some(u) => {
+                    let given = Given {
+                        user: &u,
+                        pass: &p,
+                        authzid: None,
+                        mechanism: "user",
+                        oauth: None,
+                    };
+                    return self.login(io, stream, given).await;
+                }
                 None => go_on(io.bad_command(None, "USER first")),
             },
             Cmd::Auth(mechanism, initial) => {

@@ -30,8 +30,10 @@ pub const LOOKUP_PATH: &str = "/service/extension/nginx-lookup";
 /// The admin SOAP path (MTA auth).
 pub const SOAP_PATH: &str = "/service/admin/soap/";
 
-/// Largest request head (request line and headers) hyper buffers.
-const MAX_HEAD: usize = 16 * 1024;
+/// Largest request head (request line and headers) hyper buffers: room for an OAuth bearer
+/// token of 16 KiB sent as Auth-Pass with every byte escaped (the proxy's bound, so that a
+/// login it sends is never one this server cannot read).
+const MAX_HEAD: usize = 64 * 1024;
 
 /// What the handlers share.
 #[derive(Debug)]

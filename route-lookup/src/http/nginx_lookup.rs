@@ -15,10 +15,9 @@ use axum::response::{IntoResponse, Response};
 use codec::auth_http::{self as ah, unescape};
 
 use super::AppState;
-use crate::resolve::{lookup, LookupRequest, Protocol, Reason, Route, MAX_PASS, MAX_USER};
-
-/// Bound on any one request header value we read, raw (before %XX decoding).
-const MAX_RAW_VALUE: usize = 3 * MAX_PASS;
+use crate::resolve::{
+    lookup, Credential, LookupRequest, Protocol, Reason, Route, MAX_PASS, MAX_TOKEN, MAX_USER,
+};
 
 /// The handler.
 pub(crate) async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -30,6 +29,7 @@ pub(crate) async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMa
             &state.directory.get(),
             &state.policy,
             &state.auth,
+            &state.metrics,
             &req,
         )
         .await
@@ -71,13 +71,14 @@ fn attempt_of(headers: &HeaderMap) -> u32 {
     }
 }
 
-/// Reads and %XX-decodes one header, bounded.
+/// Reads and %XX-decodes one header, bounded: `max` bytes decoded, three times that raw
+/// (every byte escaped).
 fn decoded(headers: &HeaderMap, name: &str, max: usize) -> Result<Option<Vec<u8>>, Reason> {
     let Some(raw) = headers.get(name) else {
         return Ok(None);
     };
     let raw = raw.as_bytes();
-    if raw.len() > MAX_RAW_VALUE {
+    if raw.len() > 3 * max {
         return Err(Reason::BadRequest);
     }
     let value = unescape(raw).map_err(|_| Reason::BadRequest)?;
@@ -98,18 +99,24 @@ fn parse(state: &AppState, headers: &HeaderMap) -> Result<LookupRequest, Reason>
         }
     }
     let method = header_str(headers, ah::AUTH_METHOD).ok_or(Reason::BadRequest)?;
-    match method.trim().to_ascii_lowercase().as_str() {
-        "plain" | "passwd" | "username" | "other" => {}
+    let credential = match method.trim().to_ascii_lowercase().as_str() {
+        "plain" | "passwd" | "username" | "other" => Credential::Password,
+        // Our proxy's SASL XOAUTH2 / OAUTHBEARER: Auth-Pass is the bearer token.
+        "xoauth2" | "oauthbearer" => Credential::BearerToken,
         // apop, cram-md5, external, gssapi, ...: we never know the cleartext password
         // nginx would need back in Auth-Pass.
         _ => return Err(Reason::Method),
-    }
+    };
     let protocol = header_str(headers, ah::AUTH_PROTOCOL)
         .and_then(|p| Protocol::parse(p.trim()))
         .ok_or(Reason::BadRequest)?;
     let user = decoded(headers, ah::AUTH_USER, MAX_USER)?.ok_or(Reason::BadRequest)?;
     let user = String::from_utf8(user).map_err(|_| Reason::BadRequest)?;
-    let pass = decoded(headers, ah::AUTH_PASS, MAX_PASS)?.unwrap_or_default();
+    let max_pass = match credential {
+        Credential::Password => MAX_PASS,
+        Credential::BearerToken => MAX_TOKEN,
+    };
+    let pass = decoded(headers, ah::AUTH_PASS, max_pass)?.unwrap_or_default();
     let proxy_ip = match header_str(headers, ah::X_PROXY_IP) {
         Some(ip) => Some(
             ip.trim()
@@ -121,6 +128,7 @@ fn parse(state: &AppState, headers: &HeaderMap) -> Result<LookupRequest, Reason>
     Ok(LookupRequest {
         user,
         pass,
+        credential,
         protocol,
         proxy_ip,
     })
