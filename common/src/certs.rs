@@ -80,7 +80,7 @@ pub struct CertStore {
 const SESSION_CACHE: usize = 20_000;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn load(pair: &CertPair) -> Result<Loaded, CertError> {
@@ -205,7 +205,7 @@ impl CertStore {
     /// gave every connection after the first a full handshake. A bounded stateful cache
     /// serves TLS 1.2 session IDs.
     pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-        match rustls::crypto::ring::Ticketer::new() {
+        match rustls::crypto::aws_lc_rs::Ticketer::new() {
             Ok(ticketer) => self.server_config_with_tickets(alpn, ticketer),
             // Only a failing system RNG gets here; sessions then resume statefully.
             Err(e) => {

@@ -48,7 +48,7 @@ pub enum TlsError {
 
 /// The crypto provider every configuration uses.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// A server configuration from a PEM certificate chain and a PEM private key, offering
