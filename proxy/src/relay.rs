@@ -5,11 +5,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Bytes moved so far, each way, readable while the session runs (`GET /sessions`).
 #[derive(Debug, Default)]
@@ -32,68 +31,247 @@ pub struct Relayed {
     pub spliced: u64,
 }
 
-async fn pump<R, W>(
-    mut from: R,
-    mut to: W,
-    last: Arc<AtomicU64>,
-    started: Instant,
-    idle: Duration,
-    meter: &AtomicU64,
-) -> u64
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut total = 0u64;
-    let mut buf = vec![0u8; 16 * 1024];
-    let tick = idle.min(Duration::from_secs(30));
-    loop {
-        match tokio::time::timeout(tick, from.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => {
-                if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
-                    break;
-                }
-                total += n as u64;
-                meter.fetch_add(n as u64, Ordering::Relaxed);
-                last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-            }
-            Err(_) => {
-                let quiet = started.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
-                if quiet >= idle.as_millis() as u64 {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown().await;
-    total
+/// A stream the relay can ask whether bytes are waiting, before it takes a buffer to
+/// read them into.
+pub trait ReadReady: AsyncRead + AsyncWrite + Unpin {
+    /// Ready when a read may return something (or fail); Pending, with the waker
+    /// registered, when the stream has nothing for now.
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>;
 }
 
-/// Relays until either side closes or both are silent for `idle`, counting into `meter`.
-/// The streams are borrowed, so a caller that stops the relay early (a kick) can still
-/// write its last words to the client.
+impl ReadReady for tokio::net::TcpStream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+/// A TLS stream has bytes waiting when rustls holds decrypted ones (it then does not want
+/// to read) or its socket is readable.
+fn tls_ready(
+    tcp: &tokio::net::TcpStream,
+    wants_read: bool,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<()>> {
+    if !wants_read {
+        return Poll::Ready(Ok(()));
+    }
+    tcp.poll_read_ready(cx)
+}
+
+impl ReadReady for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let (tcp, conn) = self.get_ref();
+        tls_ready(tcp, conn.wants_read(), cx)
+    }
+}
+
+impl ReadReady for tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let (tcp, conn) = self.get_ref();
+        tls_ready(tcp, conn.wants_read(), cx)
+    }
+}
+
+impl ReadReady for crate::upstream::Upstream {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            crate::upstream::Upstream::Plain(s) => ReadReady::poll_read_ready(s, cx),
+            crate::upstream::Upstream::Tls(s) => ReadReady::poll_read_ready(s.as_mut(), cx),
+        }
+    }
+}
+
+impl<T: ReadReady + ?Sized> ReadReady for &mut T {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        (**self).poll_read_ready(cx)
+    }
+}
+
+impl<T: ReadReady + ?Sized> ReadReady for Box<T> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        (**self).poll_read_ready(cx)
+    }
+}
+
+/// Copy buffers relayed sessions hold now (for /metrics; an idle session holds none).
+pub static BUFFERS_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// A relay's copy buffer, counted in [`BUFFERS_HELD`] while it exists.
+struct RelayBuf(Vec<u8>);
+
+impl RelayBuf {
+    fn new() -> Self {
+        BUFFERS_HELD.fetch_add(1, Ordering::Relaxed);
+        Self(Vec::with_capacity(RELAY_BUFFER))
+    }
+}
+
+impl Drop for RelayBuf {
+    fn drop(&mut self) {
+        BUFFERS_HELD.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Relays between any two streams (TLS on either side) until either side closes or both
+/// are silent for `idle`, counting into `meter`. Like [`relay_tcp`], a direction takes a
+/// buffer only when its source has bytes waiting and gives it back once the source has no
+/// more for now, so an idle session holds only its streams' own state (rustls keeps a few
+/// KiB per connection). The streams are borrowed, so a caller that stops the relay early
+/// (a kick) can still write its last words to the client.
 pub async fn relay<C, B>(client: &mut C, backend: &mut B, idle: Duration, meter: &Meter) -> Relayed
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    B: AsyncRead + AsyncWrite + Unpin,
+    C: ReadReady,
+    B: ReadReady,
 {
-    let (cr, cw) = tokio::io::split(client);
-    let (br, bw) = tokio::io::split(backend);
-    let last = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let up = pump(cr, bw, last.clone(), started, idle, &meter.up);
-    let down = pump(br, cw, last, started, idle, &meter.down);
-    tokio::pin!(up, down);
-    // When one direction ends, give the other a moment to flush what is in flight.
-    let (up, down) = tokio::select! {
-        u = &mut up => (u, tokio::time::timeout(Duration::from_secs(5), &mut down).await.unwrap_or(0)),
-        d = &mut down => (tokio::time::timeout(Duration::from_secs(5), &mut up).await.unwrap_or(0), d),
-    };
+    let tick = idle.min(Duration::from_secs(30));
+    let mut last = Duration::ZERO;
+    let mut up = Stream::default();
+    let mut down = Stream::default();
+    let mut timer = std::pin::pin!(tokio::time::sleep(tick));
+    let mut closing = false;
+    std::future::poll_fn(|cx| {
+        let up_done = up.poll(
+            cx,
+            &mut *client,
+            &mut *backend,
+            &mut last,
+            started,
+            &meter.up,
+        );
+        let down_done = down.poll(
+            cx,
+            &mut *backend,
+            &mut *client,
+            &mut last,
+            started,
+            &meter.down,
+        );
+        if up_done && down_done {
+            return Poll::Ready(());
+        }
+        if (up_done || down_done) && !closing {
+            // One side is done: give the other a moment to flush what is in flight.
+            closing = true;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + Duration::from_secs(5));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            let quiet = started.elapsed().saturating_sub(last);
+            if closing || quiet >= idle {
+                return Poll::Ready(());
+            }
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + (idle - quiet).min(tick));
+        }
+        Poll::Pending
+    })
+    .await;
     Relayed {
-        up,
-        down,
+        up: up.total,
+        down: down.total,
         spliced: 0,
+    }
+}
+
+/// One direction of [`relay`].
+#[derive(Default)]
+struct Stream {
+    /// Present only while bytes move.
+    buf: Option<RelayBuf>,
+    /// Bytes read but not yet written: `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Everything was written: flush it through (TLS keeps records until flushed).
+    flushing: bool,
+    total: u64,
+    eof: bool,
+    done: bool,
+}
+
+impl Stream {
+    /// Moves what it can; true once this direction is finished.
+    fn poll<R: ReadReady, W: ReadReady>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut from: R,
+        mut to: W,
+        last: &mut Duration,
+        started: Instant,
+        meter: &AtomicU64,
+    ) -> bool {
+        let mut reads = 0;
+        while !self.done {
+            if self.start < self.end {
+                let buf = self
+                    .buf
+                    .as_ref()
+                    .map(|b| &b.0[self.start..self.end])
+                    .unwrap_or_default();
+                match Pin::new(&mut to).poll_write(cx, buf) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.done = true,
+                    Poll::Ready(Ok(n)) => {
+                        self.start += n;
+                        self.flushing = true;
+                    }
+                    Poll::Pending => return false,
+                }
+                continue;
+            }
+            if self.flushing {
+                match Pin::new(&mut to).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.flushing = false,
+                    Poll::Ready(Err(_)) => self.done = true,
+                    Poll::Pending => return false,
+                }
+                continue;
+            }
+            if self.eof {
+                // Half-close (TLS: close_notify), so the other side sees the end at once.
+                if Pin::new(&mut to).poll_shutdown(cx).is_pending() {
+                    return false;
+                }
+                self.done = true;
+                break;
+            }
+            if reads == READS_PER_POLL {
+                cx.waker().wake_by_ref();
+                return false;
+            }
+            if self.buf.is_none() {
+                match from.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => {
+                        self.eof = true;
+                        continue;
+                    }
+                    Poll::Pending => return false,
+                }
+            }
+            let buf = &mut self.buf.get_or_insert_with(RelayBuf::new).0;
+            buf.clear();
+            reads += 1;
+            match std::pin::pin!(from.read_buf(buf)).poll(cx) {
+                Poll::Ready(Ok(0)) => self.eof = true,
+                Poll::Ready(Ok(n)) => {
+                    (self.start, self.end) = (0, n);
+                    self.total += n as u64;
+                    meter.fetch_add(n as u64, Ordering::Relaxed);
+                    *last = started.elapsed();
+                }
+                // Nothing more for now (a readiness without a whole TLS record, say): give
+                // the buffer back until the next bytes.
+                Poll::Pending => {
+                    self.buf = None;
+                    return false;
+                }
+                Poll::Ready(Err(_)) => self.eof = true,
+            }
+        }
+        self.buf = None;
+        true
     }
 }
 
@@ -161,7 +339,7 @@ const RELAY_BUFFER: usize = 64 * 1024;
 struct Direction {
     /// Present only while bytes move. Reads go into its spare capacity, so taking it
     /// costs an allocation but no zeroing.
-    buf: Option<Vec<u8>>,
+    buf: Option<RelayBuf>,
     /// Bytes read but not yet written: `buf[start..end]`.
     start: usize,
     end: usize,
@@ -197,7 +375,7 @@ impl Direction {
             // What was read and not yet written: copied bytes in the buffer, or spliced
             // bytes in the pipe.
             let written = if self.start < self.end {
-                let buf = self.buf.as_deref().unwrap_or_default();
+                let buf = self.buf.as_ref().map(|b| &b.0[..]).unwrap_or_default();
                 Some(to.try_write(&buf[self.start..self.end]))
             } else if let Some(pipe) = self.pipe.as_ref().filter(|_| self.in_pipe > 0) {
                 let to_ref = &*to;
@@ -279,9 +457,7 @@ impl Direction {
                     Poll::Pending => return false,
                 }
             }
-            let buf = self
-                .buf
-                .get_or_insert_with(|| Vec::with_capacity(RELAY_BUFFER));
+            let buf = &mut self.buf.get_or_insert_with(RelayBuf::new).0;
             buf.clear();
             reads += 1;
             // Through the stream's own poll_read rather than try_read: a read that does

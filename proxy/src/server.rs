@@ -233,6 +233,12 @@ impl AdminSource for Admin {
             "sessions relaying now",
             s.relaying.load(Ordering::Relaxed),
         );
+        w.single(
+            "proxy_relay_buffers",
+            "gauge",
+            "copy buffers (64 KiB) relayed sessions hold now; an idle session holds none",
+            crate::relay::BUFFERS_HELD.load(Ordering::Relaxed),
+        );
         w.header(
             "proxy_tls_handshakes_total",
             "counter",

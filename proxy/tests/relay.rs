@@ -1,4 +1,5 @@
-//! The two relays (plain TCP without idle buffers, and the generic one used with TLS) on
+//! The two relays (plain TCP, and the generic one used with TLS; neither holds a buffer
+//! while idle) on
 //! real loopback sockets: bytes both ways at once (the TCP one splicing bulk transfers),
 //! half-close, the idle timeout.
 
