@@ -94,7 +94,10 @@ async fn tls_relay_moves_both_ways_and_holds_no_buffer_while_idle() {
     r2.unwrap();
     assert!(got_up == up, "client -> backend bytes differ");
     assert!(got_down == down, "backend -> client bytes differ");
-    assert!(sampler.await.unwrap() > 0, "no buffer seen during the transfer");
+    assert!(
+        sampler.await.unwrap() > 0,
+        "no buffer seen during the transfer"
+    );
     let mut cw = writer_c.await.unwrap();
     let bw = writer_b.await.unwrap();
 
