@@ -548,12 +548,17 @@ async fn tls_path(
         .tls
         .clone()
         .ok_or_else(|| std::io::Error::other("no TLS"))?;
-    let mut tls = common::timeout::with_timeout(
-        "tls handshake",
-        Duration::from_secs(10),
-        acceptor.accept(stream),
-    )
-    .await?;
+    // The handshake's state and the TLS stream live in their own allocations: this
+    // future's own size is what every relayed TLS session keeps for its whole life, and
+    // an inline handshake (a whole rustls connection) would be dead weight in it.
+    let mut tls = Box::new(
+        common::timeout::with_timeout(
+            "tls handshake",
+            Duration::from_secs(10),
+            Box::pin(acceptor.accept(stream)),
+        )
+        .await?,
+    );
     tracing::Span::current().record("tls", true);
     let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
     if resumed {
@@ -564,7 +569,7 @@ async fn tls_path(
     let outcome = session.run(&mut tls, greet).await?;
     drop(session);
     if let Outcome::Relay(job) = outcome {
-        relay_job(env, Client::Tls(Box::new(tls)), *job, at).await;
+        relay_job(env, Client::Tls(tls), *job, at).await;
     }
     Ok(())
 }
