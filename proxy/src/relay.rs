@@ -112,41 +112,45 @@ impl Drop for RelayBuf {
     }
 }
 
-/// Relays between any two streams (TLS on either side) until either side closes or both
-/// are silent for `idle`, counting into `meter`. Like [`relay_tcp`], a direction takes a
-/// buffer only when its source has bytes waiting and gives it back once the source has no
-/// more for now, so an idle session holds only its streams' own state (rustls keeps a few
-/// KiB per connection). The streams are borrowed, so a caller that stops the relay early
-/// (a kick) can still write its last words to the client.
-pub async fn relay<C, B>(client: &mut C, backend: &mut B, idle: Duration, meter: &Meter) -> Relayed
-where
-    C: ReadReady,
-    B: ReadReady,
-{
+/// What both relays' directions share: reads what `from` has into `buf`, taking the
+/// buffer only once bytes are waiting and giving it back when `from` has nothing more (a
+/// readiness without a whole TLS record, say), so an idle direction holds none.
+/// `Ready(Ok(0))` is the end of the stream.
+fn read_some<R: ReadReady>(
+    buf: &mut Option<RelayBuf>,
+    from: &mut R,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if buf.is_none() {
+        std::task::ready!(from.poll_read_ready(cx))?;
+    }
+    let b = &mut buf.get_or_insert_with(RelayBuf::new).0;
+    b.clear();
+    // Through the stream's own poll_read rather than try_read: a read that does not fill
+    // the buffer has drained the socket, and poll_read then waits for the next readiness
+    // instead of trying again (a recv that would only say EAGAIN, once per message).
+    let read = std::pin::pin!(from.read_buf(b)).poll(cx);
+    if read.is_pending() {
+        *buf = None;
+    }
+    read
+}
+
+/// What both relays share: polls the two directions (`step` says whether each is done and
+/// moves `last`, the time since `started` of the last byte) until both are done, both
+/// have been silent for `idle`, or the other has had 5 s to flush after one ended. One
+/// timer serves the idle check and the grace.
+async fn drive(
+    idle: Duration,
+    mut step: impl FnMut(&mut Context<'_>, &mut Duration, Instant) -> (bool, bool),
+) {
     let started = Instant::now();
     let tick = idle.min(Duration::from_secs(30));
     let mut last = Duration::ZERO;
-    let mut up = Stream::default();
-    let mut down = Stream::default();
     let mut timer = std::pin::pin!(tokio::time::sleep(tick));
     let mut closing = false;
     std::future::poll_fn(|cx| {
-        let up_done = up.poll(
-            cx,
-            &mut *client,
-            &mut *backend,
-            &mut last,
-            started,
-            &meter.up,
-        );
-        let down_done = down.poll(
-            cx,
-            &mut *backend,
-            &mut *client,
-            &mut last,
-            started,
-            &meter.down,
-        );
+        let (up_done, down_done) = step(cx, &mut last, started);
         if up_done && down_done {
             return Poll::Ready(());
         }
@@ -167,6 +171,27 @@ where
                 .reset(tokio::time::Instant::now() + (idle - quiet).min(tick));
         }
         Poll::Pending
+    })
+    .await;
+}
+
+/// Relays between any two streams (TLS on either side) until either side closes or both
+/// are silent for `idle`, counting into `meter`. Like [`relay_tcp`], a direction takes a
+/// buffer only when its source has bytes waiting and gives it back once the source has no
+/// more for now, so an idle session holds only its streams' own state (rustls keeps a few
+/// KiB per connection). The streams are borrowed, so a caller that stops the relay early
+/// (a kick) can still write its last words to the client.
+pub async fn relay<C, B>(client: &mut C, backend: &mut B, idle: Duration, meter: &Meter) -> Relayed
+where
+    C: ReadReady,
+    B: ReadReady,
+{
+    let mut up = Stream::default();
+    let mut down = Stream::default();
+    drive(idle, |cx, last, started| {
+        let up_done = up.poll(cx, &mut *client, &mut *backend, last, started, &meter.up);
+        let down_done = down.poll(cx, &mut *backend, &mut *client, last, started, &meter.down);
+        (up_done, down_done)
     })
     .await;
     Relayed {
@@ -240,34 +265,16 @@ impl Stream {
                 cx.waker().wake_by_ref();
                 return false;
             }
-            if self.buf.is_none() {
-                match from.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(_)) => {
-                        self.eof = true;
-                        continue;
-                    }
-                    Poll::Pending => return false,
-                }
-            }
-            let buf = &mut self.buf.get_or_insert_with(RelayBuf::new).0;
-            buf.clear();
             reads += 1;
-            match std::pin::pin!(from.read_buf(buf)).poll(cx) {
-                Poll::Ready(Ok(0)) => self.eof = true,
+            match read_some(&mut self.buf, &mut from, cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.eof = true,
                 Poll::Ready(Ok(n)) => {
                     (self.start, self.end) = (0, n);
                     self.total += n as u64;
                     meter.fetch_add(n as u64, Ordering::Relaxed);
                     *last = started.elapsed();
                 }
-                // Nothing more for now (a readiness without a whole TLS record, say): give
-                // the buffer back until the next bytes.
-                Poll::Pending => {
-                    self.buf = None;
-                    return false;
-                }
-                Poll::Ready(Err(_)) => self.eof = true,
+                Poll::Pending => return false,
             }
         }
         self.buf = None;
@@ -287,36 +294,12 @@ pub async fn relay_tcp(
     idle: Duration,
     meter: &Meter,
 ) -> Relayed {
-    let started = Instant::now();
-    let tick = idle.min(Duration::from_secs(30));
-    let mut last = Duration::ZERO;
     let mut up = Direction::default();
     let mut down = Direction::default();
-    let mut timer = std::pin::pin!(tokio::time::sleep(tick));
-    let mut closing = false;
-    std::future::poll_fn(|cx| {
-        let up_done = up.poll(cx, client, backend, &mut last, started, &meter.up);
-        let down_done = down.poll(cx, backend, client, &mut last, started, &meter.down);
-        if up_done && down_done {
-            return Poll::Ready(());
-        }
-        if (up_done || down_done) && !closing {
-            // One side is done: give the other a moment to flush what is in flight.
-            closing = true;
-            timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + Duration::from_secs(5));
-        }
-        while timer.as_mut().poll(cx).is_ready() {
-            let quiet = started.elapsed().saturating_sub(last);
-            if closing || quiet >= idle {
-                return Poll::Ready(());
-            }
-            timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + (idle - quiet).min(tick));
-        }
-        Poll::Pending
+    drive(idle, |cx, last, started| {
+        let up_done = up.poll(cx, client, backend, last, started, &meter.up);
+        let down_done = down.poll(cx, backend, client, last, started, &meter.down);
+        (up_done, down_done)
     })
     .await;
     Relayed {
@@ -447,25 +430,9 @@ impl Direction {
                 }
                 continue;
             }
-            if self.buf.is_none() {
-                match from.poll_read_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(_)) => {
-                        self.eof = true;
-                        continue;
-                    }
-                    Poll::Pending => return false,
-                }
-            }
-            let buf = &mut self.buf.get_or_insert_with(RelayBuf::new).0;
-            buf.clear();
             reads += 1;
-            // Through the stream's own poll_read rather than try_read: a read that does
-            // not fill the buffer has drained the socket, and poll_read then waits for
-            // the next readiness instead of trying again (a recv that would only say
-            // EAGAIN, once per relayed message).
-            match std::pin::pin!(from.read_buf(buf)).poll(cx) {
-                Poll::Ready(Ok(0)) => self.eof = true,
+            match read_some(&mut self.buf, &mut *from, cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => self.eof = true,
                 Poll::Ready(Ok(n)) => {
                     (self.start, self.end) = (0, n);
                     self.total += n as u64;
@@ -473,12 +440,7 @@ impl Direction {
                     self.bulk = n >= RELAY_BUFFER;
                     *last = started.elapsed();
                 }
-                // Nothing more for now: give the buffer back until the next bytes.
-                Poll::Pending => {
-                    self.buf = None;
-                    return false;
-                }
-                Poll::Ready(Err(_)) => self.eof = true,
+                Poll::Pending => return false,
             }
         }
         self.buf = None;
