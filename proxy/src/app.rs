@@ -176,7 +176,7 @@ impl Proxy {
         let front = Frontend {
             login: LoginService::new(resolver, connector, throttle)
                 .session_limit(Self::session_limit(config).await?),
-            tls: config.tls.clone().map(tokio_rustls::TlsAcceptor::from),
+            tls: config.tls.clone(),
             starttls: config.starttls,
             sasl: config.sasl,
             preauth_timeout: config.preauth,

@@ -45,30 +45,15 @@ impl ReadReady for tokio::net::TcpStream {
     }
 }
 
-/// A TLS stream has bytes waiting when rustls holds decrypted ones (it then does not want
-/// to read) or its socket is readable.
-fn tls_ready(
-    tcp: &tokio::net::TcpStream,
-    wants_read: bool,
-    cx: &mut Context<'_>,
-) -> Poll<std::io::Result<()>> {
-    if !wants_read {
-        return Poll::Ready(Ok(()));
-    }
-    tcp.poll_read_ready(cx)
-}
-
-impl ReadReady for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let (tcp, conn) = self.get_ref();
-        tls_ready(tcp, conn.wants_read(), cx)
-    }
-}
-
+/// A TLS stream towards a mailbox server (`--upstream-tls`) has bytes waiting when
+/// rustls holds decrypted ones (it then does not want to read) or its socket is readable.
 impl ReadReady for tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let (tcp, conn) = self.get_ref();
-        tls_ready(tcp, conn.wants_read(), cx)
+        if !conn.wants_read() {
+            return Poll::Ready(Ok(()));
+        }
+        tcp.poll_read_ready(cx)
     }
 }
 

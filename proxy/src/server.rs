@@ -543,7 +543,7 @@ async fn tls_path(
     greet: bool,
     at: Origin,
 ) -> std::io::Result<()> {
-    let acceptor = env
+    let config = env
         .front
         .tls
         .clone()
@@ -555,13 +555,12 @@ async fn tls_path(
         common::timeout::with_timeout(
             "tls handshake",
             Duration::from_secs(10),
-            Box::pin(acceptor.accept(stream)),
+            Box::pin(crate::tls_server::accept(stream, config)),
         )
         .await?,
     );
     tracing::Span::current().record("tls", true);
-    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-    if resumed {
+    if tls.resumed() {
         env.relay.tls_resumed.fetch_add(1, Ordering::Relaxed);
     } else {
         env.relay.tls_full.fetch_add(1, Ordering::Relaxed);
@@ -614,7 +613,7 @@ impl Dialogue {
 
 enum Client {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<crate::tls_server::TlsServerStream<TcpStream>>),
 }
 
 /// Where a session came in: for the session list.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use proxy::relay::{relay, Meter, BUFFERS_HELD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
 
 async fn pair() -> (TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -28,7 +28,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 /// A TLS client, the relay (TLS towards the client, plain towards the backend) in a
 /// task, and the backend's end.
 async fn session(
-    acceptor: &TlsAcceptor,
+    server: &std::sync::Arc<rustls::ServerConfig>,
     connector: &TlsConnector,
 ) -> (
     tokio_rustls::client::TlsStream<TcpStream>,
@@ -37,7 +37,7 @@ async fn session(
 ) {
     let (client_tcp, proxy_client_side) = pair().await;
     let (proxy_backend_side, backend) = pair().await;
-    let accept = acceptor.accept(proxy_client_side);
+    let accept = proxy::tls_server::accept(proxy_client_side, server.clone());
     let connect = connector.connect("localhost".try_into().unwrap(), client_tcp);
     let (server_tls, client_tls) = tokio::join!(accept, connect);
     let mut server_tls = server_tls.unwrap();
@@ -54,13 +54,12 @@ async fn session(
 async fn tls_relay_moves_both_ways_and_holds_no_buffer_while_idle() {
     let (cert, key) = common::tls::self_signed(&["localhost"]).unwrap();
     let server = common::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes(), &[]).unwrap();
-    let acceptor = TlsAcceptor::from(server);
     let connector =
         TlsConnector::from(common::tls::client_config_from_pem(cert.as_bytes()).unwrap());
 
     // 8 MiB each way at once.
     const LEN: usize = 8 * 1024 * 1024;
-    let (client, backend, task) = session(&acceptor, &connector).await;
+    let (client, backend, task) = session(&server, &connector).await;
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut br, mut bw) = backend.into_split();
     let up = pattern(LEN, 1);
@@ -104,7 +103,7 @@ async fn tls_relay_moves_both_ways_and_holds_no_buffer_while_idle() {
     // Ten more sessions, each with one small exchange, then all idle.
     let mut idle = Vec::new();
     for _ in 0..10 {
-        let (mut c, mut b, t) = session(&acceptor, &connector).await;
+        let (mut c, mut b, t) = session(&server, &connector).await;
         c.write_all(b"a NOOP\r\n").await.unwrap();
         c.flush().await.unwrap();
         let mut line = [0u8; 8];

@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::line_session::{Bounds, Dialect, Dispatch, Ended, Farewell, LineSession, Step};
 use common::shutdown::ShutdownWatch;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 use crate::login::{Credentials, LoggedIn, LoginService, Protocol, Route};
 use crate::upstream::Upstream;
@@ -109,7 +108,7 @@ pub struct Frontend {
     /// Logs clients in.
     pub login: LoginService,
     /// TLS, if configured.
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// STARTTLS mode.
     pub starttls: StartTls,
     /// SASL mechanisms offered.

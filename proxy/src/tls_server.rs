@@ -1,0 +1,515 @@
+//! The client-facing TLS stream, on rustls' unbuffered API: our own buffers for
+//! ciphertext in, plaintext not yet read and ciphertext not yet sent, each held only
+//! while it has bytes and freed when it empties. rustls' buffered connection (and so
+//! tokio-rustls) keeps a 4 KiB read buffer for a connection's whole life, a third of what
+//! an idle relayed IMAPS session costs; here an idle session keeps only rustls' state
+//! (keys, the record layer) and its socket.
+//!
+//! [`accept`] runs the handshake; the stream is then an `AsyncRead + AsyncWrite` like any
+//! other, and a [`crate::relay::ReadReady`] for the relay.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// What one socket read asks for: a whole record of the largest size (16 KiB of
+/// plaintext plus the TLS 1.2 worst case of padding, MAC and header).
+const READ_CHUNK: usize = 16 * 1024 + 2048 + 5;
+
+/// Ciphertext kept for processing at most: a handshake message may span records up to
+/// 64 KiB (rustls refuses larger ones), plus a record being read. A peer sending more
+/// without completing a message is refused rather than buffered.
+const MAX_INCOMING: usize = 64 * 1024 + 2 * READ_CHUNK;
+
+/// Plaintext encrypted per write call: four full records, one socket write.
+const MAX_WRITE: usize = 64 * 1024;
+
+/// Per record, what encryption adds at most (header, tag, content type, TLS 1.2
+/// explicit nonce), so a write's buffer is sized right the first time.
+const RECORD_OVERHEAD: usize = 64;
+
+/// A server-side TLS stream over `IO` (a `TcpStream` in the proxy).
+pub struct TlsServerStream<IO> {
+    io: IO,
+    conn: UnbufferedServerConnection,
+    /// Ciphertext read but not yet processed. Empty (and unallocated) between records.
+    incoming: Vec<u8>,
+    /// Decrypted bytes not yet read: `plaintext[plain_at..]`.
+    plaintext: Vec<u8>,
+    plain_at: usize,
+    /// Ciphertext not yet sent: `outgoing[out_at..]`.
+    outgoing: Vec<u8>,
+    out_at: usize,
+    /// `incoming` may hold whole records not yet processed (a read stopped once its
+    /// caller's buffer was full).
+    records_waiting: bool,
+    /// The peer sent close_notify or closed the socket: reads now return end-of-stream.
+    peer_closed: bool,
+    /// Our close_notify is queued.
+    close_sent: bool,
+    /// A read stopped on a full socket while sending a handshake message (a key update's
+    /// answer): the next read must come back to send it, socket readable or not.
+    read_blocked_on_send: bool,
+}
+
+/// What one call of rustls' state machine came to.
+enum Step {
+    /// Something was done (a record decrypted, a handshake message encoded or sent):
+    /// ask again.
+    Progress,
+    /// Nothing more without bytes from the peer.
+    NeedInput,
+    /// The caller's bytes (this many) or close_notify were encrypted into `outgoing`.
+    Wrote(usize),
+    /// Both sides have sent close_notify.
+    Closed,
+}
+
+/// What the caller wants of a step.
+enum Mode<'a, 'b> {
+    /// Decrypted bytes go to the caller's buffer first, the rest to `plaintext`.
+    Read(Option<&'a mut ReadBuf<'b>>),
+    /// Encrypt these bytes.
+    Write(&'a [u8]),
+    /// Encrypt a close_notify.
+    Close,
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// Runs the server side of a TLS handshake on `io` and returns the stream, ready for
+/// application data. The caller bounds it with a timeout.
+pub async fn accept<IO>(
+    io: IO,
+    config: Arc<rustls::ServerConfig>,
+) -> io::Result<TlsServerStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
+    let mut stream = TlsServerStream {
+        io,
+        conn,
+        incoming: Vec::new(),
+        plaintext: Vec::new(),
+        plain_at: 0,
+        outgoing: Vec::new(),
+        out_at: 0,
+        records_waiting: false,
+        peer_closed: false,
+        close_sent: false,
+        read_blocked_on_send: false,
+    };
+    std::future::poll_fn(|cx| stream.poll_handshake(cx)).await?;
+    Ok(stream)
+}
+
+impl<IO> TlsServerStream<IO> {
+    /// Whether the handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+    }
+
+    /// The rustls connection (protocol version, cipher suite, SNI).
+    pub fn connection(&self) -> &UnbufferedServerConnection {
+        &self.conn
+    }
+
+    /// The transport underneath.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// Bytes of buffer this stream holds now, beyond rustls' own state: zero for an idle
+    /// stream.
+    pub fn buffered_capacity(&self) -> usize {
+        self.incoming.capacity() + self.plaintext.capacity() + self.outgoing.capacity()
+    }
+
+    /// Decrypted bytes are waiting, or something will answer a read without the socket.
+    fn read_answers_without_io(&self) -> bool {
+        self.plain_at < self.plaintext.len()
+            || self.records_waiting
+            || self.peer_closed
+            || self.read_blocked_on_send
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match ready!(self.step(cx, Mode::Read(None)))? {
+                Step::Progress => {}
+                Step::NeedInput if !self.conn.is_handshaking() => {
+                    // Done; what rustls queued last (the session tickets) goes out now.
+                    ready!(self.poll_send(cx))?;
+                    self.records_waiting = !self.incoming.is_empty();
+                    return Poll::Ready(Ok(()));
+                }
+                Step::NeedInput => {
+                    if ready!(self.poll_fill(cx))? == 0 {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "peer closed the connection during the TLS handshake",
+                        )));
+                    }
+                }
+                Step::Wrote(_) | Step::Closed => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peer closed the connection during the TLS handshake",
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Sends `outgoing`; frees it once sent.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.out_at < self.outgoing.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.outgoing[self.out_at..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_at += n;
+        }
+        self.outgoing = Vec::new();
+        self.out_at = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads what the socket has into `incoming`; `Ok(0)` at its end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.incoming.len() >= MAX_INCOMING {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("TLS peer sent {MAX_INCOMING} bytes without a whole message"),
+            )));
+        }
+        self.incoming.reserve(READ_CHUNK);
+        // read_buf, not a bare read: it fills the Vec's spare capacity without zeroing it,
+        // and a short read clears the socket's readiness, so the next poll waits.
+        let read = std::pin::pin!(self.io.read_buf(&mut self.incoming)).poll(cx);
+        if read.is_pending() && self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        read
+    }
+
+    /// Best effort, once rustls failed: the alert it queued, without waiting.
+    fn send_alert(&mut self) {
+        let status = self.conn.process_tls_records(&mut []);
+        if let Ok(ConnectionState::EncodeTlsData(mut e)) = status.state {
+            let mut alert = [0u8; 64];
+            if let Ok(n) = e.encode(&mut alert) {
+                let waker = std::task::Waker::noop();
+                let mut cx = Context::from_waker(waker);
+                let _ = Pin::new(&mut self.io).poll_write(&mut cx, &alert[..n]);
+            }
+        }
+    }
+
+    /// One turn of rustls' state machine, on `incoming` when reading and on nothing
+    /// otherwise (a write must not consume records a read has not asked for).
+    fn step(&mut self, cx: &mut Context<'_>, mode: Mode<'_, '_>) -> Poll<io::Result<Step>> {
+        let reading = matches!(mode, Mode::Read(_));
+        let Self {
+            io,
+            conn,
+            incoming,
+            plaintext,
+            plain_at,
+            outgoing,
+            out_at,
+            peer_closed,
+            close_sent,
+            read_blocked_on_send,
+            ..
+        } = self;
+        let input: &mut [u8] = if reading { incoming } else { &mut [] };
+        let status = conn.process_tls_records(input);
+        let mut discard = status.discard;
+        let step = match status.state {
+            Err(e) => Err(tls_error(e)),
+            Ok(ConnectionState::ReadTraffic(mut records)) => {
+                let mut out = match mode {
+                    Mode::Read(out) => out,
+                    _ => None,
+                };
+                let mut failed = None;
+                while let Some(record) = records.next_record() {
+                    match record {
+                        Ok(record) => {
+                            discard += record.discard;
+                            let mut payload = record.payload;
+                            if let Some(out) = out.as_deref_mut() {
+                                let n = payload.len().min(out.remaining());
+                                out.put_slice(&payload[..n]);
+                                payload = &payload[n..];
+                            }
+                            if *plain_at == plaintext.len() {
+                                plaintext.clear();
+                                *plain_at = 0;
+                            }
+                            plaintext.extend_from_slice(payload);
+                        }
+                        Err(e) => {
+                            failed = Some(tls_error(e));
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(Step::Progress),
+                }
+            }
+            Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                let mut result = Ok(Step::Progress);
+                let mut want = 4096;
+                loop {
+                    let len = outgoing.len();
+                    outgoing.resize(len + want, 0);
+                    match e.encode(&mut outgoing[len..]) {
+                        Ok(n) => {
+                            outgoing.truncate(len + n);
+                            break;
+                        }
+                        Err(EncodeError::InsufficientSize(InsufficientSizeError {
+                            required_size,
+                        })) => {
+                            outgoing.truncate(len);
+                            want = required_size;
+                        }
+                        Err(EncodeError::AlreadyEncoded) => {
+                            outgoing.truncate(len);
+                            result = Err(io::Error::other("TLS record encoded twice"));
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                let mut sent = Poll::Ready(Ok(()));
+                while *out_at < outgoing.len() {
+                    match Pin::new(&mut *io).poll_write(cx, &outgoing[*out_at..]) {
+                        Poll::Ready(Ok(0)) => {
+                            sent = Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                            break;
+                        }
+                        Poll::Ready(Ok(n)) => *out_at += n,
+                        Poll::Ready(Err(e)) => {
+                            sent = Poll::Ready(Err(e));
+                            break;
+                        }
+                        Poll::Pending => {
+                            sent = Poll::Pending;
+                            break;
+                        }
+                    }
+                }
+                *read_blocked_on_send = reading && sent.is_pending();
+                match sent {
+                    Poll::Ready(Ok(())) => {
+                        *outgoing = Vec::new();
+                        *out_at = 0;
+                        transmit.done();
+                        Ok(Step::Progress)
+                    }
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => {
+                        // The discard still applies: rustls has consumed those bytes.
+                        if reading {
+                            incoming.drain(..discard);
+                            if incoming.is_empty() {
+                                *incoming = Vec::new();
+                            }
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            Ok(ConnectionState::BlockedHandshake) => match mode {
+                Mode::Read(_) | Mode::Close => Ok(Step::NeedInput),
+                Mode::Write(_) => Err(io::Error::other("TLS handshake not complete")),
+            },
+            Ok(ConnectionState::WriteTraffic(mut traffic)) => match mode {
+                Mode::Read(_) => Ok(Step::NeedInput),
+                Mode::Write(data) => {
+                    let data = &data[..data.len().min(MAX_WRITE)];
+                    let mut want = data.len() + (data.len() / 16384 + 1) * RECORD_OVERHEAD;
+                    loop {
+                        let len = outgoing.len();
+                        outgoing.resize(len + want, 0);
+                        match traffic.encrypt(data, &mut outgoing[len..]) {
+                            Ok(n) => {
+                                outgoing.truncate(len + n);
+                                break Ok(Step::Wrote(data.len()));
+                            }
+                            Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                                required_size,
+                            })) => {
+                                outgoing.truncate(len);
+                                want = required_size;
+                            }
+                            Err(e) => {
+                                outgoing.truncate(len);
+                                break Err(io::Error::other(e));
+                            }
+                        }
+                    }
+                }
+                Mode::Close => {
+                    let len = outgoing.len();
+                    outgoing.resize(len + RECORD_OVERHEAD, 0);
+                    match traffic.queue_close_notify(&mut outgoing[len..]) {
+                        Ok(n) => {
+                            outgoing.truncate(len + n);
+                            *close_sent = true;
+                            Ok(Step::Wrote(0))
+                        }
+                        Err(e) => {
+                            outgoing.truncate(len);
+                            Err(io::Error::other(e))
+                        }
+                    }
+                }
+            },
+            Ok(ConnectionState::PeerClosed) => {
+                *peer_closed = true;
+                Ok(Step::Progress)
+            }
+            Ok(ConnectionState::Closed) => {
+                *peer_closed = true;
+                Ok(Step::Closed)
+            }
+            // Early data is never offered (max_early_data_size is 0); any state a later
+            // rustls adds is refused rather than guessed at.
+            Ok(other) => Err(io::Error::other(format!("unexpected TLS state {other:?}"))),
+        };
+        if reading {
+            incoming.drain(..discard);
+            if incoming.is_empty() {
+                *incoming = Vec::new();
+            }
+        }
+        if step.is_err() {
+            self.send_alert();
+        }
+        Poll::Ready(step)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsServerStream<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        loop {
+            if this.plain_at < this.plaintext.len() {
+                let n = (this.plaintext.len() - this.plain_at).min(buf.remaining());
+                buf.put_slice(&this.plaintext[this.plain_at..this.plain_at + n]);
+                this.plain_at += n;
+                if this.plain_at == this.plaintext.len() {
+                    this.plaintext = Vec::new();
+                    this.plain_at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.peer_closed || buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(this.step(cx, Mode::Read(Some(&mut *buf))))? {
+                Step::Progress => {
+                    if buf.remaining() == 0 {
+                        this.records_waiting = !this.incoming.is_empty();
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Step::NeedInput => {
+                    this.records_waiting = false;
+                    if buf.filled().len() > before {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // A peer that closes the socket without close_notify is taken at
+                    // its word: IMAP and POP3 frame their own data, and clients do it.
+                    if ready!(this.poll_fill(cx))? == 0 {
+                        this.peer_closed = true;
+                    }
+                }
+                Step::Closed | Step::Wrote(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsServerStream<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        // What was encrypted before goes first: the backpressure of the socket.
+        ready!(this.poll_send(cx))?;
+        loop {
+            match ready!(this.step(cx, Mode::Write(data)))? {
+                Step::Progress => {}
+                Step::Wrote(n) => {
+                    // Sent now if the socket takes it, else by the next write or flush.
+                    if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Step::NeedInput | Step::Closed => {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+                }
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_send(cx))?;
+        while !this.close_sent {
+            match ready!(this.step(cx, Mode::Close))? {
+                Step::Progress => {}
+                // Not yet or no longer able to send: the socket's end will do.
+                Step::NeedInput | Step::Closed => break,
+                Step::Wrote(_) => ready!(this.poll_send(cx))?,
+            }
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+impl crate::relay::ReadReady for TlsServerStream<tokio::net::TcpStream> {
+    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.read_answers_without_io() {
+            return Poll::Ready(Ok(()));
+        }
+        self.io.poll_read_ready(cx)
+    }
+}

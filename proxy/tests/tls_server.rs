@@ -1,0 +1,345 @@
+//! The client-facing TLS stream (rustls' unbuffered API under our own buffers) against
+//! tokio-rustls' client: handshakes and data through pipes that pass 1, 2, 7, 100, 1500
+//! or 65536 bytes per call, TLS 1.2 and 1.3, both ends of a close, resumption, a key
+//! update, a plaintext client refused with an alert, and no buffer kept while idle.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proxy::tls_server::{accept, TlsServerStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+
+struct Keys {
+    server: Arc<rustls::ServerConfig>,
+    cert: String,
+}
+
+fn keys() -> Keys {
+    let (cert, key) = common::tls::self_signed(&["localhost"]).unwrap();
+    let server = common::tls::server_config_from_pem(cert.as_bytes(), key.as_bytes(), &[]).unwrap();
+    Keys { server, cert }
+}
+
+fn connector(keys: &Keys, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile_certs(&keys.cert) {
+        roots.add(c).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(versions)
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.unwrap())
+        .collect()
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+async fn handshake<IO>(
+    server_io: IO,
+    client_io: IO,
+    keys: &Keys,
+    connector: &TlsConnector,
+) -> (TlsServerStream<IO>, tokio_rustls::client::TlsStream<IO>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let server = accept(server_io, keys.server.clone());
+    let client = connector.connect("localhost".try_into().unwrap(), client_io);
+    let (s, c) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(server, client)
+    })
+    .await
+    .expect("handshake timed out");
+    (s.expect("server handshake"), c.expect("client handshake"))
+}
+
+/// A login-sized exchange, a bulk one each way, then the client's close_notify seen as
+/// the end by the server and the server's as a clean end by the client.
+async fn exchange<IO>(
+    mut server: TlsServerStream<IO>,
+    client: tokio_rustls::client::TlsStream<IO>,
+    bulk: usize,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let up = pattern(bulk, 1);
+    let down = pattern(bulk, 2);
+    let (up2, down2) = (up.clone(), down.clone());
+    let client_side = tokio::spawn(async move {
+        let mut client = client;
+        client.write_all(b"a LOGIN ann secret\r\n").await.unwrap();
+        client.flush().await.unwrap();
+        let mut answer = [0u8; 16];
+        client.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"a OK Logged in\r\n");
+        // Both ways at once: neither side may wait for the other to read.
+        let (mut r, mut w) = tokio::io::split(client);
+        let writer = tokio::spawn(async move {
+            w.write_all(&up2).await.unwrap();
+            w.flush().await.unwrap();
+            w
+        });
+        let mut got = vec![0u8; down2.len()];
+        r.read_exact(&mut got).await.unwrap();
+        assert!(got == down2, "server -> client bytes differ");
+        let mut w = writer.await.unwrap();
+        w.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        // The server's close_notify: a clean end, not an error.
+        r.read_to_end(&mut rest)
+            .await
+            .expect("clean end from the server");
+        assert!(rest.is_empty());
+    });
+    let mut line = [0u8; 20];
+    server.read_exact(&mut line).await.unwrap();
+    assert_eq!(&line, b"a LOGIN ann secret\r\n");
+    server.write_all(b"a OK Logged in\r\n").await.unwrap();
+    server.flush().await.unwrap();
+    let (mut r, mut w) = tokio::io::split(server);
+    let writer = tokio::spawn(async move {
+        w.write_all(&down).await.unwrap();
+        w.flush().await.unwrap();
+        w
+    });
+    let mut got = vec![0u8; up.len()];
+    r.read_exact(&mut got).await.unwrap();
+    assert!(got == up, "client -> server bytes differ");
+    let mut after = [0u8; 1];
+    assert_eq!(
+        r.read(&mut after).await.unwrap(),
+        0,
+        "client's close_notify is the end"
+    );
+    let mut w = writer.await.unwrap();
+    w.shutdown().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), client_side)
+        .await
+        .expect("client side timed out")
+        .unwrap();
+}
+
+/// A pipe end that moves at most `.1` bytes per read or write call, so records and
+/// handshake messages arrive in pieces of that size. (A pipe that holds only that many
+/// bytes would instead deadlock any two TLS peers that both write a flight before
+/// reading, which TCP's buffers never do.)
+struct Dribble(tokio::io::DuplexStream, usize);
+
+impl AsyncRead for Dribble {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = buf.remaining().min(self.1);
+        let mut part = tokio::io::ReadBuf::new(&mut buf.initialize_unfilled()[..n]);
+        let polled = std::pin::Pin::new(&mut self.0).poll_read(cx, &mut part);
+        let got = part.filled().len();
+        buf.advance(got);
+        polled
+    }
+}
+
+impl AsyncWrite for Dribble {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = data.len().min(self.1);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &data[..n])
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn handshake_and_data_in_pieces_of_every_size() {
+    let keys = keys();
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let connector = connector(&keys, versions);
+        for chunk in [1, 2, 7, 100, 1500, 65536] {
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let (a, b) = (Dribble(a, chunk), Dribble(b, chunk));
+            let (server, client) = handshake(a, b, &keys, &connector).await;
+            assert_eq!(
+                server.connection().protocol_version(),
+                Some(versions[0].version),
+                "chunk {chunk}"
+            );
+            let bulk = if chunk < 100 { 40_000 } else { 300_000 };
+            exchange(server, client, bulk).await;
+        }
+    }
+}
+
+async fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let b = l.accept().await.unwrap().0;
+    (b, a)
+}
+
+#[tokio::test]
+async fn over_tcp_moves_megabytes_and_keeps_no_buffer_when_idle() {
+    let keys = keys();
+    let connector = connector(&keys, &[&rustls::version::TLS13]);
+    let (s, c) = pair().await;
+    let (mut server, mut client) = handshake(s, c, &keys, &connector).await;
+    assert_eq!(server.buffered_capacity(), 0, "after the handshake");
+    client.write_all(b"a NOOP\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    let mut line = [0u8; 8];
+    server.read_exact(&mut line).await.unwrap();
+    // 3 MiB in one write, read by the client as it comes.
+    let big = pattern(3 << 20, 9);
+    let expect = big.clone();
+    let reader = tokio::spawn(async move {
+        let mut got = vec![0u8; expect.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(got == expect);
+        client
+    });
+    server.write_all(&big).await.unwrap();
+    server.flush().await.unwrap();
+    let mut client = reader.await.unwrap();
+    assert_eq!(server.buffered_capacity(), 0, "after a bulk write, flushed");
+    client.write_all(b"a LOGOUT\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    let mut line = [0u8; 10];
+    server.read_exact(&mut line).await.unwrap();
+    assert_eq!(&line, b"a LOGOUT\r\n");
+    assert_eq!(server.buffered_capacity(), 0, "after a read, all consumed");
+}
+
+#[tokio::test]
+async fn a_saved_session_resumes() {
+    let keys = keys();
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let connector = connector(&keys, versions);
+        let mut resumed = Vec::new();
+        for _ in 0..3 {
+            let (s, c) = pair().await;
+            let (mut server, mut client) = handshake(s, c, &keys, &connector).await;
+            // The client takes its ticket from the first records after the handshake.
+            server.write_all(b"* OK ready\r\n").await.unwrap();
+            server.flush().await.unwrap();
+            let mut greeting = [0u8; 12];
+            client.read_exact(&mut greeting).await.unwrap();
+            resumed.push(server.resumed());
+        }
+        assert_eq!(resumed, [false, true, true], "{versions:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_update_in_the_middle() {
+    let keys = keys();
+    let connector = connector(&keys, &[&rustls::version::TLS13]);
+    let (s, c) = pair().await;
+    let (mut server, mut client) = handshake(s, c, &keys, &connector).await;
+    for round in 0..3u8 {
+        client.get_mut().1.refresh_traffic_keys().unwrap();
+        client.write_all(&[b'a' + round; 5]).await.unwrap();
+        client.flush().await.unwrap();
+        let mut got = [0u8; 5];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [b'a' + round; 5]);
+        server.write_all(&[b'A' + round; 5]).await.unwrap();
+        server.flush().await.unwrap();
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, [b'A' + round; 5]);
+    }
+}
+
+#[tokio::test]
+async fn a_plaintext_client_is_refused_with_an_alert() {
+    let keys = keys();
+    let (s, mut c) = pair().await;
+    let server = tokio::spawn({
+        let config = keys.server.clone();
+        async move { accept(s, config).await.map(|_| ()) }
+    });
+    c.write_all(b"a LOGIN ann secret\r\n").await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect_err("not TLS");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.first(), Some(&21), "a TLS alert record: {reply:?}");
+}
+
+#[tokio::test]
+async fn a_socket_closed_without_close_notify_is_the_end() {
+    let keys = keys();
+    let connector = connector(&keys, &[&rustls::version::TLS13]);
+    let (s, c) = pair().await;
+    let (mut server, mut client) = handshake(s, c, &keys, &connector).await;
+    // The client reads first, so its socket holds nothing unread (the tickets) and its
+    // close is a FIN, not a reset.
+    server.write_all(b"* OK\r\n").await.unwrap();
+    server.flush().await.unwrap();
+    let mut greeting = [0u8; 6];
+    client.read_exact(&mut greeting).await.unwrap();
+    client.write_all(b"bye").await.unwrap();
+    client.flush().await.unwrap();
+    let (tcp, _) = client.into_inner();
+    drop(tcp);
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"bye");
+}
+
+#[tokio::test]
+async fn a_peer_gone_mid_handshake_is_an_error() {
+    let keys = keys();
+    let (s, mut c) = pair().await;
+    // Half a ClientHello record header, then the end.
+    c.write_all(&[22, 3, 1]).await.unwrap();
+    drop(c);
+    let err = accept(s, keys.server.clone())
+        .await
+        .map(|_| ())
+        .expect_err("cut short");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+}
