@@ -204,15 +204,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
         read
     }
 
-    /// Best effort, once rustls failed: the alert it queued, without waiting.
-    fn send_alert(&mut self) {
+    /// Best effort, once rustls failed: the alert it queued, without waiting for the
+    /// socket.
+    fn send_alert(&mut self, cx: &mut Context<'_>) {
         let status = self.conn.process_tls_records(&mut []);
         if let Ok(ConnectionState::EncodeTlsData(mut e)) = status.state {
             let mut alert = [0u8; 64];
             if let Ok(n) = e.encode(&mut alert) {
-                let waker = std::task::Waker::noop();
-                let mut cx = Context::from_waker(waker);
-                let _ = Pin::new(&mut self.io).poll_write(&mut cx, &alert[..n]);
+                let _ = Pin::new(&mut self.io).poll_write(cx, &alert[..n]);
             }
         }
     }
@@ -403,7 +402,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
             }
         }
         if step.is_err() {
-            self.send_alert();
+            self.send_alert(cx);
         }
         Poll::Ready(step)
     }

@@ -69,6 +69,29 @@ where
     (s.expect("server handshake"), c.expect("client handshake"))
 }
 
+/// Writes `out` while reading as many bytes as `expect` has, both at once (neither side
+/// may wait for the other to read); the stream's halves once both are done.
+async fn both_ways<S>(
+    stream: S,
+    out: Vec<u8>,
+    expect: &[u8],
+    what: &str,
+) -> (tokio::io::ReadHalf<S>, tokio::io::WriteHalf<S>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let writer = tokio::spawn(async move {
+        w.write_all(&out).await.unwrap();
+        w.flush().await.unwrap();
+        w
+    });
+    let mut got = vec![0u8; expect.len()];
+    r.read_exact(&mut got).await.unwrap();
+    assert!(got == expect, "{what} bytes differ");
+    (r, writer.await.unwrap())
+}
+
 /// A login-sized exchange, a bulk one each way, then the client's close_notify seen as
 /// the end by the server and the server's as a clean end by the client.
 async fn exchange<IO>(
@@ -88,17 +111,7 @@ async fn exchange<IO>(
         let mut answer = [0u8; 16];
         client.read_exact(&mut answer).await.unwrap();
         assert_eq!(&answer, b"a OK Logged in\r\n");
-        // Both ways at once: neither side may wait for the other to read.
-        let (mut r, mut w) = tokio::io::split(client);
-        let writer = tokio::spawn(async move {
-            w.write_all(&up2).await.unwrap();
-            w.flush().await.unwrap();
-            w
-        });
-        let mut got = vec![0u8; down2.len()];
-        r.read_exact(&mut got).await.unwrap();
-        assert!(got == down2, "server -> client bytes differ");
-        let mut w = writer.await.unwrap();
+        let (mut r, mut w) = both_ways(client, up2, &down2, "server -> client").await;
         w.shutdown().await.unwrap();
         let mut rest = Vec::new();
         // The server's close_notify: a clean end, not an error.
@@ -112,22 +125,13 @@ async fn exchange<IO>(
     assert_eq!(&line, b"a LOGIN ann secret\r\n");
     server.write_all(b"a OK Logged in\r\n").await.unwrap();
     server.flush().await.unwrap();
-    let (mut r, mut w) = tokio::io::split(server);
-    let writer = tokio::spawn(async move {
-        w.write_all(&down).await.unwrap();
-        w.flush().await.unwrap();
-        w
-    });
-    let mut got = vec![0u8; up.len()];
-    r.read_exact(&mut got).await.unwrap();
-    assert!(got == up, "client -> server bytes differ");
+    let (mut r, mut w) = both_ways(server, down, &up, "client -> server").await;
     let mut after = [0u8; 1];
     assert_eq!(
         r.read(&mut after).await.unwrap(),
         0,
         "client's close_notify is the end"
     );
-    let mut w = writer.await.unwrap();
     w.shutdown().await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), client_side)
         .await
