@@ -22,6 +22,8 @@
 //! - [`log_limit`]: at most one log line per interval for events that come in floods.
 //! - [`reload`]: SIGHUP means reload, never exit, in every binary.
 //! - [`secret`]: secrets read from files (`--admin-token-file` and the like).
+//! - [`http_url`]: the `http://`/`https://` URL flags of the HTTP clients (lookup URLs,
+//!   the introspection endpoint), parsed and checked once.
 //! - [`oauth_introspection`]: the OAuth 2.0 token introspection client (RFC 7662) with its
 //!   cache of active answers, shared by route-lookup and mailbox-stub.
 //! - [`certs`]: certificates chosen by SNI from several PEM pairs, reloaded on SIGHUP.
@@ -42,6 +44,7 @@ pub mod admin;
 pub mod certs;
 pub mod cidr;
 pub mod exit;
+pub mod http_url;
 pub mod line_session;
 pub mod listen;
 pub mod listener;

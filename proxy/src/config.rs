@@ -446,7 +446,7 @@ impl Config {
             .iter()
             .map(|u| u.parse::<LookupUrl>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError(format!("--lookup-url {e}")))?;
         if self.tls_cert.len() != self.tls_key.len() {
             return Err(format!(
                 "--tls-cert and --tls-key come in pairs ({} certificates, {} keys)",
@@ -723,6 +723,38 @@ mod tests {
         );
         assert!(parse(&["--admin-token", "x", "--admin-token-file", "/x"]).is_err());
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn lookup_urls_are_checked_by_the_shared_parser() {
+        let err = |url: &str| {
+            parse(&["--lookup-url", url])
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .0
+        };
+        assert_eq!(
+            err("ftp://x/"),
+            "--lookup-url `ftp://x/` is not an http:// or https:// URL"
+        );
+        assert_eq!(
+            err("http://ann:pw@h/x"),
+            "--lookup-url must not carry credentials"
+        );
+        assert_eq!(
+            err("http://h:0/x"),
+            "--lookup-url `http://h:0/x` has a bad port"
+        );
+        let rt = parse(&["--lookup-url", "https://[::1]/l?v=1"])
+            .unwrap()
+            .validate()
+            .unwrap();
+        let url = rt.urls.last().unwrap();
+        assert_eq!(
+            (url.server_name(), url.port, url.path.as_str()),
+            ("::1", 443, "/l?v=1")
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! are refused without asking ([`MAX_CREDENTIALS`]), so they never count against a URL.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,117 +56,10 @@ const MAX_IDLE: usize = 64;
 
 pub use ah::Answer as LookupAnswer;
 
-/// One lookup URL, `http://host:port/path` or `https://…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LookupUrl {
-    /// Whether it is `https://`.
-    pub tls: bool,
-    /// `host:port` to connect to.
-    pub authority: String,
-    /// The request path.
-    pub path: String,
-}
-
-/// A lookup URL that does not parse.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum UrlError {
-    /// Neither `http://` nor `https://`.
-    #[error("`{0}`: lookup URLs are http:// or https://")]
-    Scheme(String),
-    /// No host, or one that cannot be connected to.
-    #[error("`{0}` has no usable host")]
-    Host(String),
-    /// A port that is not a number in 1..=65535.
-    #[error("`{0}` has a bad port")]
-    Port(String),
-    /// A path that cannot be sent in a request line (spaces, control characters…).
-    #[error("`{0}` has a path that cannot be sent")]
-    Path(String),
-}
-
-impl std::str::FromStr for LookupUrl {
-    type Err = UrlError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = s.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(UrlError::Scheme(s.to_string()));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let bad_host = || UrlError::Host(s.to_string());
-        // An IPv6 literal keeps its brackets in the authority (and the Host header).
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (ip, after) = v6.split_once(']').ok_or_else(bad_host)?;
-            ip.parse::<Ipv6Addr>().map_err(|_| bad_host())?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(bad_host)?),
-            };
-            (&authority[..ip.len() + 2], port)
-        } else {
-            match authority.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        // Sent as the Host header, so visible ASCII only (a non-ASCII name must be given
-        // in its IDNA form, as nginx needs too).
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|c| c.is_ascii_graphic() && !b"@?#/".contains(&c))
-        {
-            return Err(bad_host());
-        }
-        // The request path as hyper sends it: what it cannot parse would not be sent.
-        if path.parse::<hyper::Uri>().is_err() {
-            return Err(UrlError::Path(s.to_string()));
-        }
-        let port = match port {
-            None => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| UrlError::Port(s.to_string()))?,
-        };
-        let authority = format!("{host}:{port}");
-        Ok(Self {
-            tls,
-            authority,
-            path: path.to_string(),
-        })
-    }
-}
-
-impl LookupUrl {
-    /// The host as the Host header carries it: without the port (as nginx sends it), IPv6
-    /// literals in brackets.
-    fn host_header(&self) -> &str {
-        self.authority
-            .rsplit_once(':')
-            .map_or(self.authority.as_str(), |(h, _)| h)
-    }
-
-    /// The host to verify the certificate against (IPv6 literals without brackets).
-    fn host(&self) -> &str {
-        self.host_header()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-    }
-}
+/// One lookup URL, `http://host:port/path` or `https://…`, parsed by the one URL parser
+/// every HTTP client here shares.
+pub type LookupUrl = common::http_url::HttpUrl;
+pub use common::http_url::UrlError;
 
 /// A login to look up.
 #[derive(Clone)]
@@ -409,7 +302,7 @@ impl LookupClient {
 
     fn request(&self, url: &LookupUrl, req: &LookupRequest<'_>) -> hyper::Request<Empty<Bytes>> {
         let mut b = hyper::Request::get(url.path.as_str())
-            .header(hyper::header::HOST, url.host_header())
+            .header(hyper::header::HOST, url.host.as_str())
             .header(ah::AUTH_METHOD, req.method)
             .header(ah::AUTH_USER, escape(req.user))
             .header(ah::AUTH_PASS, escape(req.pass))
@@ -436,11 +329,11 @@ impl LookupClient {
         }
         let mut why = Vec::new();
         for h in &self.handlers {
-            let connect = tokio::net::TcpStream::connect(h.url.authority.as_str());
+            let connect = tokio::net::TcpStream::connect((h.url.server_name(), h.url.port));
             match tokio::time::timeout(Duration::from_secs(1), connect).await {
                 Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) => why.push(format!("{}: {e}", h.url.authority)),
-                Err(_) => why.push(format!("{}: no answer within 1 s", h.url.authority)),
+                Ok(Err(e)) => why.push(format!("{}: {e}", h.url.authority())),
+                Err(_) => why.push(format!("{}: no answer within 1 s", h.url.authority())),
             }
         }
         Err(format!("no lookup URL answers ({})", why.join("; ")))
@@ -521,7 +414,7 @@ impl LookupClient {
                 Err(Attempt::Unreachable(e)) => {
                     self.stats.failovers.fetch_add(1, Ordering::Relaxed);
                     let (retry_in, _) = self.handlers[i].ejection.fail();
-                    tracing::warn!(url = %self.handlers[i].url.authority, error = %e, ?retry_in, "lookup handler failed");
+                    tracing::warn!(url = %self.handlers[i].url.authority(), error = %e, ?retry_in, "lookup handler failed");
                 }
                 Err(Attempt::Invalid(e)) => return Err(LookupError::Invalid(e)),
             }
@@ -562,7 +455,7 @@ impl LookupClient {
     }
 
     async fn connect(&self, url: &LookupUrl) -> Result<Conn, Attempt> {
-        let tcp = TcpStream::connect(&url.authority)
+        let tcp = TcpStream::connect((url.server_name(), url.port))
             .await
             .map_err(|e| Attempt::Unreachable(format!("connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
@@ -571,7 +464,7 @@ impl LookupClient {
                 .tls
                 .as_ref()
                 .map_err(|e| Attempt::Unreachable(e.clone()))?;
-            let name = rustls::pki_types::ServerName::try_from(url.host().to_string())
+            let name = rustls::pki_types::ServerName::try_from(url.server_name().to_string())
                 .map_err(|e| Attempt::Unreachable(format!("bad host name: {e}")))?;
             let tls = connector
                 .connect(name, tcp)
@@ -629,7 +522,7 @@ impl LookupClient {
                     // before answering anything: it never saw the request, so sending it
                     // again on a fresh connection cannot count a login twice.
                     Err(e) if reused && conn.read.load(Ordering::Relaxed) == read_before => {
-                        tracing::debug!(url = %handler.url.authority, error = %e, "kept-alive lookup connection gone; retrying on a new one");
+                        tracing::debug!(url = %handler.url.authority(), error = %e, "kept-alive lookup connection gone; retrying on a new one");
                         reuse = false;
                         continue;
                     }
@@ -726,70 +619,5 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let u: LookupUrl = "http://10.0.0.7:7072/service/extension/nginx-lookup"
-            .parse()
-            .unwrap();
-        assert_eq!(u.authority, "10.0.0.7:7072");
-        assert_eq!(u.path, "/service/extension/nginx-lookup");
-        assert!(!u.tls);
-        assert_eq!(
-            "http://lookup".parse::<LookupUrl>().unwrap().authority,
-            "lookup:80"
-        );
-        let s: LookupUrl = "https://lookup.example.com/x".parse().unwrap();
-        assert!(s.tls);
-        assert_eq!(s.authority, "lookup.example.com:443");
-        assert_eq!(s.host(), "lookup.example.com");
-        assert_eq!(s.host_header(), "lookup.example.com");
-        let v6: LookupUrl = "http://[::1]:7072/".parse().unwrap();
-        assert_eq!((v6.host(), v6.host_header()), ("::1", "[::1]"));
-        assert_eq!(
-            "https://[fe80::1]/x"
-                .parse::<LookupUrl>()
-                .unwrap()
-                .authority,
-            "[fe80::1]:443"
-        );
-        let bad = |u: &str| u.parse::<LookupUrl>().unwrap_err();
-        assert_eq!(bad("ftp://x/"), UrlError::Scheme("ftp://x/".into()));
-        assert_eq!(bad("x:1/"), UrlError::Scheme("x:1/".into()));
-        for host in [
-            "http:///x",
-            "http://:80/",
-            "http://[::1/",
-            "http://[nope]:80/",
-            "http://[::1]80/",
-            "http://a b/",
-            "http://user@h/",
-            "http://::1/",
-        ] {
-            assert_eq!(bad(host), UrlError::Host(host.into()), "{host}");
-        }
-        for path in ["http://h/a b", "http://h:1/a\x7fb", "http://h/a\tb"] {
-            assert_eq!(bad(path), UrlError::Path(path.into()), "{path}");
-        }
-        assert_eq!(
-            bad("http://l\u{f6}okup/"),
-            UrlError::Host("http://l\u{f6}okup/".into())
-        );
-        assert!("http://h/x?a=1&b=%20".parse::<LookupUrl>().is_ok());
-        for port in [
-            "http://h:/",
-            "http://h:0/",
-            "http://h:65536/",
-            "http://h:x/",
-            "http://[::1]:99999/",
-        ] {
-            assert_eq!(bad(port), UrlError::Port(port.into()), "{port}");
-        }
     }
 }

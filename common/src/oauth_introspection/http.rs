@@ -1,8 +1,6 @@
-//! One introspection round trip on the wire: the endpoint's URL, the form-encoded `POST`
+//! One introspection round trip on the wire: the form-encoded `POST`
 //! over a fresh HTTP/1.1 connection (plain, or rustls for `https://`), and the JSON answer
 //! read within the size bound. Time is bounded by the caller.
-
-use std::net::Ipv6Addr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -13,131 +11,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::{IntrospectionError, TokenInfo};
+use crate::http_url::HttpUrl;
 
 /// Largest response head read (hyper's buffer).
 const MAX_HEAD: usize = 16 * 1024;
 /// Largest response body read: a token's claims, not a document.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// The endpoint, `http://host[:port]/path` or `https://…`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointUrl {
-    /// `https://`.
-    pub tls: bool,
-    /// The host as the Host header and SNI need it (IPv6 literals in brackets).
-    pub host: String,
-    /// The port (80 or 443 when not given).
-    pub port: u16,
-    /// The path and query, as sent in the request line.
-    pub path: String,
-}
-
-/// Why a URL cannot be an introspection endpoint; the texts quote the URL, except one with
-/// credentials in it, which is refused without repeating them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UrlError {
-    /// `user:password@` in the URL: it would show wherever the URL is logged.
-    #[error("must not carry credentials; give --oauth-client-id and --oauth-client-secret-file")]
-    Credentials,
-    /// Neither `http://` nor `https://`.
-    #[error("`{0}` is not an http:// or https:// URL")]
-    Scheme(String),
-    /// No host, or a bad one.
-    #[error("`{0}` has no usable host")]
-    Host(String),
-    /// A port that is not 1..=65535.
-    #[error("`{0}` has a bad port")]
-    Port(String),
-    /// A path that cannot be sent in a request line, or a fragment.
-    #[error("`{0}` has a path that cannot be sent")]
-    Path(String),
-}
-
-impl std::str::FromStr for EndpointUrl {
-    type Err = UrlError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (tls, rest) = if let Some(rest) = s.strip_prefix("https://") {
-            (true, rest)
-        } else if let Some(rest) = s.strip_prefix("http://") {
-            (false, rest)
-        } else {
-            return Err(UrlError::Scheme(s.to_string()));
-        };
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-            Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-            None => (rest, "/".to_string()),
-        };
-        if authority.contains('@') {
-            return Err(UrlError::Credentials);
-        }
-        let bad_host = || UrlError::Host(s.to_string());
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (ip, after) = v6.split_once(']').ok_or_else(bad_host)?;
-            ip.parse::<Ipv6Addr>().map_err(|_| bad_host())?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(bad_host)?),
-            };
-            (&authority[..ip.len() + 2], port)
-        } else {
-            match authority.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|c| c.is_ascii_graphic() && !b"@?#/".contains(&c))
-        {
-            return Err(bad_host());
-        }
-        if path.contains('#') || path.parse::<hyper::Uri>().is_err() {
-            return Err(UrlError::Path(s.to_string()));
-        }
-        let port = match port {
-            None if tls => 443,
-            None => 80,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| UrlError::Port(s.to_string()))?,
-        };
-        Ok(Self {
-            tls,
-            host: host.to_string(),
-            port,
-            path,
-        })
-    }
-}
-
-impl std::fmt::Display for EndpointUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
-    }
-}
-
-impl EndpointUrl {
-    /// The Host header: the port only when it is not the scheme's default (RFC 9110).
-    fn host_header(&self) -> String {
-        let default = if self.tls { 443 } else { 80 };
-        if self.port == default {
-            self.host.clone()
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-
-    /// The name the certificate must carry (IPv6 literals without brackets).
-    fn server_name(&self) -> &str {
-        self.host.trim_start_matches('[').trim_end_matches(']')
-    }
-}
 
 /// `application/x-www-form-urlencoded` (the WHATWG byte serializer): unreserved bytes as
 /// they are, space as `+`, the rest `%XX`.
@@ -178,7 +57,7 @@ pub(super) fn basic_authorization(id: &str, secret: &str) -> Option<HeaderValue>
 
 /// Posts `body` to `url` on a new connection and returns the answer's claims.
 pub(super) async fn post(
-    url: &EndpointUrl,
+    url: &HttpUrl,
     tls: Option<&tokio_rustls::TlsConnector>,
     authorization: Option<&HeaderValue>,
     body: String,
@@ -202,7 +81,7 @@ pub(super) async fn post(
 }
 
 fn request(
-    url: &EndpointUrl,
+    url: &HttpUrl,
     authorization: Option<&HeaderValue>,
     body: String,
 ) -> Result<hyper::Request<Full<Bytes>>, IntrospectionError> {

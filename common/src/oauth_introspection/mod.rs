@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hyper::header::HeaderValue;
 
 use crate::exit::ConfigError;
-pub use http::{EndpointUrl, UrlError};
+pub use crate::http_url::{HttpUrl, UrlError};
 
 /// Default bound on one introspection (connect, TLS, request, answer).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
@@ -133,7 +133,7 @@ impl std::fmt::Debug for ClientCredentials {
 #[derive(Debug, Clone)]
 pub struct IntrospectionConfig {
     /// The endpoint.
-    pub url: EndpointUrl,
+    pub url: HttpUrl,
     /// Bound on one introspection.
     pub timeout: Duration,
     /// HTTP Basic credentials, if the endpoint wants them.
@@ -149,7 +149,7 @@ pub struct IntrospectionConfig {
 impl IntrospectionConfig {
     /// The defaults for `url`: [`DEFAULT_TIMEOUT`], no client credentials, the system's CAs,
     /// [`CACHE_TTL`], [`CACHE_ENTRIES`].
-    pub fn new(url: EndpointUrl) -> Self {
+    pub fn new(url: HttpUrl) -> Self {
         Self {
             url,
             timeout: DEFAULT_TIMEOUT,
@@ -174,7 +174,7 @@ pub enum SetupError {
 
 /// The introspection client with its cache; share one per process.
 pub struct Introspector {
-    url: EndpointUrl,
+    url: HttpUrl,
     timeout: Duration,
     authorization: Option<HeaderValue>,
     tls: Option<tokio_rustls::TlsConnector>,
@@ -220,7 +220,7 @@ impl Introspector {
     }
 
     /// The endpoint (for logs).
-    pub fn url(&self) -> &EndpointUrl {
+    pub fn url(&self) -> &HttpUrl {
         &self.url
     }
 
@@ -287,9 +287,12 @@ pub fn from_flags(flags: Flags<'_>) -> Result<Option<Arc<Introspector>>, ConfigE
         }
         return Ok(None);
     };
-    let url: EndpointUrl = url
-        .parse()
-        .map_err(|e: UrlError| format!("--oauth-introspection-url {e}"))?;
+    let url: HttpUrl = url.parse().map_err(|e: UrlError| match e {
+        UrlError::Credentials => format!(
+            "--oauth-introspection-url {e}; give --oauth-client-id and --oauth-client-secret-file"
+        ),
+        e => format!("--oauth-introspection-url {e}"),
+    })?;
     if flags.timeout_ms == 0 {
         return Err("--oauth-introspection-timeout-ms must be at least 1".into());
     }

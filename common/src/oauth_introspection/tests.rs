@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::cache::{lifetime, Cache};
-use super::http::{form_body, parse_answer, EndpointUrl, UrlError};
+use super::http::{form_body, parse_answer};
 use super::testing::{now, Reply, TokenEndpoint};
 use super::*;
 
@@ -22,41 +22,6 @@ fn assert_no_token(e: &IntrospectionError) {
     for text in [e.to_string(), crate::exit::chain(e), format!("{e:?}")] {
         assert!(!text.contains(TOKEN), "{text}");
         assert!(!text.contains("secret_token"), "{text}");
-    }
-}
-
-#[test]
-fn urls() {
-    let u: EndpointUrl = "https://idp.example.com/oauth2/introspect".parse().unwrap();
-    assert_eq!(
-        (u.tls, u.host.as_str(), u.port, u.path.as_str()),
-        (true, "idp.example.com", 443, "/oauth2/introspect")
-    );
-    let u: EndpointUrl = "http://127.0.0.1:8080".parse().unwrap();
-    assert_eq!((u.tls, u.port, u.path.as_str()), (false, 8080, "/"));
-    let u: EndpointUrl = "http://[::1]:9000/i?realm=x".parse().unwrap();
-    assert_eq!(
-        (u.host.as_str(), u.port, u.path.as_str()),
-        ("[::1]", 9000, "/i?realm=x")
-    );
-    let u: EndpointUrl = "http://idp?x=1".parse().unwrap();
-    assert_eq!(u.path, "/?x=1");
-    for (bad, want) in [
-        ("ftp://idp/x", UrlError::Scheme("ftp://idp/x".into())),
-        ("https://user:pw@idp/x", UrlError::Credentials),
-        ("http:///x", UrlError::Host("http:///x".into())),
-        ("http://idp:0/x", UrlError::Port("http://idp:0/x".into())),
-        (
-            "http://idp:99999/",
-            UrlError::Port("http://idp:99999/".into()),
-        ),
-        ("http://idp/a b", UrlError::Path("http://idp/a b".into())),
-        (
-            "http://idp/a#frag",
-            UrlError::Path("http://idp/a#frag".into()),
-        ),
-    ] {
-        assert_eq!(bad.parse::<EndpointUrl>().unwrap_err(), want, "{bad}");
     }
 }
 
