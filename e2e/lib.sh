@@ -187,6 +187,80 @@ wait_route_lookup() {
   wait_log "$1" "$rl_pid" "$2" "listening listener=\"grpc\" addr=127.0.0.1:$rl_grpc"
 }
 
+# write_dovecot_conf NAME MECHANISMS PASSDB [EXTRA]: a private Dovecot's configuration in
+# $tmp/dovecot.conf: IMAP on 127.0.0.1:$dv_imap and POP3 on $dv_pop3, no TLS, mail in
+# $tmp/mail/USER/Maildir, auth_mechanisms MECHANISMS, the PASSDB block, and EXTRA lines as
+# they are. Sets mail_uid and mail_gid, whom the mail must belong to. Dovecot refuses to
+# run mail as root, so as root it runs as Debian's mail, dovenull and dovecot users; anyone
+# else runs it as themselves, without the chroots they cannot make.
+write_dovecot_conf() {
+  local name=$1 mechanisms=$2 passdb=$3 extra=${4:-}
+  local mail_user login_user internal_user internal_group nonroot_conf=""
+  if ((EUID == 0)); then
+    mail_user=mail login_user=dovenull internal_user=dovecot internal_group=dovecot
+  else
+    mail_user=$(id -un) login_user=$(id -un) internal_user=$(id -un) internal_group=$(id -gn)
+    nonroot_conf=$'service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\nservice pop3-login {\n  chroot =\n}'
+  fi
+  mail_uid=$(id -u "$mail_user")
+  mail_gid=$(id -g "$mail_user")
+  mkdir -p "$tmp/dovecot-run" "$tmp/dovecot-state"
+  cat >"$tmp/dovecot.conf" <<EOF
+# A private Dovecot for $name: IMAP and POP3 on 127.0.0.1, no TLS.
+protocols = imap pop3
+listen = 127.0.0.1
+base_dir = $tmp/dovecot-run
+state_dir = $tmp/dovecot-state
+instance_name = e2e-$name-$$
+log_path = $tmp/dovecot.log
+auth_verbose = yes
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = $mechanisms
+auth_failure_delay = 0
+# The proxies run on 127.0.0.1: their IMAP ID x-originating-ip / POP3 XCLIENT is believed,
+# so Dovecot logs the real client (rip=) as it would behind any trusted proxy.
+login_trusted_networks = 127.0.0.1/32
+# Every login reaches Dovecot from the proxy's address, so its per-IP auth penalty (2 s, 4 s,
+# ... up to 15 s before *any* login from that IP after failures) would slow every user
+# behind the proxy; without this socket the auth process runs with the penalty off.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+default_login_user = $login_user
+default_internal_user = $internal_user
+default_internal_group = $internal_group
+first_valid_uid = $mail_uid
+first_valid_gid = $mail_gid
+$passdb
+userdb {
+  driver = static
+  args = uid=$mail_uid gid=$mail_gid home=$tmp/mail/%u
+}
+mail_location = maildir:~/Maildir
+$extra
+$nonroot_conf
+service imap-login {
+  inet_listener imap {
+    port = $dv_imap
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service pop3-login {
+  inet_listener pop3 {
+    port = $dv_pop3
+  }
+  inet_listener pop3s {
+    port = 0
+  }
+}
+EOF
+}
+
 # ---- reporting ------------------------------------------------------------------------------
 
 passes=0        # checks passed

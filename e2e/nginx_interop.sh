@@ -356,81 +356,12 @@ expect_ok "route-lookup /healthz answers" "ok" curl -sS --max-time 5 "http://127
 echo "--- starting Dovecot"
 port dv_imap
 port dv_pop3
-if ((EUID == 0)); then
-  mail_user=mail # exists on every Debian system; Dovecot refuses to run mail as root
-  login_user=dovenull
-  internal_user=dovecot
-  internal_group=dovecot
-else
-  mail_user=$(id -un)
-  login_user=$mail_user
-  internal_user=$mail_user
-  internal_group=$(id -gn)
-  # without root, Dovecot cannot chroot its login and anvil processes
-  nonroot_conf=$'service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\nservice pop3-login {\n  chroot =\n}'
-fi
-mail_uid=$(id -u "$mail_user")
-mail_gid=$(id -g "$mail_user")
-mkdir -p "$tmp/dovecot-run" "$tmp/dovecot-state"
 printf '%s:{PLAIN}%s::::::\n' "alice@example.com" "$alice_pw" "carol@example.com" "$carol_pw" >"$tmp/passwd"
 chmod 644 "$tmp/passwd"
-cat >"$tmp/dovecot.conf" <<EOF
-# A private Dovecot for e2e/nginx_interop.sh: IMAP and POP3 on 127.0.0.1, no TLS.
-protocols = imap pop3
-listen = 127.0.0.1
-base_dir = $tmp/dovecot-run
-state_dir = $tmp/dovecot-state
-instance_name = e2e-nginx-interop-$$
-log_path = $tmp/dovecot.log
-auth_verbose = yes
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-# The proxies run on 127.0.0.1: their IMAP ID x-originating-ip / POP3 XCLIENT is believed,
-# so Dovecot logs the real client (rip=) as it would behind any trusted proxy.
-login_trusted_networks = 127.0.0.1/32
-pop3_uidl_format = %08Xu%08Xv
-# Every login reaches Dovecot from nginx's address, so its per-IP auth penalty (2 s, 4 s,
-# ... up to 15 s before *any* login from that IP after failures) would slow every user
-# behind the proxy; without this socket the auth process runs with the penalty off.
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-default_login_user = $login_user
-default_internal_user = $internal_user
-default_internal_group = $internal_group
-first_valid_uid = $mail_uid
-first_valid_gid = $mail_gid
-passdb {
+write_dovecot_conf nginx-interop "plain login" "passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $tmp/passwd
-}
-userdb {
-  driver = static
-  args = uid=$mail_uid gid=$mail_gid home=$tmp/mail/%u
-}
-mail_location = maildir:~/Maildir
-${nonroot_conf:-}
-service imap-login {
-  inet_listener imap {
-    port = $dv_imap
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = $dv_pop3
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-EOF
+}" "pop3_uidl_format = %08Xu%08Xv"
 # put_message USER SUBJECT: one message in USER's INBOX (Maildir new/).
 put_message() {
   local md="$tmp/mail/$1/Maildir"

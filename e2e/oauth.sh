@@ -86,15 +86,6 @@ capture zmprov -f "$tmp/seed.zmp"
 ((rc == 0)) || die "seed the directory with zmprov" "$out"
 
 echo "--- Dovecot with an oauth2 passdb"
-if ((EUID == 0)); then
-  mail_user=mail login_user=dovenull internal_user=dovecot internal_group=dovecot
-else
-  mail_user=$(id -un) login_user=$mail_user internal_user=$mail_user internal_group=$(id -gn)
-  nonroot_conf=$'service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\nservice pop3-login {\n  chroot =\n}'
-fi
-mail_uid=$(id -u "$mail_user")
-mail_gid=$(id -g "$mail_user")
-mkdir -p "$tmp/dovecot-run" "$tmp/dovecot-state"
 cat >"$tmp/dovecot-oauth2.conf.ext" <<EOF
 introspection_mode = post
 introspection_url = http://127.0.0.1:$tp/dovecot/introspect
@@ -104,59 +95,12 @@ active_attribute = active
 active_value = true
 EOF
 chmod 644 "$tmp/dovecot-oauth2.conf.ext"
-cat >"$tmp/dovecot.conf" <<EOF
-# A private Dovecot for e2e/oauth.sh: IMAP and POP3 on 127.0.0.1, tokens checked by
-# introspection (RFC 7662) at the test's endpoint.
-protocols = imap pop3
-listen = 127.0.0.1
-base_dir = $tmp/dovecot-run
-state_dir = $tmp/dovecot-state
-instance_name = e2e-oauth-$$
-log_path = $tmp/dovecot.log
-auth_verbose = yes
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = xoauth2 oauthbearer
-auth_failure_delay = 0
-login_trusted_networks = 127.0.0.1/32
-service anvil {
-  unix_listener anvil-auth-penalty {
-    mode = 0
-  }
-}
-default_login_user = $login_user
-default_internal_user = $internal_user
-default_internal_group = $internal_group
-first_valid_uid = $mail_uid
-first_valid_gid = $mail_gid
-passdb {
+# Tokens are checked by introspection (RFC 7662) at the test's endpoint.
+write_dovecot_conf oauth "xoauth2 oauthbearer" "passdb {
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
   args = $tmp/dovecot-oauth2.conf.ext
-}
-userdb {
-  driver = static
-  args = uid=$mail_uid gid=$mail_gid home=$tmp/mail/%u
-}
-mail_location = maildir:~/Maildir
-${nonroot_conf:-}
-service imap-login {
-  inet_listener imap {
-    port = $dv_imap
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service pop3-login {
-  inet_listener pop3 {
-    port = $dv_pop3
-  }
-  inet_listener pop3s {
-    port = 0
-  }
-}
-EOF
+}"
 for u in ann@example.com bob@example.com; do
   md="$tmp/mail/$u/Maildir"
   mkdir -p "$md/new" "$md/cur" "$md/tmp"
