@@ -10,22 +10,10 @@ use common::oauth_introspection::testing::{Reply, TokenEndpoint};
 use common::oauth_introspection::{IntrospectionConfig, Introspector};
 use mailbox_stub::auth::{AuthResult, Authenticator, DirectoryAuth};
 use mailbox_stub::server::{Kind, MailboxStub};
-use proto::v1::attr_change::Op;
 use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::{AliasRequest, AttrChange, CreateAccountRequest, CreateRequest};
-use route_lookup::testing::{Harness, TOKEN};
+use proto::v1::{AliasRequest, CreateAccountRequest, CreateRequest};
+use route_lookup::testing::{set_attrs, Harness, TOKEN};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
 
 async fn seed(grpc_url: &str) {
     let (endpoint, token) =
@@ -40,7 +28,7 @@ async fn seed(grpc_url: &str) {
     for server in ["mbx1.example.com", "mbx2.example.com"] {
         p.create_server(CreateRequest {
             name: server.into(),
-            attrs: set(&[("zimbraServiceEnabled", "mailbox")]),
+            attrs: set_attrs(&[("zimbraServiceEnabled", "mailbox")]),
         })
         .await
         .unwrap();
@@ -54,7 +42,7 @@ async fn seed(grpc_url: &str) {
         p.create_account(CreateAccountRequest {
             name: name.into(),
             password: "pw".into(),
-            attrs: set(&[("zimbraMailHost", host), ("zimbraAccountStatus", status)]),
+            attrs: set_attrs(&[("zimbraMailHost", host), ("zimbraAccountStatus", status)]),
         })
         .await
         .unwrap();

@@ -9,47 +9,12 @@ use std::time::Duration;
 use clap::Parser;
 use common::shutdown::Shutdown;
 use mailbox_stub::server::{Kind as StubKind, MailboxStub};
-use proto::v1::attr_change::Op;
-use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest, ModifyRequest};
+use proto::v1::{CreateAccountRequest, CreateRequest, ModifyRequest};
 use proxy::config::Config;
 use proxy::server::Kind;
-use route_lookup::testing::{Harness, TOKEN};
+use route_lookup::testing::{set_attrs, Harness, TOKEN};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-type Provisioning = ProvisioningClient<
-    tonic::service::interceptor::InterceptedService<
-        tonic::transport::Channel,
-        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
-    >,
->;
-
-fn bearer(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    Ok(r)
-}
-
-async fn provisioning(h: &Harness) -> Provisioning {
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    ProvisioningClient::with_interceptor(channel, bearer as fn(_) -> _)
-}
-
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
 
 struct Client {
     s: BufReader<TcpStream>,
@@ -113,7 +78,7 @@ async fn a_moved_or_locked_accounts_sessions_are_ended() {
         .spawn()
         .await
         .unwrap();
-    let mut p = provisioning(&h).await;
+    let mut p = h.provisioning().await;
     p.create_domain(CreateRequest {
         name: "example.com".into(),
         attrs: vec![],
@@ -123,7 +88,7 @@ async fn a_moved_or_locked_accounts_sessions_are_ended() {
     for (name, stub) in [("mbx1.example.com", &mbx1), ("mbx2.example.com", &mbx2)] {
         p.create_server(CreateRequest {
             name: name.into(),
-            attrs: set(&[
+            attrs: set_attrs(&[
                 ("zimbraServiceEnabled", "mailbox"),
                 ("serviceAddress", "127.0.0.1"),
                 (
@@ -139,7 +104,7 @@ async fn a_moved_or_locked_accounts_sessions_are_ended() {
         p.create_account(CreateAccountRequest {
             name: name.into(),
             password: "pw".into(),
-            attrs: set(&[("zimbraMailHost", "mbx1.example.com")]),
+            attrs: set_attrs(&[("zimbraMailHost", "mbx1.example.com")]),
         })
         .await
         .unwrap();
@@ -202,7 +167,7 @@ async fn a_moved_or_locked_accounts_sessions_are_ended() {
     // ann moves to mbx2: her session ends, bob's goes on.
     p.modify_account(ModifyRequest {
         name: "ann@example.com".into(),
-        attrs: set(&[("zimbraMailHost", "mbx2.example.com")]),
+        attrs: set_attrs(&[("zimbraMailHost", "mbx2.example.com")]),
     })
     .await
     .unwrap();
@@ -223,7 +188,7 @@ async fn a_moved_or_locked_accounts_sessions_are_ended() {
     // bob is locked: his session ends too.
     p.modify_account(ModifyRequest {
         name: "bob@example.com".into(),
-        attrs: set(&[("zimbraAccountStatus", "locked")]),
+        attrs: set_attrs(&[("zimbraAccountStatus", "locked")]),
     })
     .await
     .unwrap();

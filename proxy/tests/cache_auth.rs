@@ -17,15 +17,10 @@ use codec::memcache::Credentials;
 use codec::route_key::route_key;
 use common::shutdown::Shutdown;
 use mailbox_stub::server::{Kind as StubKind, MailboxStub};
-use proto::v1::attr_change::Op;
-use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::registry_client::RegistryClient;
-use proto::v1::{
-    AttrChange, CreateAccountRequest, CreateRequest, ModifyRequest, RegisterRequest, ServiceKind,
-};
+use proto::v1::{CreateAccountRequest, CreateRequest, ModifyRequest, RegisterRequest, ServiceKind};
 use proxy::cache::{CacheCluster, CacheConfig};
 use proxy::server::Kind;
-use route_lookup::testing::{Harness, TOKEN};
+use route_lookup::testing::{set_attrs, Harness};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -59,35 +54,10 @@ impl Drop for Scratch {
     }
 }
 
-fn bearer(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    Ok(r)
-}
-
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
-
-async fn channel(h: &Harness) -> tonic::transport::Channel {
-    tonic::transport::Channel::from_shared(h.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
 /// example.com, mbx1 on the stub's IMAP port, mbx2 nowhere, ann on mbx1; `cache` is
 /// registered as a cache node, so route-lookup purges it.
 async fn seed(h: &Harness, imap_port: u16, cache: SocketAddr) {
-    let mut p = ProvisioningClient::with_interceptor(channel(h).await, bearer);
+    let mut p = h.provisioning().await;
     p.create_domain(CreateRequest {
         name: "example.com".into(),
         attrs: vec![],
@@ -97,7 +67,7 @@ async fn seed(h: &Harness, imap_port: u16, cache: SocketAddr) {
     for (name, port) in [("mbx1.example.com", imap_port), ("mbx2.example.com", 1)] {
         p.create_server(CreateRequest {
             name: name.into(),
-            attrs: set(&[
+            attrs: set_attrs(&[
                 ("serviceAddress", "127.0.0.1"),
                 ("zimbraServiceEnabled", "mailbox"),
                 ("zimbraImapBindPort", &port.to_string()),
@@ -109,11 +79,12 @@ async fn seed(h: &Harness, imap_port: u16, cache: SocketAddr) {
     p.create_account(CreateAccountRequest {
         name: "ann@example.com".into(),
         password: "x".into(),
-        attrs: set(&[("zimbraMailHost", "mbx1.example.com")]),
+        attrs: set_attrs(&[("zimbraMailHost", "mbx1.example.com")]),
     })
     .await
     .unwrap();
-    RegistryClient::with_interceptor(channel(h).await, bearer)
+    h.registry()
+        .await
         .register(RegisterRequest {
             kind: ServiceKind::CacheNode.into(),
             address: cache.to_string(),
@@ -287,10 +258,11 @@ async fn the_right_credentials_cache_routes_and_purges_reach_them() {
     assert_eq!(unauthenticated, "CLIENT_ERROR unauthenticated\r\n");
 
     // route-lookup's purge authenticates too: moving ann deletes her route there.
-    ProvisioningClient::with_interceptor(channel(&h).await, bearer)
+    h.provisioning()
+        .await
         .modify_account(ModifyRequest {
             name: "ann@example.com".into(),
-            attrs: set(&[("zimbraMailHost", "mbx2.example.com")]),
+            attrs: set_attrs(&[("zimbraMailHost", "mbx2.example.com")]),
         })
         .await
         .unwrap();

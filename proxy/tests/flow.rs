@@ -10,26 +10,13 @@ use clap::Parser;
 use common::shutdown::Shutdown;
 use mailbox_stub::server::{Kind as StubKind, MailboxStub};
 use mailbox_stub::trusted::TrustedProxies;
-use proto::v1::attr_change::Op;
-use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest};
+use proto::v1::{CreateAccountRequest, CreateRequest};
 use proxy::config::Config;
 use proxy::server::Kind;
 use proxy::session::{Forward, StartTls};
-use route_lookup::testing::{Harness, TOKEN};
+use route_lookup::testing::{set_attrs, Harness};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
 
 struct Client<S> {
     s: BufReader<S>,
@@ -119,16 +106,7 @@ async fn proxy(
 }
 
 async fn seed(h: &Harness, imap_port: u16, imaps_port: u16) {
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut p = ProvisioningClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
-        r.metadata_mut()
-            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        Ok(r)
-    });
+    let mut p = h.provisioning().await;
     p.create_domain(CreateRequest {
         name: "example.com".into(),
         attrs: vec![],
@@ -138,7 +116,7 @@ async fn seed(h: &Harness, imap_port: u16, imaps_port: u16) {
     let (ip, ips) = (imap_port.to_string(), imaps_port.to_string());
     p.create_server(CreateRequest {
         name: "mbx1.example.com".into(),
-        attrs: set(&[
+        attrs: set_attrs(&[
             ("serviceAddress", "127.0.0.1"),
             ("zimbraServiceEnabled", "mailbox"),
             ("zimbraImapBindPort", &ip),
@@ -150,7 +128,7 @@ async fn seed(h: &Harness, imap_port: u16, imaps_port: u16) {
     p.create_account(CreateAccountRequest {
         name: "ann@example.com".into(),
         password: "x".into(),
-        attrs: set(&[("zimbraMailHost", "mbx1.example.com")]),
+        attrs: set_attrs(&[("zimbraMailHost", "mbx1.example.com")]),
     })
     .await
     .unwrap();

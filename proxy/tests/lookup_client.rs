@@ -10,42 +10,20 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use proto::v1::attr_change::Op;
-use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest, ModifyRequest};
+use proto::v1::{CreateAccountRequest, CreateRequest, ModifyRequest};
 use proxy::lookup::{
     LookupAnswer, LookupClient, LookupConfig, LookupError, LookupRequest, LookupUrl,
     MAX_CREDENTIALS,
 };
-use route_lookup::testing::{Harness, TOKEN};
+use route_lookup::testing::{set_attrs, Harness};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
-
 async fn seed(h: &Harness) {
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut p = ProvisioningClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
-        r.metadata_mut()
-            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        Ok(r)
-    });
+    let mut p = h.provisioning().await;
     p.create_domain(CreateRequest {
         name: "example.com".into(),
         attrs: vec![],
@@ -54,13 +32,13 @@ async fn seed(h: &Harness) {
     .unwrap();
     p.modify_config(ModifyRequest {
         name: String::new(),
-        attrs: set(&[("zimbraDefaultDomainName", "example.com")]),
+        attrs: set_attrs(&[("zimbraDefaultDomainName", "example.com")]),
     })
     .await
     .unwrap();
     p.create_server(CreateRequest {
         name: "mbx1.example.com".into(),
-        attrs: set(&[
+        attrs: set_attrs(&[
             ("serviceAddress", "127.0.0.1"),
             ("zimbraServiceEnabled", "mailbox"),
             ("zimbraImapBindPort", "17143"),
@@ -71,7 +49,7 @@ async fn seed(h: &Harness) {
     p.create_account(CreateAccountRequest {
         name: "ann@example.com".into(),
         password: "pa ss+%ü".into(),
-        attrs: set(&[("zimbraMailHost", "mbx1.example.com")]),
+        attrs: set_attrs(&[("zimbraMailHost", "mbx1.example.com")]),
     })
     .await
     .unwrap();

@@ -8,35 +8,13 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use codec::route_key::route_key;
 use common::shutdown::Shutdown;
-use proto::v1::attr_change::Op;
-use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::registry_client::RegistryClient;
-use proto::v1::{
-    AttrChange, CreateAccountRequest, CreateRequest, LeaseRequest, RegisterRequest, ServiceKind,
-};
+use proto::v1::{CreateAccountRequest, CreateRequest, LeaseRequest, RegisterRequest, ServiceKind};
 use proxy::cache::{CacheCluster, CacheConfig};
 use proxy::login::{Decision, Login};
 use proxy::lookup::{LookupClient, LookupConfig};
 use proxy::membership::{follow, Backends, DirectoryUrl};
 use proxy::route::Router;
-use route_lookup::testing::{Harness, TOKEN};
-
-fn bearer(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    r.metadata_mut()
-        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-    Ok(r)
-}
-
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
+use route_lookup::testing::{set_attrs, Harness, TOKEN};
 
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -49,13 +27,8 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test]
 async fn the_watch_drives_nodes_and_trusted_backends() {
     let h = Harness::start(&[]).await;
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut p = ProvisioningClient::with_interceptor(channel.clone(), bearer as fn(_) -> _);
-    let mut r = RegistryClient::with_interceptor(channel, bearer as fn(_) -> _);
+    let mut p = h.provisioning().await;
+    let mut r = h.registry().await;
     p.create_domain(CreateRequest {
         name: "example.com".into(),
         attrs: vec![],
@@ -64,7 +37,7 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
     .unwrap();
     p.create_server(CreateRequest {
         name: "mbx1.example.com".into(),
-        attrs: set(&[
+        attrs: set_attrs(&[
             ("zimbraServiceEnabled", "mailbox"),
             ("serviceAddress", "127.0.0.1"),
             ("zimbraImapBindPort", "17143"),
@@ -75,7 +48,7 @@ async fn the_watch_drives_nodes_and_trusted_backends() {
     p.create_account(CreateAccountRequest {
         name: "ann@example.com".into(),
         password: "x".into(),
-        attrs: set(&[("zimbraMailHost", "mbx1.example.com")]),
+        attrs: set_attrs(&[("zimbraMailHost", "mbx1.example.com")]),
     })
     .await
     .unwrap();

@@ -9,25 +9,12 @@ use std::time::Duration;
 use clap::Parser;
 use common::shutdown::Shutdown;
 use mailbox_stub::server::{Kind as StubKind, MailboxStub};
-use proto::v1::attr_change::Op;
-use proto::v1::provisioning_client::ProvisioningClient;
-use proto::v1::{AttrChange, CreateAccountRequest, CreateRequest};
+use proto::v1::{CreateAccountRequest, CreateRequest};
 use proxy::config::Config;
 use proxy::server::Kind;
-use route_lookup::testing::{Harness, TOKEN};
+use route_lookup::testing::{set_attrs, Harness};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
 
 async fn http(
     addr: std::net::SocketAddr,
@@ -153,16 +140,7 @@ async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
         .spawn()
         .await
         .unwrap();
-    let channel = tonic::transport::Channel::from_shared(h.grpc_url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut p = ProvisioningClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
-        r.metadata_mut()
-            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        Ok(r)
-    });
+    let mut p = h.provisioning().await;
     p.create_domain(CreateRequest {
         name: "example.com".into(),
         attrs: vec![],
@@ -172,7 +150,7 @@ async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
     for (name, stub) in [("mbx1.example.com", &mbx1), ("mbx2.example.com", &mbx2)] {
         p.create_server(CreateRequest {
             name: name.into(),
-            attrs: set(&[
+            attrs: set_attrs(&[
                 ("zimbraServiceEnabled", "mailbox"),
                 ("serviceAddress", "127.0.0.1"),
                 (
@@ -188,7 +166,7 @@ async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
         p.create_account(CreateAccountRequest {
             name: format!("{name}@example.com"),
             password: "pw".into(),
-            attrs: set(&[("zimbraMailHost", &format!("{host}.example.com"))]),
+            attrs: set_attrs(&[("zimbraMailHost", &format!("{host}.example.com"))]),
         })
         .await
         .unwrap();

@@ -1,5 +1,6 @@
-//! Test harness shared by this crate's tests and zmprov's: a throwaway database on the real
-//! PostgreSQL and an in-process route-lookup on ephemeral ports.
+//! Test harness shared by this crate's tests and those of zmprov, the proxy and the
+//! mailbox-stub: a throwaway database on the real PostgreSQL, an in-process route-lookup on
+//! ephemeral ports, and its gRPC clients with the test token.
 //!
 //! The server is `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //! There is no fallback: a test that needs PostgreSQL fails when it is not there.
@@ -10,7 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use common::shutdown::Shutdown;
+use proto::v1::attr_change::Op;
+use proto::v1::provisioning_client::ProvisioningClient;
+use proto::v1::registry_client::RegistryClient;
+use proto::v1::AttrChange;
 use tokio_postgres::NoTls;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::server::RouteLookup;
@@ -87,6 +94,33 @@ impl Drop for TestDb {
 /// The admin token test instances require.
 pub const TOKEN: &str = "test-admin-token";
 
+/// A gRPC channel whose calls carry the test token.
+pub type Authorized = InterceptedService<Channel, fn(tonic::Request<()>) -> BearerResult>;
+
+/// What [`bearer`] returns.
+pub type BearerResult = Result<tonic::Request<()>, tonic::Status>;
+
+/// Puts the test token on a gRPC call.
+pub fn bearer(mut request: tonic::Request<()>) -> BearerResult {
+    let value = format!("Bearer {TOKEN}")
+        .parse()
+        .expect("a token header value");
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+/// Attribute changes that set each `(name, value)`, for the provisioning calls.
+pub fn set_attrs(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
+    pairs
+        .iter()
+        .map(|(name, value)| AttrChange {
+            name: name.to_string(),
+            value: value.to_string(),
+            op: Op::Replace.into(),
+        })
+        .collect()
+}
+
 /// An in-process route-lookup over its own database.
 #[derive(Debug)]
 pub struct Harness {
@@ -159,6 +193,26 @@ impl Harness {
             true => format!("https://localhost:{}", self.grpc.port()),
             false => format!("http://{}", self.grpc),
         }
+    }
+
+    /// A channel to the plain gRPC listener (a TLS harness's callers bring their own CA).
+    pub async fn channel(&self) -> Channel {
+        assert!(!self.tls, "Harness::channel is for a plain gRPC listener");
+        Channel::from_shared(self.grpc_url())
+            .expect("a gRPC URL")
+            .connect()
+            .await
+            .expect("route-lookup's gRPC listener answers")
+    }
+
+    /// The provisioning API, with the test token.
+    pub async fn provisioning(&self) -> ProvisioningClient<Authorized> {
+        ProvisioningClient::with_interceptor(self.channel().await, bearer as fn(_) -> _)
+    }
+
+    /// The registry API, with the test token.
+    pub async fn registry(&self) -> RegistryClient<Authorized> {
+        RegistryClient::with_interceptor(self.channel().await, bearer as fn(_) -> _)
     }
 
     /// Stops the service and waits for it.

@@ -7,13 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use codec::auth_http::escape;
-use proto::v1::attr_change::Op;
 use proto::v1::directory_client::DirectoryClient;
 use proto::v1::provisioning_client::ProvisioningClient;
 use proto::v1::registry_client::RegistryClient;
 use proto::v1::{
-    AliasRequest, AttrChange, CreateAccountRequest, CreateAliasDomainRequest, CreateRequest,
-    ModifyRequest,
+    AliasRequest, CreateAccountRequest, CreateAliasDomainRequest, CreateRequest, ModifyRequest,
 };
 use route_lookup::testing::TOKEN;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -182,16 +180,7 @@ pub async fn registry(url: &str) -> RegistryClient<InterceptedService<Channel, T
     RegistryClient::with_interceptor(channel(url).await, with_token as Token)
 }
 
-pub fn set(pairs: &[(&str, &str)]) -> Vec<AttrChange> {
-    pairs
-        .iter()
-        .map(|(n, v)| AttrChange {
-            name: n.to_string(),
-            value: v.to_string(),
-            op: Op::Replace.into(),
-        })
-        .collect()
-}
+pub use route_lookup::testing::set_attrs as set;
 
 /// The password of every seeded account: space, `+`, `%` and UTF-8, the characters that
 /// break form-decoding lookup services.
