@@ -165,10 +165,7 @@ impl Proxy {
         let (stop, watch) = Shutdown::new();
         let connector = Connector::new(
             config.forward,
-            config
-                .upstream
-                .clone()
-                .map(tokio_rustls::TlsConnector::from),
+            config.upstream.clone(),
             config.backend_timeout,
         )
         .tls_name(config.upstream_tls_name);

@@ -37,8 +37,8 @@
 //! - [`throttle`]: per-IP and per-user login limits, counted in the cache cluster.
 //! - [`session_limit`]: `--max-sessions-per-user`, counted by worker 0 for all workers.
 //! - [`server`]: listeners, TLS, STARTTLS, the admin endpoint; [`config`]: the flags.
-//! - [`tls_server`]: the client-facing TLS stream, on rustls' unbuffered API with buffers
-//!   held only while bytes move.
+//! - [`tls`]: the TLS stream of relayed sessions (towards clients and mailbox servers), on
+//!   rustls' unbuffered API with buffers held only while bytes move.
 //! - [`workers`]: several worker processes sharing the listeners (`--workers`).
 
 pub mod account_watch;
@@ -61,7 +61,7 @@ pub mod sessions_admin;
 pub mod splice;
 pub mod stale;
 pub mod throttle;
-pub mod tls_server;
+pub mod tls;
 pub mod upstream;
 pub mod workers;
 

@@ -203,7 +203,7 @@ pub struct LookupClient {
     idle_timeout: Duration,
     retry_budget: Duration,
     /// For `https://` URLs, or why there is none.
-    tls: Result<tokio_rustls::TlsConnector, String>,
+    tls: Result<Arc<rustls::ClientConfig>, String>,
     /// Counters.
     pub stats: LookupStats,
 }
@@ -295,7 +295,7 @@ impl LookupClient {
             timeout: config.timeout,
             idle_timeout: config.idle_timeout,
             retry_budget: config.retry_budget,
-            tls: tls.map(tokio_rustls::TlsConnector::from),
+            tls,
             stats: LookupStats::default(),
         }
     }
@@ -460,14 +460,13 @@ impl LookupClient {
             .map_err(|e| Attempt::Unreachable(format!("connect: {e}")))?;
         let _ = tcp.set_nodelay(true);
         let stream = if url.tls {
-            let connector = self
+            let config = self
                 .tls
                 .as_ref()
                 .map_err(|e| Attempt::Unreachable(e.clone()))?;
             let name = rustls::pki_types::ServerName::try_from(url.server_name().to_string())
                 .map_err(|e| Attempt::Unreachable(format!("bad host name: {e}")))?;
-            let tls = connector
-                .connect(name, tcp)
+            let tls = crate::tls::connect(tcp, config.clone(), name)
                 .await
                 .map_err(|e| Attempt::Unreachable(format!("TLS: {e}")))?;
             Upstream::Tls(Box::new(tls))

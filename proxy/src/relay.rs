@@ -45,18 +45,6 @@ impl ReadReady for tokio::net::TcpStream {
     }
 }
 
-/// A TLS stream towards a mailbox server (`--upstream-tls`) has bytes waiting when
-/// rustls holds decrypted ones (it then does not want to read) or its socket is readable.
-impl ReadReady for tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let (tcp, conn) = self.get_ref();
-        if !conn.wants_read() {
-            return Poll::Ready(Ok(()));
-        }
-        tcp.poll_read_ready(cx)
-    }
-}
-
 impl ReadReady for crate::upstream::Upstream {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self {

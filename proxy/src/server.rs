@@ -555,7 +555,7 @@ async fn tls_path(
         common::timeout::with_timeout(
             "tls handshake",
             Duration::from_secs(10),
-            Box::pin(crate::tls_server::accept(stream, config)),
+            Box::pin(crate::tls::accept(stream, config)),
         )
         .await?,
     );
@@ -613,7 +613,7 @@ impl Dialogue {
 
 enum Client {
     Plain(TcpStream),
-    Tls(Box<crate::tls_server::TlsServerStream<TcpStream>>),
+    Tls(Box<crate::tls::TlsServerStream<TcpStream>>),
 }
 
 /// Where a session came in: for the session list.

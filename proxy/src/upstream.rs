@@ -5,9 +5,9 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::tls::TlsClientStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 /// A connection to a mailbox server.
 #[derive(Debug)]
@@ -15,7 +15,7 @@ pub enum Upstream {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsClientStream<TcpStream>>),
 }
 
 impl AsyncRead for Upstream {

@@ -37,7 +37,7 @@ async fn session(
 ) {
     let (client_tcp, proxy_client_side) = pair().await;
     let (proxy_backend_side, backend) = pair().await;
-    let accept = proxy::tls_server::accept(proxy_client_side, server.clone());
+    let accept = proxy::tls::accept(proxy_client_side, server.clone());
     let connect = connector.connect("localhost".try_into().unwrap(), client_tcp);
     let (server_tls, client_tls) = tokio::join!(accept, connect);
     let mut server_tls = server_tls.unwrap();

@@ -8,12 +8,12 @@
 //! the IP: no weaker, since the certificate must still name what is connected to.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
-use tokio_rustls::TlsConnector;
 
 use super::{Credentials, Forward, Peer, Protocol};
 use crate::backend::{self, BackendError, LoginReply};
@@ -61,7 +61,7 @@ pub enum TlsName {
 #[derive(Clone)]
 pub struct Connector {
     forward: Forward,
-    tls: Option<TlsConnector>,
+    tls: Option<Arc<rustls::ClientConfig>>,
     tls_name: TlsName,
     timeout: Duration,
     connect_time: std::sync::Arc<common::metrics::Histogram>,
@@ -82,7 +82,11 @@ impl Connector {
     /// A connector forwarding the client address as `forward` says, over TLS when `tls`
     /// is given, each phase (connect, handshake, dialogue) bounded by `timeout`.
     /// Certificates are verified against host names (see [`TlsName`]).
-    pub fn new(forward: Forward, tls: Option<TlsConnector>, timeout: Duration) -> Self {
+    pub fn new(
+        forward: Forward,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        timeout: Duration,
+    ) -> Self {
         Self {
             forward,
             tls,
@@ -146,13 +150,13 @@ impl Connector {
         }
         let mut stream = match &self.tls {
             None => Upstream::Plain(tcp),
-            Some(connector) => {
+            Some(config) => {
                 let name = self.server_name(backend, host);
                 let shown = name.to_str().into_owned();
                 let tls = common::timeout::with_timeout(
                     "backend tls handshake",
                     self.timeout,
-                    connector.connect(name, tcp),
+                    crate::tls::connect(tcp, config.clone(), name),
                 )
                 .await
                 .map_err(|e| ConnectError::Tls {
@@ -193,12 +197,10 @@ mod tests {
 
     #[test]
     fn certificates_are_checked_against_the_host_name_when_asked_and_known() {
-        let tls = TlsConnector::from(
-            common::tls::client_config_from_pem(
-                common::tls::self_signed(&["x.test"]).unwrap().0.as_bytes(),
-            )
-            .unwrap(),
-        );
+        let tls = common::tls::client_config_from_pem(
+            common::tls::self_signed(&["x.test"]).unwrap().0.as_bytes(),
+        )
+        .unwrap();
         let c = Connector::new(Forward::Off, Some(tls), Duration::from_secs(1));
         let backend: SocketAddr = "192.0.2.5:7993".parse().unwrap();
         let name = |c: &Connector, host| c.server_name(backend, host).to_str().into_owned();

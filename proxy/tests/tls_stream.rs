@@ -1,12 +1,13 @@
-//! The client-facing TLS stream (rustls' unbuffered API under our own buffers) against
+//! The TLS stream (rustls' unbuffered API under our own buffers) against
 //! tokio-rustls' client: handshakes and data through pipes that pass 1, 2, 7, 100, 1500
 //! or 65536 bytes per call, TLS 1.2 and 1.3, both ends of a close, resumption, a key
-//! update, a plaintext client refused with an alert, and no buffer kept while idle.
+//! update, a plaintext client refused with an alert, and no buffer kept while idle; and
+//! the client side (towards mailbox servers) against tokio-rustls' server.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use proxy::tls_server::{accept, TlsServerStream};
+use proxy::tls::{accept, TlsServerStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
@@ -346,4 +347,62 @@ async fn a_peer_gone_mid_handshake_is_an_error() {
         .map(|_| ())
         .expect_err("cut short");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+}
+
+/// The client side (towards mailbox servers) against tokio-rustls' server, in pieces of
+/// every size: handshake, both ways at once, each end's close_notify seen as a clean end,
+/// and no buffer kept by the idle stream.
+#[tokio::test]
+async fn the_client_side_against_tokio_rustls() {
+    let keys = keys();
+    let acceptor = tokio_rustls::TlsAcceptor::from(keys.server.clone());
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let connector = connector(&keys, versions);
+        let client_config = connector.config().clone();
+        for chunk in [1, 7, 1500, 65536] {
+            let (a, b) = tokio::io::duplex(1 << 20);
+            let (a, b) = (Dribble(a, chunk), Dribble(b, chunk));
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let (client, server) = tokio::time::timeout(Duration::from_secs(20), async {
+                tokio::join!(
+                    proxy::tls::connect(a, client_config.clone(), name),
+                    acceptor.accept(b)
+                )
+            })
+            .await
+            .expect("handshake timed out");
+            let (client, server) = (client.expect("client handshake"), server.unwrap());
+            assert_eq!(
+                client.connection().protocol_version(),
+                Some(versions[0].version),
+                "chunk {chunk}"
+            );
+            assert_eq!(client.buffered_capacity(), 0, "idle after the handshake");
+            let up = pattern(30_000, 3);
+            let down = pattern(30_000, 4);
+            let server_side = tokio::spawn({
+                let (up, down) = (up.clone(), down.clone());
+                async move {
+                    let (mut r, mut w) = both_ways(server, down, &up, "client -> server").await;
+                    let mut after = [0u8; 1];
+                    assert_eq!(r.read(&mut after).await.unwrap(), 0, "the client's close");
+                    w.shutdown().await.unwrap();
+                }
+            });
+            let (mut r, mut w) = both_ways(client, up, &down, "server -> client").await;
+            w.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest)
+                .await
+                .expect("clean end from the server");
+            assert!(rest.is_empty());
+            tokio::time::timeout(Duration::from_secs(20), server_side)
+                .await
+                .expect("server side timed out")
+                .unwrap();
+        }
+    }
 }

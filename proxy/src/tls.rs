@@ -1,12 +1,13 @@
-//! The client-facing TLS stream, on rustls' unbuffered API: our own buffers for
-//! ciphertext in, plaintext not yet read and ciphertext not yet sent, each held only
-//! while it has bytes and freed when it empties. rustls' buffered connection (and so
-//! tokio-rustls) keeps a 4 KiB read buffer for a connection's whole life, a third of what
-//! an idle relayed IMAPS session costs; here an idle session keeps only rustls' state
-//! (keys, the record layer) and its socket.
+//! The TLS stream of relayed sessions, towards clients and towards mailbox servers, on
+//! rustls' unbuffered API: our own buffers for ciphertext in, plaintext not yet read and
+//! ciphertext not yet sent, each held only while it has bytes and freed when it empties.
+//! rustls' buffered connection (and so tokio-rustls) keeps a 4 KiB read buffer for a
+//! connection's whole life, a third of what an idle relayed IMAPS session costs; here an
+//! idle session keeps only rustls' state (keys, the record layer) and its socket.
 //!
-//! [`accept`] runs the handshake; the stream is then an `AsyncRead + AsyncWrite` like any
-//! other, and a [`crate::relay::ReadReady`] for the relay.
+//! [`accept`] (server side) and [`connect`] (client side) run the handshake; the stream is
+//! then an `AsyncRead + AsyncWrite` like any other, and a [`crate::relay::ReadReady`] for
+//! the relay.
 
 use std::future::Future;
 use std::io;
@@ -14,8 +15,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use rustls::server::UnbufferedServerConnection;
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use std::ops::DerefMut;
+
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
+use rustls::pki_types::ServerName;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::UnbufferedConnectionCommon;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// What one socket read asks for: a whole record of the largest size (16 KiB of
@@ -34,10 +42,47 @@ const MAX_WRITE: usize = 64 * 1024;
 /// explicit nonce), so a write's buffer is sized right the first time.
 const RECORD_OVERHEAD: usize = 64;
 
-/// A server-side TLS stream over `IO` (a `TcpStream` in the proxy).
-pub struct TlsServerStream<IO> {
+/// One side of rustls' unbuffered connection: the server's or the client's.
+pub trait Side: DerefMut<Target = UnbufferedConnectionCommon<Self::Data>> + Unpin {
+    /// rustls' per-side connection data.
+    type Data;
+    /// One turn of the state machine over `incoming`.
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Side for UnbufferedServerConnection {
+    type Data = ServerConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Side for UnbufferedClientConnection {
+    type Data = ClientConnectionData;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// The stream towards a TLS client (IMAPS, POP3S, after STARTTLS).
+pub type TlsServerStream<IO> = TlsStream<IO, UnbufferedServerConnection>;
+
+/// The stream towards a TLS server (a mailbox server with `--upstream-tls`).
+pub type TlsClientStream<IO> = TlsStream<IO, UnbufferedClientConnection>;
+
+/// A TLS stream over `IO` (a `TcpStream` in the proxy), either side.
+pub struct TlsStream<IO, C> {
     io: IO,
-    conn: UnbufferedServerConnection,
+    conn: C,
     /// Ciphertext read but not yet processed. Empty (and unallocated) between records.
     incoming: Vec<u8>,
     /// Decrypted bytes not yet read: `plaintext[plain_at..]`.
@@ -95,7 +140,29 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let conn = UnbufferedServerConnection::new(config).map_err(tls_error)?;
-    let mut stream = TlsServerStream {
+    handshake(io, conn).await
+}
+
+/// Runs the client side of a TLS handshake with `name` on `io` and returns the stream,
+/// ready for application data. The caller bounds it with a timeout.
+pub async fn connect<IO>(
+    io: IO,
+    config: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+) -> io::Result<TlsClientStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let conn = UnbufferedClientConnection::new(config, name).map_err(tls_error)?;
+    handshake(io, conn).await
+}
+
+async fn handshake<IO, C>(io: IO, conn: C) -> io::Result<TlsStream<IO, C>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    C: Side,
+{
+    let mut stream = TlsStream {
         io,
         conn,
         incoming: Vec::new(),
@@ -112,14 +179,14 @@ where
     Ok(stream)
 }
 
-impl<IO> TlsServerStream<IO> {
+impl<IO, C: Side> TlsStream<IO, C> {
     /// Whether the handshake resumed an earlier session.
     pub fn resumed(&self) -> bool {
         self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     /// The rustls connection (protocol version, cipher suite, SNI).
-    pub fn connection(&self) -> &UnbufferedServerConnection {
+    pub fn connection(&self) -> &C {
         &self.conn
     }
 
@@ -143,7 +210,7 @@ impl<IO> TlsServerStream<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             match ready!(self.step(cx, Mode::Read(None)))? {
@@ -207,7 +274,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
     /// Best effort, once rustls failed: the alert it queued, without waiting for the
     /// socket.
     fn send_alert(&mut self, cx: &mut Context<'_>) {
-        let status = self.conn.process_tls_records(&mut []);
+        let status = self.conn.process(&mut []);
         if let Ok(ConnectionState::EncodeTlsData(mut e)) = status.state {
             let mut alert = [0u8; 64];
             if let Ok(n) = e.encode(&mut alert) {
@@ -234,7 +301,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
             ..
         } = self;
         let input: &mut [u8] = if reading { incoming } else { &mut [] };
-        let status = conn.process_tls_records(input);
+        let status = conn.process(input);
         let mut discard = status.discard;
         let step = match status.state {
             Err(e) => Err(tls_error(e)),
@@ -408,7 +475,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> TlsServerStream<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsServerStream<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncRead for TlsStream<IO, C> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -454,7 +521,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsServerStream<IO> {
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsServerStream<IO> {
+impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncWrite for TlsStream<IO, C> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -504,7 +571,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsServerStream<IO> {
     }
 }
 
-impl crate::relay::ReadReady for TlsServerStream<tokio::net::TcpStream> {
+impl<IO, C> std::fmt::Debug for TlsStream<IO, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("incoming", &self.incoming.len())
+            .field("plaintext", &(self.plaintext.len() - self.plain_at))
+            .field("outgoing", &(self.outgoing.len() - self.out_at))
+            .field("peer_closed", &self.peer_closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Side> crate::relay::ReadReady for TlsStream<tokio::net::TcpStream, C> {
     fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.read_answers_without_io() {
             return Poll::Ready(Ok(()));
