@@ -271,20 +271,24 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
         read
     }
 
-    /// Best effort, once rustls failed: the alert it queued, without waiting for the
-    /// socket.
+    /// Best effort, once rustls failed: the alert it queued, after what `outgoing`
+    /// already holds, without waiting for the socket.
     fn send_alert(&mut self, cx: &mut Context<'_>) {
-        let status = self.conn.process(&mut []);
+        let status = self.conn.process(&mut self.incoming);
+        let discard = status.discard;
         if let Ok(ConnectionState::EncodeTlsData(mut e)) = status.state {
-            let mut alert = [0u8; 64];
-            if let Ok(n) = e.encode(&mut alert) {
-                let _ = Pin::new(&mut self.io).poll_write(cx, &alert[..n]);
-            }
+            let len = self.outgoing.len();
+            self.outgoing.resize(len + RECORD_OVERHEAD, 0);
+            let n = e.encode(&mut self.outgoing[len..]).unwrap_or(0);
+            self.outgoing.truncate(len + n);
         }
+        self.incoming.drain(..discard);
+        let _ = self.poll_send(cx);
     }
 
-    /// One turn of rustls' state machine, on `incoming` when reading and on nothing
-    /// otherwise (a write must not consume records a read has not asked for).
+    /// One turn of rustls' state machine, always on `incoming`: rustls may hold part of a
+    /// handshake message that spans records, and expects its bytes there on every call. A
+    /// write or close that decrypts records keeps their bytes for the next read.
     fn step(&mut self, cx: &mut Context<'_>, mode: Mode<'_, '_>) -> Poll<io::Result<Step>> {
         let reading = matches!(mode, Mode::Read(_));
         let Self {
@@ -300,8 +304,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
             read_blocked_on_send,
             ..
         } = self;
-        let input: &mut [u8] = if reading { incoming } else { &mut [] };
-        let status = conn.process(input);
+        let status = conn.process(incoming);
         let mut discard = status.discard;
         let step = match status.state {
             Err(e) => Err(tls_error(e)),
@@ -394,11 +397,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
                     Poll::Ready(Err(e)) => Err(e),
                     Poll::Pending => {
                         // The discard still applies: rustls has consumed those bytes.
-                        if reading {
-                            incoming.drain(..discard);
-                            if incoming.is_empty() {
-                                *incoming = Vec::new();
-                            }
+                        incoming.drain(..discard);
+                        if incoming.is_empty() {
+                            *incoming = Vec::new();
                         }
                         return Poll::Pending;
                     }
@@ -435,17 +436,28 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
                     }
                 }
                 Mode::Close => {
-                    let len = outgoing.len();
-                    outgoing.resize(len + RECORD_OVERHEAD, 0);
-                    match traffic.queue_close_notify(&mut outgoing[len..]) {
-                        Ok(n) => {
-                            outgoing.truncate(len + n);
-                            *close_sent = true;
-                            Ok(Step::Wrote(0))
-                        }
-                        Err(e) => {
-                            outgoing.truncate(len);
-                            Err(io::Error::other(e))
+                    // Room for the alert, and for whatever rustls sends before it (a key
+                    // update's answer): it says how much when that is more.
+                    let mut want = RECORD_OVERHEAD;
+                    loop {
+                        let len = outgoing.len();
+                        outgoing.resize(len + want, 0);
+                        match traffic.queue_close_notify(&mut outgoing[len..]) {
+                            Ok(n) => {
+                                outgoing.truncate(len + n);
+                                *close_sent = true;
+                                break Ok(Step::Wrote(0));
+                            }
+                            Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                                required_size,
+                            })) if required_size > want => {
+                                outgoing.truncate(len);
+                                want = required_size;
+                            }
+                            Err(e) => {
+                                outgoing.truncate(len);
+                                break Err(io::Error::other(e));
+                            }
                         }
                     }
                 }
@@ -462,11 +474,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
             // rustls adds is refused rather than guessed at.
             Ok(other) => Err(io::Error::other(format!("unexpected TLS state {other:?}"))),
         };
-        if reading {
-            incoming.drain(..discard);
-            if incoming.is_empty() {
-                *incoming = Vec::new();
-            }
+        incoming.drain(..discard);
+        if incoming.is_empty() {
+            *incoming = Vec::new();
         }
         if step.is_err() {
             self.send_alert(cx);
@@ -497,7 +507,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncRead for TlsStream<IO, C>
             if this.peer_closed || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            match ready!(this.step(cx, Mode::Read(Some(&mut *buf))))? {
+            let step = match this.step(cx, Mode::Read(Some(&mut *buf))) {
+                // Bytes already given to the caller are theirs, whatever blocks now (a
+                // handshake message waiting for a full socket): rustls will not give
+                // them again.
+                Poll::Pending if buf.filled().len() > before => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(step) => step,
+            };
+            match step? {
                 Step::Progress => {
                     if buf.remaining() == 0 {
                         this.records_waiting = !this.incoming.is_empty();

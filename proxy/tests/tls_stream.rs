@@ -406,3 +406,36 @@ async fn the_client_side_against_tokio_rustls() {
         }
     }
 }
+
+/// A write while records the reader has not asked for are still waiting: the write step
+/// decrypts them on its way (rustls needs every byte it was given) and keeps them, in
+/// order, for the next read.
+#[tokio::test]
+async fn a_write_between_reads_keeps_the_records_it_passes() {
+    let keys = keys();
+    let connector = connector(&keys, &[&rustls::version::TLS13]);
+    for chunk in [7, 1500, 65536] {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let (a, b) = (Dribble(a, chunk), Dribble(b, chunk));
+        let (mut server, mut client) = handshake(a, b, &keys, &connector).await;
+        let up = pattern(100_000, 5);
+        client.write_all(&up).await.unwrap();
+        client.flush().await.unwrap();
+        let mut got = vec![0u8; 10];
+        server.read_exact(&mut got).await.unwrap();
+        for i in 0..5u8 {
+            server.write_all(&[b'0' + i; 3]).await.unwrap();
+            server.flush().await.unwrap();
+            let mut more = vec![0u8; 1000];
+            server.read_exact(&mut more).await.unwrap();
+            got.extend_from_slice(&more);
+        }
+        let mut rest = vec![0u8; up.len() - got.len()];
+        server.read_exact(&mut rest).await.unwrap();
+        got.extend_from_slice(&rest);
+        assert!(got == up, "chunk {chunk}: client -> server bytes differ");
+        let mut answers = [0u8; 15];
+        client.read_exact(&mut answers).await.unwrap();
+        assert_eq!(&answers, b"000111222333444");
+    }
+}
