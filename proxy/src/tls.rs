@@ -7,7 +7,10 @@
 //!
 //! [`accept`] (server side) and [`connect`] (client side) run the handshake; the stream is
 //! then an `AsyncRead + AsyncWrite` like any other, and a [`crate::relay::ReadReady`] for
-//! the relay.
+//! the relay. Its first error is final: every later read and write returns it, and after
+//! its alert the stream sends nothing more but the socket's end. A peer that closes the
+//! socket without close_notify ends the stream, unless it stopped in the middle of a
+//! record, which is `UnexpectedEof`.
 
 use std::future::Future;
 use std::io;
@@ -101,6 +104,10 @@ pub struct TlsStream<IO, C> {
     /// A read stopped on a full socket while sending a handshake message (a key update's
     /// answer): the next read must come back to send it, socket readable or not.
     read_blocked_on_send: bool,
+    /// The first error (a record that failed to decrypt, an alert, a socket error). A TLS
+    /// connection does not recover from one: every later read and write returns it
+    /// again, rather than encrypt more or repeat the alert.
+    failed: Option<(io::ErrorKind, String)>,
 }
 
 /// What one call of rustls' state machine came to.
@@ -174,6 +181,7 @@ where
         peer_closed: false,
         close_sent: false,
         read_blocked_on_send: false,
+        failed: None,
     };
     std::future::poll_fn(|cx| stream.poll_handshake(cx)).await?;
     Ok(stream)
@@ -207,6 +215,24 @@ impl<IO, C: Side> TlsStream<IO, C> {
             || self.records_waiting
             || self.peer_closed
             || self.read_blocked_on_send
+            || self.failed.is_some()
+    }
+
+    /// The error the stream failed with earlier, again.
+    fn failure(&self) -> Option<io::Error> {
+        self.failed
+            .as_ref()
+            .map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
+    }
+
+    /// Keeps the first error of `polled` for every later call.
+    fn remember<T>(&mut self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &polled {
+            if self.failed.is_none() {
+                self.failed = Some((e.kind(), e.to_string()));
+            }
+        }
+        polled
     }
 }
 
@@ -483,31 +509,29 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
         }
         Poll::Ready(step)
     }
-}
 
-impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncRead for TlsStream<IO, C> {
-    fn poll_read(
-        self: Pin<&mut Self>,
+    /// `AsyncRead::poll_read` of a stream that has not failed.
+    fn poll_read_plaintext(
+        &mut self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
         let before = buf.filled().len();
         loop {
-            if this.plain_at < this.plaintext.len() {
-                let n = (this.plaintext.len() - this.plain_at).min(buf.remaining());
-                buf.put_slice(&this.plaintext[this.plain_at..this.plain_at + n]);
-                this.plain_at += n;
-                if this.plain_at == this.plaintext.len() {
-                    this.plaintext = Vec::new();
-                    this.plain_at = 0;
+            if self.plain_at < self.plaintext.len() {
+                let n = (self.plaintext.len() - self.plain_at).min(buf.remaining());
+                buf.put_slice(&self.plaintext[self.plain_at..self.plain_at + n]);
+                self.plain_at += n;
+                if self.plain_at == self.plaintext.len() {
+                    self.plaintext = Vec::new();
+                    self.plain_at = 0;
                 }
                 return Poll::Ready(Ok(()));
             }
-            if this.peer_closed || buf.remaining() == 0 {
+            if self.peer_closed || buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            let step = match this.step(cx, Mode::Read(Some(&mut *buf))) {
+            let step = match self.step(cx, Mode::Read(Some(&mut *buf))) {
                 // Bytes already given to the caller are theirs, whatever blocks now (a
                 // handshake message waiting for a full socket): rustls will not give
                 // them again.
@@ -518,45 +542,50 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncRead for TlsStream<IO, C>
             match step? {
                 Step::Progress => {
                     if buf.remaining() == 0 {
-                        this.records_waiting = !this.incoming.is_empty();
+                        self.records_waiting = !self.incoming.is_empty();
                         return Poll::Ready(Ok(()));
                     }
                 }
                 Step::NeedInput => {
-                    this.records_waiting = false;
+                    self.records_waiting = false;
                     if buf.filled().len() > before {
                         return Poll::Ready(Ok(()));
                     }
                     // A peer that closes the socket without close_notify is taken at
                     // its word: IMAP and POP3 frame their own data, and clients do it.
-                    if ready!(this.poll_fill(cx))? == 0 {
-                        this.peer_closed = true;
+                    // Not in the middle of a record, though: that is a cut connection.
+                    if ready!(self.poll_fill(cx))? == 0 {
+                        if !self.incoming.is_empty() {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "TLS peer closed the connection in the middle of a record",
+                            )));
+                        }
+                        self.peer_closed = true;
                     }
                 }
                 Step::Closed | Step::Wrote(_) => return Poll::Ready(Ok(())),
             }
         }
     }
-}
 
-impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncWrite for TlsStream<IO, C> {
-    fn poll_write(
-        self: Pin<&mut Self>,
+    /// `AsyncWrite::poll_write` of a stream that has not failed.
+    fn poll_write_plaintext(
+        &mut self,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
         // What was encrypted before goes first: the backpressure of the socket.
-        ready!(this.poll_send(cx))?;
+        ready!(self.poll_send(cx))?;
         loop {
-            match ready!(this.step(cx, Mode::Write(data)))? {
+            match ready!(self.step(cx, Mode::Write(data)))? {
                 Step::Progress => {}
                 Step::Wrote(n) => {
                     // Sent now if the socket takes it, else by the next write or flush.
-                    if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                    if let Poll::Ready(Err(e)) = self.poll_send(cx) {
                         return Poll::Ready(Err(e));
                     }
                     return Poll::Ready(Ok(n));
@@ -568,24 +597,73 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncWrite for TlsStream<IO, C
         }
     }
 
+    /// Our close_notify, then the socket's end.
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send(cx))?;
+        while !self.close_sent {
+            match ready!(self.step(cx, Mode::Close))? {
+                Step::Progress => {}
+                // Not yet or no longer able to send: the socket's end will do.
+                Step::NeedInput | Step::Closed => break,
+                Step::Wrote(_) => ready!(self.poll_send(cx))?,
+            }
+        }
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncRead for TlsStream<IO, C> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(e) = this.failure() {
+            return Poll::Ready(Err(e));
+        }
+        let polled = this.poll_read_plaintext(cx, buf);
+        this.remember(polled)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncWrite for TlsStream<IO, C> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(e) = this.failure() {
+            return Poll::Ready(Err(e));
+        }
+        let polled = this.poll_write_plaintext(cx, data);
+        this.remember(polled)
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        if let Some(e) = this.failure() {
+            return Poll::Ready(Err(e));
+        }
+        let polled = match this.poll_send(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_flush(cx),
+            other => other,
+        };
+        this.remember(polled)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        ready!(this.poll_send(cx))?;
-        while !this.close_sent {
-            match ready!(this.step(cx, Mode::Close))? {
-                Step::Progress => {}
-                // Not yet or no longer able to send: the socket's end will do.
-                Step::NeedInput | Step::Closed => break,
-                Step::Wrote(_) => ready!(this.poll_send(cx))?,
-            }
+        if this.failed.is_some() {
+            // The alert went out (best effort) when it failed; no close_notify after a
+            // fatal error, only the socket's end.
+            this.outgoing = Vec::new();
+            this.out_at = 0;
+            return Pin::new(&mut this.io).poll_shutdown(cx);
         }
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        let polled = this.poll_close(cx);
+        this.remember(polled)
     }
 }
 

@@ -1,8 +1,10 @@
 //! The TLS stream (rustls' unbuffered API under our own buffers) against
 //! tokio-rustls' client: handshakes and data through pipes that pass 1, 2, 7, 100, 1500
 //! or 65536 bytes per call, TLS 1.2 and 1.3, both ends of a close, resumption, a key
-//! update, a plaintext client refused with an alert, and no buffer kept while idle; and
-//! the client side (towards mailbox servers) against tokio-rustls' server.
+//! update, a plaintext client refused with an alert, and no buffer kept while idle; the
+//! client side (towards mailbox servers) against tokio-rustls' server and against one
+//! driven by hand that splits a handshake message across records; a bad record leaves the
+//! stream failed for good, and a record cut short by the end is an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -438,4 +440,203 @@ async fn a_write_between_reads_keeps_the_records_it_passes() {
         client.read_exact(&mut answers).await.unwrap();
         assert_eq!(&answers, b"000111222333444");
     }
+}
+
+/// The TLS records in `bytes`, whole, in order.
+fn records(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        assert!(bytes.len() >= 5, "a record header cut short");
+        let len = 5 + u16::from_be_bytes([bytes[3], bytes[4]]) as usize;
+        out.push(bytes[..len].to_vec());
+        bytes = &bytes[len..];
+    }
+    out
+}
+
+/// A server driven by hand (rustls' buffered connection) so that the test decides which of
+/// its records reach our client stream, and when.
+struct HandServer {
+    conn: rustls::ServerConnection,
+    io: tokio::io::DuplexStream,
+}
+
+impl HandServer {
+    /// Reads what the client sent and feeds it to rustls.
+    async fn take(&mut self) {
+        let mut buf = vec![0u8; 65536];
+        let n = self.io.read(&mut buf).await.unwrap();
+        assert!(n > 0, "client closed");
+        self.conn.read_tls(&mut &buf[..n]).unwrap();
+        self.conn.process_new_packets().unwrap();
+    }
+
+    /// What rustls has queued to send, as records.
+    fn queued(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut out).unwrap();
+        }
+        records(&out)
+    }
+
+    async fn send(&mut self, records: &[Vec<u8>]) {
+        self.io.write_all(&records.concat()).await.unwrap();
+    }
+}
+
+/// A post-handshake message spread over many records (the server's session tickets, in
+/// records of 32 bytes) of which only the first has come when the client writes:
+/// rustls keeps the message's first part in the stream's incoming buffer and needs it on
+/// the write step too. The write goes through, the rest completes the tickets, and the
+/// next connection resumes with one: the message was put back together whole.
+#[tokio::test]
+async fn a_handshake_message_split_across_records_when_the_client_writes() {
+    let keys = keys();
+    let mut config = (*keys.server).clone();
+    config.max_fragment_size = Some(32);
+    let config = Arc::new(config);
+    let client_config = connector(&keys, &[&rustls::version::TLS13])
+        .config()
+        .clone();
+    let name = || rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let mut server = HandServer {
+        conn: rustls::ServerConnection::new(config.clone()).unwrap(),
+        io: server_io,
+    };
+    let connecting = tokio::spawn(proxy::tls::connect(
+        client_io,
+        client_config.clone(),
+        name(),
+    ));
+    let mut tickets = Vec::new();
+    while server.conn.is_handshaking() {
+        server.take().await;
+        let queued = server.queued();
+        if server.conn.is_handshaking() {
+            server.send(&queued).await;
+        } else {
+            // The client's Finished came: what follows are the session tickets.
+            tickets = queued;
+        }
+    }
+    let mut client = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .expect("handshake timed out")
+        .unwrap()
+        .expect("client handshake");
+    assert!(
+        tickets.len() >= 4,
+        "tickets in {} records: not split",
+        tickets.len()
+    );
+    server.send(&tickets[..1]).await;
+    let mut buf = [0u8; 64];
+    // The read takes the record and waits for more; nothing of it is data.
+    tokio::time::timeout(Duration::from_millis(200), client.read(&mut buf))
+        .await
+        .expect_err("nothing to read yet");
+    client.write_all(b"a NOOP\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    server.take().await;
+    let mut got = [0u8; 8];
+    std::io::Read::read_exact(&mut server.conn.reader(), &mut got).unwrap();
+    assert_eq!(&got, b"a NOOP\r\n");
+    server.send(&tickets[1..]).await;
+    std::io::Write::write_all(&mut server.conn.writer(), b"a OK\r\n").unwrap();
+    let answer = server.queued();
+    server.send(&answer).await;
+    let mut got = [0u8; 6];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"a OK\r\n");
+
+    // The next connection resumes with a ticket from those records.
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (again, _server) = tokio::join!(
+        proxy::tls::connect(a, client_config, name()),
+        acceptor.accept(b)
+    );
+    assert!(again.unwrap().resumed(), "the split ticket was not kept");
+}
+
+/// After a record that fails to decrypt: one alert, then nothing more goes out. Later
+/// reads and writes return the first error instead of repeating the alert or encrypting
+/// more, and the end of the stream is the socket's alone.
+#[tokio::test]
+async fn after_a_bad_record_the_stream_stays_failed() {
+    let keys = keys();
+    for versions in [
+        &[&rustls::version::TLS13][..],
+        &[&rustls::version::TLS12][..],
+    ] {
+        let connector = connector(&keys, versions);
+        let (s, c) = pair().await;
+        let (mut server, mut client) = handshake(s, c, &keys, &connector).await;
+        // A round trip first, so the client has taken the session tickets.
+        server.write_all(b"* OK\r\n").await.unwrap();
+        server.flush().await.unwrap();
+        let mut greeting = [0u8; 6];
+        client.read_exact(&mut greeting).await.unwrap();
+        let (mut raw, _) = client.into_inner();
+        // An application-data record whose 40 bytes are no valid encryption.
+        let mut bad = vec![23, 3, 3, 0, 40];
+        bad.extend_from_slice(&[0x5a; 40]);
+        raw.write_all(&bad).await.unwrap();
+        let mut buf = [0u8; 16];
+        let first = server.read(&mut buf).await.expect_err("bad record");
+        assert_eq!(first.kind(), std::io::ErrorKind::InvalidData, "{first}");
+        let again = server.read(&mut buf).await.expect_err("still failed");
+        assert_eq!(again.kind(), first.kind());
+        assert_eq!(again.to_string(), first.to_string());
+        let write = server.write(b"more").await.expect_err("no writes after");
+        assert_eq!(write.to_string(), first.to_string());
+        assert!(server.flush().await.is_err());
+        server.shutdown().await.expect("the socket's end");
+        let mut after = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), raw.read_to_end(&mut after))
+            .await
+            .expect("the server's end")
+            .unwrap();
+        let sent = records(&after);
+        assert_eq!(
+            sent.len(),
+            1,
+            "{versions:?}: one alert and nothing else, got {} records",
+            sent.len()
+        );
+    }
+}
+
+/// A TLS server that ends the connection in the middle of a record: the client side (the
+/// one lookups over HTTPS run on) says the connection was cut, not that the stream ended.
+#[tokio::test]
+async fn a_record_cut_short_by_the_end_is_an_error() {
+    let keys = keys();
+    let client_config = connector(&keys, &[&rustls::version::TLS13])
+        .config()
+        .clone();
+    let (s, c) = pair().await;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let (client, server) = tokio::join!(
+        proxy::tls::connect(c, client_config, name),
+        accept(s, keys.server.clone())
+    );
+    let (mut client, mut server) = (client.unwrap(), server.unwrap());
+    server.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+    server.flush().await.unwrap();
+    let mut line = [0u8; 17];
+    client.read_exact(&mut line).await.unwrap();
+    // Eight bytes of a record that says it has 50.
+    let raw = server.get_ref();
+    raw.writable().await.unwrap();
+    assert_eq!(raw.try_write(&[23, 3, 3, 0, 50, 1, 2, 3]).unwrap(), 8);
+    drop(server);
+    let mut rest = Vec::new();
+    let err = tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut rest))
+        .await
+        .expect("the end")
+        .expect_err("cut short");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
 }
