@@ -7,10 +7,11 @@
 //!
 //! [`accept`] (server side) and [`connect`] (client side) run the handshake; the stream is
 //! then an `AsyncRead + AsyncWrite` like any other, and a [`crate::relay::ReadReady`] for
-//! the relay. Its first error is final: every later read and write returns it, and after
-//! its alert the stream sends nothing more but the socket's end. A peer that closes the
-//! socket without close_notify ends the stream, unless it stopped in the middle of a
-//! record, which is `UnexpectedEof`.
+//! the relay. A failure of the TLS connection is final: every later read (once the bytes
+//! decrypted before it are read) and write returns it, and after its alert the stream
+//! sends nothing more but the socket's end. Socket errors are the socket's to report. A
+//! peer that closes the socket without close_notify ends the stream, unless it stopped in
+//! the middle of a record, which is `UnexpectedEof`.
 
 use std::future::Future;
 use std::io;
@@ -104,9 +105,11 @@ pub struct TlsStream<IO, C> {
     /// A read stopped on a full socket while sending a handshake message (a key update's
     /// answer): the next read must come back to send it, socket readable or not.
     read_blocked_on_send: bool,
-    /// The first error (a record that failed to decrypt, an alert, a socket error). A TLS
-    /// connection does not recover from one: every later read and write returns it
-    /// again, rather than encrypt more or repeat the alert.
+    /// The first failure of the TLS connection itself (a record that failed to decrypt,
+    /// an alert, too much or cut-short input). TLS does not recover from one: every later
+    /// read and write returns it again, rather than encrypt more or repeat the alert.
+    /// Socket errors are not kept here: the socket reports them itself, and a failed
+    /// write must not hide what a read still has to give (a mailbox's last `* BYE`).
     failed: Option<(io::ErrorKind, String)>,
 }
 
@@ -225,14 +228,12 @@ impl<IO, C: Side> TlsStream<IO, C> {
             .map(|(kind, msg)| io::Error::new(*kind, msg.clone()))
     }
 
-    /// Keeps the first error of `polled` for every later call.
-    fn remember<T>(&mut self, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if let Poll::Ready(Err(e)) = &polled {
-            if self.failed.is_none() {
-                self.failed = Some((e.kind(), e.to_string()));
-            }
+    /// Keeps `e` as the connection's failure for every later call, and returns it.
+    fn fail(&mut self, e: io::Error) -> io::Error {
+        if self.failed.is_none() {
+            self.failed = Some((e.kind(), e.to_string()));
         }
-        polled
+        e
     }
 }
 
@@ -282,10 +283,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
     /// Reads what the socket has into `incoming`; `Ok(0)` at its end.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.incoming.len() >= MAX_INCOMING {
-            return Poll::Ready(Err(io::Error::new(
+            return Poll::Ready(Err(self.fail(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("TLS peer sent {MAX_INCOMING} bytes without a whole message"),
-            )));
+            ))));
         }
         self.incoming.reserve(READ_CHUNK);
         // read_buf, not a bare read: it fills the Vec's spare capacity without zeroing it,
@@ -332,6 +333,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
         } = self;
         let status = conn.process(incoming);
         let mut discard = status.discard;
+        // A failed socket write is the socket's error, not the TLS connection's.
+        let mut socket_error = false;
         let step = match status.state {
             Err(e) => Err(tls_error(e)),
             Ok(ConnectionState::ReadTraffic(mut records)) => {
@@ -420,7 +423,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
                         transmit.done();
                         Ok(Step::Progress)
                     }
-                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Ready(Err(e)) => {
+                        socket_error = true;
+                        Err(e)
+                    }
                     Poll::Pending => {
                         // The discard still applies: rustls has consumed those bytes.
                         incoming.drain(..discard);
@@ -504,10 +510,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
         if incoming.is_empty() {
             *incoming = Vec::new();
         }
-        if step.is_err() {
-            self.send_alert(cx);
+        match step {
+            Err(e) if !socket_error => {
+                let e = self.fail(e);
+                self.send_alert(cx);
+                Poll::Ready(Err(e))
+            }
+            step => Poll::Ready(step),
         }
-        Poll::Ready(step)
     }
 
     /// `AsyncRead::poll_read` of a stream that has not failed.
@@ -539,7 +549,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(step) => step,
             };
-            match step? {
+            let step = match step {
+                // The connection failed after some records gave bytes to the caller:
+                // those first; the next read returns the failure, which is kept.
+                Err(_) if buf.filled().len() > before && self.failed.is_some() => {
+                    return Poll::Ready(Ok(()))
+                }
+                step => step?,
+            };
+            match step {
                 Step::Progress => {
                     if buf.remaining() == 0 {
                         self.records_waiting = !self.incoming.is_empty();
@@ -556,10 +574,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
                     // Not in the middle of a record, though: that is a cut connection.
                     if ready!(self.poll_fill(cx))? == 0 {
                         if !self.incoming.is_empty() {
-                            return Poll::Ready(Err(io::Error::new(
+                            return Poll::Ready(Err(self.fail(io::Error::new(
                                 io::ErrorKind::UnexpectedEof,
-                                "TLS peer closed the connection in the middle of a record",
-                            )));
+                                "TLS peer closed the connection in the middle of a record \
+                                 or handshake message",
+                            ))));
                         }
                         self.peer_closed = true;
                     }
@@ -619,11 +638,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncRead for TlsStream<IO, C>
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(e) = this.failure() {
-            return Poll::Ready(Err(e));
+        // Bytes decrypted before a failure are authentic and go out first.
+        if this.plain_at == this.plaintext.len() {
+            if let Some(e) = this.failure() {
+                return Poll::Ready(Err(e));
+            }
         }
-        let polled = this.poll_read_plaintext(cx, buf);
-        this.remember(polled)
+        this.poll_read_plaintext(cx, buf)
     }
 }
 
@@ -637,8 +658,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncWrite for TlsStream<IO, C
         if let Some(e) = this.failure() {
             return Poll::Ready(Err(e));
         }
-        let polled = this.poll_write_plaintext(cx, data);
-        this.remember(polled)
+        this.poll_write_plaintext(cx, data)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -646,24 +666,21 @@ impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> AsyncWrite for TlsStream<IO, C
         if let Some(e) = this.failure() {
             return Poll::Ready(Err(e));
         }
-        let polled = match this.poll_send(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut this.io).poll_flush(cx),
-            other => other,
-        };
-        this.remember(polled)
+        ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.failed.is_some() {
-            // The alert went out (best effort) when it failed; no close_notify after a
-            // fatal error, only the socket's end.
+            // No close_notify after a fatal alert, only the socket's end: one more try
+            // at the alert if the socket was full when it was queued, without waiting.
+            let _ = this.poll_send(cx);
             this.outgoing = Vec::new();
             this.out_at = 0;
             return Pin::new(&mut this.io).poll_shutdown(cx);
         }
-        let polled = this.poll_close(cx);
-        this.remember(polled)
+        this.poll_close(cx)
     }
 }
 

@@ -390,43 +390,54 @@ async fn a_ticket_resumes_across_one_rotation_not_two() {
             .map(|&v| (proxy.imaps, v, mode, session_file(&dir, "rotation", v)))
             .collect::<Vec<_>>()
     };
-    // Periods are Unix time / rotation, so the next boundary is known here.
-    let now = unix_now();
-    let mut boundary = (now / PERIOD).ceil() * PERIOD;
-    if boundary - now < 2.5 {
-        boundary += PERIOD;
-    }
-    // Tickets issued 2 s before a rotation...
-    sleep_until_unix(boundary - 2.0).await;
-    for line in s_clients(runs("-sess_out")).await {
-        assert!(line.starts_with("New, "), "{line}");
-    }
-    assert!(
-        unix_now() < boundary,
-        "the first handshakes ended after the rotation: the machine is too slow for this test"
-    );
-    // ...resume after it, under the previous period's key...
-    sleep_until_unix(boundary + 0.5).await;
-    for (line, v) in s_clients(runs("-sess_in")).await.iter().zip(VERSIONS) {
-        assert!(
-            line.starts_with("Reused, "),
-            "{v}, after one rotation: {line}"
-        );
-    }
-    // ...and not after the next one. (For TLS 1.3, OpenSSL itself no longer offers a
-    // ticket past its one-period lifetime; for TLS 1.2 it does, and the proxy refuses it.)
-    sleep_until_unix(boundary + PERIOD + 0.5).await;
-    for (line, v) in s_clients(runs("-sess_in")).await.iter().zip(VERSIONS) {
-        assert!(
-            line.starts_with("New, "),
-            "{v}, after two rotations: {line}"
-        );
-    }
     let admin = SocketAddr::from(([127, 0, 0, 1], proxy.admin));
-    assert_eq!(
-        metric(admin, "proxy_tls_handshakes_total{kind=\"resumed\"} ").await,
-        2
-    );
+    let resumed_metric = "proxy_tls_handshakes_total{kind=\"resumed\"} ";
+    // A busy machine (the whole suite on two cores) can miss a window below; that attempt
+    // proves nothing either way and the next period is tried, up to three.
+    for attempt in 1..=3 {
+        let resumed_before = metric(admin, resumed_metric).await;
+        // Periods are Unix time / rotation, so the next boundary is known here.
+        let now = unix_now();
+        let mut boundary = (now / PERIOD).ceil() * PERIOD;
+        if boundary - now < 2.5 {
+            boundary += PERIOD;
+        }
+        // Tickets issued 2 s before a rotation...
+        sleep_until_unix(boundary - 2.0).await;
+        for line in s_clients(runs("-sess_out")).await {
+            assert!(line.starts_with("New, "), "{line}");
+        }
+        if unix_now() >= boundary {
+            eprintln!("attempt {attempt}: the first handshakes ended after the rotation");
+            continue;
+        }
+        // ...resume after it, under the previous period's key...
+        sleep_until_unix(boundary + 0.5).await;
+        let after_one = s_clients(runs("-sess_in")).await;
+        if unix_now() >= boundary + PERIOD {
+            eprintln!("attempt {attempt}: the resumptions ended after the next rotation");
+            continue;
+        }
+        for (line, v) in after_one.iter().zip(VERSIONS) {
+            assert!(
+                line.starts_with("Reused, "),
+                "{v}, after one rotation: {line}"
+            );
+        }
+        // ...and not after the next one. (For TLS 1.3, OpenSSL itself no longer offers a
+        // ticket past its one-period lifetime; for TLS 1.2 it does, and the proxy refuses
+        // it.)
+        sleep_until_unix(boundary + PERIOD + 0.5).await;
+        for (line, v) in s_clients(runs("-sess_in")).await.iter().zip(VERSIONS) {
+            assert!(
+                line.starts_with("New, "),
+                "{v}, after two rotations: {line}"
+            );
+        }
+        assert_eq!(metric(admin, resumed_metric).await - resumed_before, 2);
+        return;
+    }
+    panic!("the machine was too slow for this test's windows in three attempts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

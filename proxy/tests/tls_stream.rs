@@ -485,31 +485,26 @@ impl HandServer {
     }
 }
 
-/// A post-handshake message spread over many records (the server's session tickets, in
-/// records of 32 bytes) of which only the first has come when the client writes:
-/// rustls keeps the message's first part in the stream's incoming buffer and needs it on
-/// the write step too. The write goes through, the rest completes the tickets, and the
-/// next connection resumes with one: the message was put back together whole.
-#[tokio::test]
-async fn a_handshake_message_split_across_records_when_the_client_writes() {
-    let keys = keys();
+/// Our client stream connected to a [`HandServer`] whose records are at most 32 bytes
+/// before encryption (27 bytes of a message each); the server's session tickets, which
+/// follow the handshake, are returned unsent, as records.
+async fn hand_handshake(
+    keys: &Keys,
+    client_config: Arc<rustls::ClientConfig>,
+) -> (
+    HandServer,
+    proxy::tls::TlsClientStream<tokio::io::DuplexStream>,
+    Vec<Vec<u8>>,
+) {
     let mut config = (*keys.server).clone();
     config.max_fragment_size = Some(32);
-    let config = Arc::new(config);
-    let client_config = connector(&keys, &[&rustls::version::TLS13])
-        .config()
-        .clone();
-    let name = || rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let mut server = HandServer {
-        conn: rustls::ServerConnection::new(config.clone()).unwrap(),
+        conn: rustls::ServerConnection::new(Arc::new(config)).unwrap(),
         io: server_io,
     };
-    let connecting = tokio::spawn(proxy::tls::connect(
-        client_io,
-        client_config.clone(),
-        name(),
-    ));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let connecting = tokio::spawn(proxy::tls::connect(client_io, client_config, name));
     let mut tickets = Vec::new();
     while server.conn.is_handshaking() {
         server.take().await;
@@ -521,7 +516,7 @@ async fn a_handshake_message_split_across_records_when_the_client_writes() {
             tickets = queued;
         }
     }
-    let mut client = tokio::time::timeout(Duration::from_secs(20), connecting)
+    let client = tokio::time::timeout(Duration::from_secs(20), connecting)
         .await
         .expect("handshake timed out")
         .unwrap()
@@ -531,6 +526,22 @@ async fn a_handshake_message_split_across_records_when_the_client_writes() {
         "tickets in {} records: not split",
         tickets.len()
     );
+    (server, client, tickets)
+}
+
+/// A post-handshake message spread over many records (the server's session tickets, in
+/// records of 27 bytes of message each) of which only the first has come when the client
+/// writes:
+/// rustls keeps the message's first part in the stream's incoming buffer and needs it on
+/// the write step too. The write goes through, the rest completes the tickets, and the
+/// next connection resumes with one: the message was put back together whole.
+#[tokio::test]
+async fn a_handshake_message_split_across_records_when_the_client_writes() {
+    let keys = keys();
+    let client_config = connector(&keys, &[&rustls::version::TLS13])
+        .config()
+        .clone();
+    let (mut server, mut client, tickets) = hand_handshake(&keys, client_config.clone()).await;
     server.send(&tickets[..1]).await;
     let mut buf = [0u8; 64];
     // The read takes the record and waits for more; nothing of it is data.
@@ -553,9 +564,10 @@ async fn a_handshake_message_split_across_records_when_the_client_writes() {
 
     // The next connection resumes with a ticket from those records.
     let (a, b) = tokio::io::duplex(1 << 20);
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let acceptor = tokio_rustls::TlsAcceptor::from(keys.server.clone());
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let (again, _server) = tokio::join!(
-        proxy::tls::connect(a, client_config, name()),
+        proxy::tls::connect(a, client_config, name),
         acceptor.accept(b)
     );
     assert!(again.unwrap().resumed(), "the split ticket was not kept");
@@ -579,12 +591,18 @@ async fn after_a_bad_record_the_stream_stays_failed() {
         server.flush().await.unwrap();
         let mut greeting = [0u8; 6];
         client.read_exact(&mut greeting).await.unwrap();
+        // A good record, then one whose 40 bytes are no valid encryption, read at once:
+        // the good record's bytes come first, the failure with the next read.
+        client.write_all(b"hello").await.unwrap();
+        client.flush().await.unwrap();
         let (mut raw, _) = client.into_inner();
-        // An application-data record whose 40 bytes are no valid encryption.
         let mut bad = vec![23, 3, 3, 0, 40];
         bad.extend_from_slice(&[0x5a; 40]);
         raw.write_all(&bad).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let mut buf = [0u8; 16];
+        let n = server.read(&mut buf).await.expect("the good record");
+        assert_eq!(&buf[..n], b"hello");
         let first = server.read(&mut buf).await.expect_err("bad record");
         assert_eq!(first.kind(), std::io::ErrorKind::InvalidData, "{first}");
         let again = server.read(&mut buf).await.expect_err("still failed");
@@ -639,4 +657,104 @@ async fn a_record_cut_short_by_the_end_is_an_error() {
         .expect("the end")
         .expect_err("cut short");
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+}
+
+/// The session tickets cut off by the end after their first record: a handshake message
+/// cut short is `UnexpectedEof` too, not the end of the stream.
+#[tokio::test]
+async fn a_handshake_message_cut_short_by_the_end_is_an_error() {
+    let keys = keys();
+    let client_config = connector(&keys, &[&rustls::version::TLS13])
+        .config()
+        .clone();
+    let (mut server, mut client, tickets) = hand_handshake(&keys, client_config).await;
+    server.send(&tickets[..1]).await;
+    drop(server);
+    let mut rest = Vec::new();
+    let err = tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut rest))
+        .await
+        .expect("the end")
+        .expect_err("cut short");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+}
+
+/// A pipe end whose writes fail once `.1` is set, as a socket's do after the peer reset
+/// it, while what it already received can still be read.
+struct FailingWrites(tokio::io::DuplexStream, Arc<std::sync::atomic::AtomicBool>);
+
+impl AsyncRead for FailingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for FailingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        std::pin::Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A socket write that fails is the socket's error, not the TLS connection's: what the
+/// peer sent before (a mailbox's `* BYE`) is still read, and the stream is not failed for
+/// good (no alert, the write error comes from the socket each time).
+#[tokio::test]
+async fn a_failed_socket_write_does_not_stop_reads() {
+    let keys = keys();
+    let connector = connector(&keys, &[&rustls::version::TLS13]);
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let server = accept(FailingWrites(a, broken.clone()), keys.server.clone());
+    let client = connector.connect("localhost".try_into().unwrap(), b);
+    let (server, client) = tokio::join!(server, client);
+    let (mut server, mut client) = (server.unwrap(), client.unwrap());
+    client.write_all(b"* BYE shutting down\r\n").await.unwrap();
+    client.flush().await.unwrap();
+    broken.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = async {
+        server.write_all(b"a LOGOUT\r\n").await?;
+        server.flush().await
+    }
+    .await
+    .expect_err("the socket refuses writes");
+    assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{err}");
+    let mut bye = [0u8; 21];
+    server
+        .read_exact(&mut bye)
+        .await
+        .expect("read after a failed write");
+    assert_eq!(&bye, b"* BYE shutting down\r\n");
+    broken.store(false, std::sync::atomic::Ordering::Relaxed);
+    server
+        .write_all(b"a LOGOUT\r\n")
+        .await
+        .expect("the socket works again");
+    server.flush().await.unwrap();
+    let mut got = [0u8; 10];
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"a LOGOUT\r\n");
 }
