@@ -25,7 +25,11 @@ fn keys() -> Keys {
     Keys { server, cert }
 }
 
-fn connector(keys: &Keys, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+/// A client configuration trusting `keys`' certificate, for `versions` only.
+fn client_config(
+    keys: &Keys,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile_certs(&keys.cert) {
         roots.add(c).unwrap();
@@ -37,7 +41,16 @@ fn connector(keys: &Keys, versions: &[&'static rustls::SupportedProtocolVersion]
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
+    Arc::new(config)
+}
+
+fn connector(keys: &Keys, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+    TlsConnector::from(client_config(keys, versions))
+}
+
+/// The name the test certificate is for.
+fn localhost() -> rustls::pki_types::ServerName<'static> {
+    rustls::pki_types::ServerName::try_from("localhost").unwrap()
 }
 
 fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
@@ -63,7 +76,7 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let server = accept(server_io, keys.server.clone());
-    let client = connector.connect("localhost".try_into().unwrap(), client_io);
+    let client = connector.connect(localhost(), client_io);
     let (s, c) = tokio::time::timeout(Duration::from_secs(20), async {
         tokio::join!(server, client)
     })
@@ -142,11 +155,26 @@ async fn exchange<IO>(
         .unwrap();
 }
 
-/// A pipe end that moves at most `.1` bytes per read or write call, so records and
+/// A pipe end that moves at most `chunk` bytes per read or write call, so records and
 /// handshake messages arrive in pieces of that size. (A pipe that holds only that many
 /// bytes would instead deadlock any two TLS peers that both write a flight before
-/// reading, which TCP's buffers never do.)
-struct Dribble(tokio::io::DuplexStream, usize);
+/// reading, which TCP's buffers never do.) While `writes_fail` is set its writes fail, as
+/// a socket's do after the peer reset it, and what it already received can still be read.
+struct Dribble {
+    io: tokio::io::DuplexStream,
+    chunk: usize,
+    writes_fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Dribble {
+    fn new(io: tokio::io::DuplexStream, chunk: usize) -> Self {
+        Dribble {
+            io,
+            chunk,
+            writes_fail: Arc::default(),
+        }
+    }
+}
 
 impl AsyncRead for Dribble {
     fn poll_read(
@@ -154,9 +182,9 @@ impl AsyncRead for Dribble {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        let n = buf.remaining().min(self.1);
+        let n = buf.remaining().min(self.chunk);
         let mut part = tokio::io::ReadBuf::new(&mut buf.initialize_unfilled()[..n]);
-        let polled = std::pin::Pin::new(&mut self.0).poll_read(cx, &mut part);
+        let polled = std::pin::Pin::new(&mut self.io).poll_read(cx, &mut part);
         let got = part.filled().len();
         buf.advance(got);
         polled
@@ -169,22 +197,25 @@ impl AsyncWrite for Dribble {
         cx: &mut std::task::Context<'_>,
         data: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        let n = data.len().min(self.1);
-        std::pin::Pin::new(&mut self.0).poll_write(cx, &data[..n])
+        if self.writes_fail.load(std::sync::atomic::Ordering::Relaxed) {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        let n = data.len().min(self.chunk);
+        std::pin::Pin::new(&mut self.io).poll_write(cx, &data[..n])
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -198,7 +229,7 @@ async fn handshake_and_data_in_pieces_of_every_size() {
         let connector = connector(&keys, versions);
         for chunk in [1, 2, 7, 100, 1500, 65536] {
             let (a, b) = tokio::io::duplex(1 << 20);
-            let (a, b) = (Dribble(a, chunk), Dribble(b, chunk));
+            let (a, b) = (Dribble::new(a, chunk), Dribble::new(b, chunk));
             let (server, client) = handshake(a, b, &keys, &connector).await;
             assert_eq!(
                 server.connection().protocol_version(),
@@ -362,15 +393,13 @@ async fn the_client_side_against_tokio_rustls() {
         &[&rustls::version::TLS13][..],
         &[&rustls::version::TLS12][..],
     ] {
-        let connector = connector(&keys, versions);
-        let client_config = connector.config().clone();
+        let client_config = client_config(&keys, versions);
         for chunk in [1, 7, 1500, 65536] {
             let (a, b) = tokio::io::duplex(1 << 20);
-            let (a, b) = (Dribble(a, chunk), Dribble(b, chunk));
-            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let (a, b) = (Dribble::new(a, chunk), Dribble::new(b, chunk));
             let (client, server) = tokio::time::timeout(Duration::from_secs(20), async {
                 tokio::join!(
-                    proxy::tls::connect(a, client_config.clone(), name),
+                    proxy::tls::connect(a, client_config.clone(), localhost()),
                     acceptor.accept(b)
                 )
             })
@@ -418,7 +447,7 @@ async fn a_write_between_reads_keeps_the_records_it_passes() {
     let connector = connector(&keys, &[&rustls::version::TLS13]);
     for chunk in [7, 1500, 65536] {
         let (a, b) = tokio::io::duplex(1 << 20);
-        let (a, b) = (Dribble(a, chunk), Dribble(b, chunk));
+        let (a, b) = (Dribble::new(a, chunk), Dribble::new(b, chunk));
         let (mut server, mut client) = handshake(a, b, &keys, &connector).await;
         let up = pattern(100_000, 5);
         client.write_all(&up).await.unwrap();
@@ -503,8 +532,7 @@ async fn hand_handshake(
         conn: rustls::ServerConnection::new(Arc::new(config)).unwrap(),
         io: server_io,
     };
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let connecting = tokio::spawn(proxy::tls::connect(client_io, client_config, name));
+    let connecting = tokio::spawn(proxy::tls::connect(client_io, client_config, localhost()));
     let mut tickets = Vec::new();
     while server.conn.is_handshaking() {
         server.take().await;
@@ -538,9 +566,7 @@ async fn hand_handshake(
 #[tokio::test]
 async fn a_handshake_message_split_across_records_when_the_client_writes() {
     let keys = keys();
-    let client_config = connector(&keys, &[&rustls::version::TLS13])
-        .config()
-        .clone();
+    let client_config = client_config(&keys, &[&rustls::version::TLS13]);
     let (mut server, mut client, tickets) = hand_handshake(&keys, client_config.clone()).await;
     server.send(&tickets[..1]).await;
     let mut buf = [0u8; 64];
@@ -565,9 +591,8 @@ async fn a_handshake_message_split_across_records_when_the_client_writes() {
     // The next connection resumes with a ticket from those records.
     let (a, b) = tokio::io::duplex(1 << 20);
     let acceptor = tokio_rustls::TlsAcceptor::from(keys.server.clone());
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let (again, _server) = tokio::join!(
-        proxy::tls::connect(a, client_config, name),
+        proxy::tls::connect(a, client_config, localhost()),
         acceptor.accept(b)
     );
     assert!(again.unwrap().resumed(), "the split ticket was not kept");
@@ -627,18 +652,25 @@ async fn after_a_bad_record_the_stream_stays_failed() {
     }
 }
 
+/// Reading `stream` to its end fails with `UnexpectedEof`.
+async fn assert_cut_short<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut rest = Vec::new();
+    let err = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest))
+        .await
+        .expect("the end")
+        .expect_err("cut short");
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+}
+
 /// A TLS server that ends the connection in the middle of a record: the client side (the
 /// one lookups over HTTPS run on) says the connection was cut, not that the stream ended.
 #[tokio::test]
 async fn a_record_cut_short_by_the_end_is_an_error() {
     let keys = keys();
-    let client_config = connector(&keys, &[&rustls::version::TLS13])
-        .config()
-        .clone();
+    let client_config = client_config(&keys, &[&rustls::version::TLS13]);
     let (s, c) = pair().await;
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let (client, server) = tokio::join!(
-        proxy::tls::connect(c, client_config, name),
+        proxy::tls::connect(c, client_config, localhost()),
         accept(s, keys.server.clone())
     );
     let (mut client, mut server) = (client.unwrap(), server.unwrap());
@@ -651,12 +683,7 @@ async fn a_record_cut_short_by_the_end_is_an_error() {
     raw.writable().await.unwrap();
     assert_eq!(raw.try_write(&[23, 3, 3, 0, 50, 1, 2, 3]).unwrap(), 8);
     drop(server);
-    let mut rest = Vec::new();
-    let err = tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut rest))
-        .await
-        .expect("the end")
-        .expect_err("cut short");
-    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
+    assert_cut_short(&mut client).await;
 }
 
 /// The session tickets cut off by the end after their first record: a handshake message
@@ -664,59 +691,11 @@ async fn a_record_cut_short_by_the_end_is_an_error() {
 #[tokio::test]
 async fn a_handshake_message_cut_short_by_the_end_is_an_error() {
     let keys = keys();
-    let client_config = connector(&keys, &[&rustls::version::TLS13])
-        .config()
-        .clone();
+    let client_config = client_config(&keys, &[&rustls::version::TLS13]);
     let (mut server, mut client, tickets) = hand_handshake(&keys, client_config).await;
     server.send(&tickets[..1]).await;
     drop(server);
-    let mut rest = Vec::new();
-    let err = tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut rest))
-        .await
-        .expect("the end")
-        .expect_err("cut short");
-    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err}");
-}
-
-/// A pipe end whose writes fail once `.1` is set, as a socket's do after the peer reset
-/// it, while what it already received can still be read.
-struct FailingWrites(tokio::io::DuplexStream, Arc<std::sync::atomic::AtomicBool>);
-
-impl AsyncRead for FailingWrites {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for FailingWrites {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
-            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
-        }
-        std::pin::Pin::new(&mut self.0).poll_write(cx, data)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
+    assert_cut_short(&mut client).await;
 }
 
 /// A socket write that fails is the socket's error, not the TLS connection's: what the
@@ -726,10 +705,11 @@ impl AsyncWrite for FailingWrites {
 async fn a_failed_socket_write_does_not_stop_reads() {
     let keys = keys();
     let connector = connector(&keys, &[&rustls::version::TLS13]);
-    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (a, b) = tokio::io::duplex(1 << 20);
-    let server = accept(FailingWrites(a, broken.clone()), keys.server.clone());
-    let client = connector.connect("localhost".try_into().unwrap(), b);
+    let server_io = Dribble::new(a, usize::MAX);
+    let broken = server_io.writes_fail.clone();
+    let server = accept(server_io, keys.server.clone());
+    let client = connector.connect(localhost(), b);
     let (server, client) = tokio::join!(server, client);
     let (mut server, mut client) = (server.unwrap(), client.unwrap());
     client.write_all(b"* BYE shutting down\r\n").await.unwrap();
