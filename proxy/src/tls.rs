@@ -240,28 +240,22 @@ impl<IO, C: Side> TlsStream<IO, C> {
 impl<IO: AsyncRead + AsyncWrite + Unpin, C: Side> TlsStream<IO, C> {
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
-            match ready!(self.step(cx, Mode::Read(None)))? {
-                Step::Progress => {}
+            let peer_gone = match ready!(self.step(cx, Mode::Read(None)))? {
+                Step::Progress => false,
                 Step::NeedInput if !self.conn.is_handshaking() => {
                     // Done; what rustls queued last (the session tickets) goes out now.
                     ready!(self.poll_send(cx))?;
                     self.records_waiting = !self.incoming.is_empty();
                     return Poll::Ready(Ok(()));
                 }
-                Step::NeedInput => {
-                    if ready!(self.poll_fill(cx))? == 0 {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "peer closed the connection during the TLS handshake",
-                        )));
-                    }
-                }
-                Step::Wrote(_) | Step::Closed => {
-                    return Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "peer closed the connection during the TLS handshake",
-                    )))
-                }
+                Step::NeedInput => ready!(self.poll_fill(cx))? == 0,
+                Step::Wrote(_) | Step::Closed => true,
+            };
+            if peer_gone {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection during the TLS handshake",
+                )));
             }
         }
     }
