@@ -14,6 +14,8 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use thiserror::Error;
 
+use crate::tls_ciphers::CipherPolicy;
+
 /// One `--tls-cert` / `--tls-key` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertPair {
@@ -79,10 +81,6 @@ pub struct CertStore {
 /// TLS 1.2 sessions kept for resumption by session ID (about 200 bytes each).
 const SESSION_CACHE: usize = 20_000;
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 fn load(pair: &CertPair) -> Result<Loaded, CertError> {
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|source| CertError::Read {
@@ -108,8 +106,8 @@ fn load(pair: &CertPair) -> Result<Loaded, CertError> {
         what: format!("bad private key PEM: {}", pem_problem(&e)),
     })?;
     let not_after = not_after(&certs[0]);
-    let key =
-        CertifiedKey::from_der(certs, key, &provider()).map_err(|source| CertError::Pair {
+    let key = CertifiedKey::from_der(certs, key, &rustls::crypto::aws_lc_rs::default_provider())
+        .map_err(|source| CertError::Pair {
             cert: pair.cert.display().to_string(),
             key: pair.key.display().to_string(),
             source,
@@ -197,7 +195,8 @@ impl CertStore {
             .collect()
     }
 
-    /// A server configuration (TLS 1.2 and 1.3) that picks from this store per handshake.
+    /// A server configuration (TLS 1.2 and 1.3, the recommended cipher suites) that picks
+    /// from this store per handshake.
     ///
     /// Sessions resume from stateless tickets (ring's rotating ticket keys, in this
     /// process), so a client that opens several connections with one ticket, as mail
@@ -205,12 +204,13 @@ impl CertStore {
     /// gave every connection after the first a full handshake. A bounded stateful cache
     /// serves TLS 1.2 session IDs.
     pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+        let recommended = CipherPolicy::recommended();
         match rustls::crypto::aws_lc_rs::Ticketer::new() {
-            Ok(ticketer) => self.server_config_with_tickets(alpn, ticketer),
+            Ok(ticketer) => self.server_config_with_tickets(alpn, ticketer, &recommended),
             // Only a failing system RNG gets here; sessions then resume statefully.
             Err(e) => {
                 tracing::warn!(error = %e, "TLS session tickets off");
-                self.server_config_with_tickets(alpn, Arc::new(NoTickets))
+                self.server_config_with_tickets(alpn, Arc::new(NoTickets), &recommended)
             }
         }
     }
@@ -219,16 +219,19 @@ impl CertStore {
     /// alike: [`crate::tls_tickets::TicketKeys`] makes tickets that every process holding
     /// its secret opens (the proxy's workers, proxies sharing a key file). Clients without
     /// tickets still resume TLS 1.2 by session ID from this process's bounded cache.
+    /// `ciphers` says which suites are offered and whose order picks one.
     pub fn server_config_with_tickets(
         self: &Arc<Self>,
         alpn: &[&[u8]],
         ticketer: Arc<dyn ProducesTickets>,
+        ciphers: &CipherPolicy,
     ) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .expect("the ring provider supports TLS 1.2 and 1.3")
+        let mut config = ServerConfig::builder_with_provider(ciphers.provider())
+            .with_protocol_versions(ciphers.versions())
+            .expect("a CipherPolicy holds a suite of each version it enables")
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(BySni(Arc::clone(self))));
+        ciphers.apply(&mut config);
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         config.ticketer = ticketer;
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);

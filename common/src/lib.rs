@@ -30,6 +30,7 @@
 //! - [`tls_tickets`]: TLS session ticket keys derived from one secret on a rotation
 //!   schedule, so every worker (and every proxy with the same key file) resumes the others'
 //!   sessions.
+//! - [`tls_ciphers`]: the cipher suites a TLS server offers and whose order picks one.
 //! - [`shutdown`]: the one shutdown contract: SIGTERM/SIGINT flip a [`shutdown::ShutdownWatch`],
 //!   listeners stop, sessions finish, `main` waits under a grace period.
 //! - [`admin`]: the admin HTTP server with `/healthz` and Prometheus `/metrics`.
@@ -61,4 +62,5 @@ pub mod shutdown;
 pub mod telemetry;
 pub mod timeout;
 pub mod tls;
+pub mod tls_ciphers;
 pub mod tls_tickets;

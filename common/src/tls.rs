@@ -1,6 +1,6 @@
-//! TLS with rustls only (ring provider): server configurations from PEM files, TLS 1.2
-//! and 1.3 with rustls' modern cipher suites, and self-signed certificates for tests and
-//! demo setups.
+//! TLS with rustls only (aws-lc-rs provider): server configurations from PEM files, TLS
+//! 1.2 and 1.3 with the recommended cipher suites of [`crate::tls_ciphers`], client
+//! configurations, and self-signed certificates for tests and demo setups.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
 }
 
-/// The crypto provider every configuration uses.
+/// The crypto provider every client configuration uses.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -71,12 +71,14 @@ pub fn server_config_from_pem(
         what: "private key",
         source,
     })?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+    let ciphers = crate::tls_ciphers::CipherPolicy::recommended();
+    let mut config = ServerConfig::builder_with_provider(ciphers.provider())
+        .with_protocol_versions(ciphers.versions())
         .map_err(TlsError::Setup)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(TlsError::Pair)?;
+    ciphers.apply(&mut config);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
 }

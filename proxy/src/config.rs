@@ -24,6 +24,15 @@ pub enum StartTlsArg {
     Only,
 }
 
+/// `--tls-cipher-order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CipherOrderArg {
+    /// Ours (--tls-ciphers' order).
+    Server,
+    /// The client's.
+    Client,
+}
+
 /// `--sasl-mechanisms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SaslArg {
@@ -114,6 +123,21 @@ pub struct Config {
         default_value_t = common::tls_tickets::DEFAULT_ROTATION.as_secs()
     )]
     pub tls_ticket_rotation: u64,
+    /// TLS cipher suites offered, in order of preference: IANA or OpenSSL names separated by
+    /// `:` or `,`; at least one TLS 1.3 suite, and TLS 1.2 only with a TLS 1.2 suite.
+    /// Default: AES-128-GCM, ChaCha20-Poly1305, AES-256-GCM for TLS 1.3 and then for TLS
+    /// 1.2 (ECDSA, then RSA), with ChaCha20 first on a CPU without AES instructions.
+    #[arg(long, env = "PROXY_TLS_CIPHERS", value_name = "LIST")]
+    pub tls_ciphers: Option<String>,
+    /// Whose order of cipher suites picks the one a TLS handshake uses: `server` (ours, as
+    /// nginx's `ssl_prefer_server_ciphers on`) or `client`.
+    #[arg(
+        long,
+        env = "PROXY_TLS_CIPHER_ORDER",
+        value_enum,
+        default_value_t = CipherOrderArg::Server
+    )]
+    pub tls_cipher_order: CipherOrderArg,
     /// STARTTLS/STLS: off, on, or only (no login before TLS). Default: only with a
     /// certificate; without one, plaintext listeners need an explicit `off`.
     #[arg(long, env = "PROXY_STARTTLS", value_enum)]
@@ -470,10 +494,11 @@ impl Config {
             Some(common::certs::CertStore::load(pairs).map_err(|e| ConfigError(e.to_string()))?)
         };
         let tickets = self.ticket_keys(certs.is_some())?;
+        let ciphers = self.cipher_policy()?;
         let tls = certs
             .as_ref()
             .zip(tickets.clone())
-            .map(|(c, t)| c.server_config_with_tickets(&[b"imap", b"pop3"], t));
+            .map(|(c, t)| c.server_config_with_tickets(&[b"imap", b"pop3"], t, &ciphers));
         let starttls = match (self.starttls, tls.is_some()) {
             (Some(StartTlsArg::Off), _) => StartTls::Off,
             (Some(StartTlsArg::On), true) => StartTls::On,
@@ -640,6 +665,16 @@ impl Config {
 impl Config {
     /// The TLS ticket keys (with a certificate): from --tls-ticket-key-file, else from
     /// the secret worker 0 shares with its workers.
+    fn cipher_policy(&self) -> Result<common::tls_ciphers::CipherPolicy, ConfigError> {
+        use common::tls_ciphers::CipherPolicy;
+        let server_order = self.tls_cipher_order == CipherOrderArg::Server;
+        match &self.tls_ciphers {
+            None => Ok(CipherPolicy::recommended().with_server_order(server_order)),
+            Some(list) => CipherPolicy::parse(list, server_order)
+                .map_err(|e| ConfigError(format!("--tls-ciphers: {e}"))),
+        }
+    }
+
     fn ticket_keys(
         &self,
         tls: bool,
@@ -840,6 +875,37 @@ mod tests {
             e.0
         );
         std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn cipher_lists_are_checked_at_start() {
+        let e = parse(&["--tls-ciphers", "TLS_AES_128_GCM_SHA256:RC4-SHA"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.0.starts_with("--tls-ciphers: unknown cipher suite \"RC4-SHA\"; known: "),
+            "{}",
+            e.0
+        );
+        let e = parse(&["--tls-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.0.contains("at least one TLS 1.3 suite"), "{}", e.0);
+        assert!(parse(&["--tls-cipher-order", "sideways"]).is_err());
+        let c = parse(&[
+            "--tls-ciphers",
+            "TLS_AES_256_GCM_SHA384",
+            "--tls-cipher-order",
+            "client",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cipher_policy().unwrap().to_string(),
+            "TLS_AES_256_GCM_SHA384 (client order)"
+        );
+        assert!(parse(&[]).unwrap().cipher_policy().unwrap().server_order());
     }
 
     #[test]

@@ -1,0 +1,144 @@
+//! Which TLS cipher suite a real client gets from the proxy: by default the proxy's order
+//! decides (AES-128-GCM first on a CPU with AES instructions) even when the client lists
+//! AES-256-GCM first, as OpenSSL does; `--tls-cipher-order client` gives the client's
+//! choice; `--tls-ciphers` limits what is offered. `openssl s_client` is the client, for
+//! TLS 1.3 (IMAPS) and TLS 1.2 (STARTTLS).
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+
+use clap::Parser;
+use common::shutdown::Shutdown;
+use common::tls_ciphers::{name, CipherPolicy};
+use proxy::config::Config;
+use proxy::server::Kind;
+
+struct Running {
+    imaps: SocketAddr,
+    imap: SocketAddr,
+    _stop: Shutdown,
+}
+
+async fn start(extra: &[&str]) -> Running {
+    let (cert_pem, key_pem) = common::tls::self_signed(&["localhost"]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "proxy-ciphers-{}-{}",
+        std::process::id(),
+        extra.join("_").replace(['/', ':'], "_")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &key_pem).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut argv = vec![
+        "proxy",
+        "--lookup-url",
+        "http://127.0.0.1:1/service/extension/nginx-lookup",
+        "--imap-listen",
+        "127.0.0.1:0",
+        "--starttls",
+        "only",
+        "--pop3-listen",
+        "off",
+        "--pop3s-listen",
+        "off",
+        "--imaps-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "off",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(extra);
+    let config = Config::try_parse_from(argv).unwrap().validate().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let bound = proxy::Proxy::bind(config).await.unwrap();
+    let imaps = bound.local_addr(Kind::Imaps).unwrap();
+    let imap = bound.local_addr(Kind::Imap).unwrap();
+    let (stop, watch) = Shutdown::new();
+    tokio::spawn(bound.run(watch));
+    Running {
+        imaps,
+        imap,
+        _stop: stop,
+    }
+}
+
+/// One `openssl s_client` handshake with `args`; its "New, …, Cipher is X" line.
+async fn s_client(addr: SocketAddr, args: &'static str) -> String {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo | openssl s_client -connect {addr} -servername localhost {args} 2>&1"
+            ))
+            .stdout(Stdio::piped())
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.starts_with("New, "))
+            .unwrap_or_else(|| panic!("no session line from s_client: {text}"))
+            .to_string()
+    })
+    .await
+    .unwrap()
+}
+
+const TLS13_AES256_FIRST: &str =
+    "-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+const TLS12_AES256_FIRST: &str = "-starttls imap -tls1_2 -cipher ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256";
+
+#[tokio::test]
+async fn by_default_the_proxys_order_picks_the_suite() {
+    let p = start(&[]).await;
+    let first = name(CipherPolicy::recommended().suites()[0]);
+    let tls12 = match first {
+        "TLS_AES_128_GCM_SHA256" => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256" => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        other => panic!("recommended first: {other}"),
+    };
+    assert_eq!(
+        s_client(p.imaps, TLS13_AES256_FIRST).await,
+        format!("New, TLSv1.3, Cipher is {first}")
+    );
+    assert_eq!(
+        s_client(p.imap, TLS12_AES256_FIRST).await,
+        format!("New, TLSv1.2, Cipher is {tls12}")
+    );
+}
+
+#[tokio::test]
+async fn with_client_order_the_client_picks_the_suite() {
+    let p = start(&["--tls-cipher-order", "client"]).await;
+    assert_eq!(
+        s_client(p.imaps, TLS13_AES256_FIRST).await,
+        "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"
+    );
+    assert_eq!(
+        s_client(p.imap, TLS12_AES256_FIRST).await,
+        "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES256-GCM-SHA384"
+    );
+}
+
+#[tokio::test]
+async fn only_the_listed_suites_are_offered() {
+    let p = start(&[
+        "--tls-ciphers",
+        "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384",
+    ])
+    .await;
+    assert_eq!(
+        s_client(p.imaps, TLS13_AES256_FIRST).await,
+        "New, TLSv1.3, Cipher is TLS_CHACHA20_POLY1305_SHA256"
+    );
+    // AES-128 only: no suite in common. No TLS 1.2 suite listed: no TLS 1.2.
+    for refused in ["-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256", "-tls1_2"] {
+        assert_eq!(
+            s_client(p.imaps, refused).await,
+            "New, (NONE), Cipher is (NONE)",
+            "{refused}"
+        );
+    }
+}
