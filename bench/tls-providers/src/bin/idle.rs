@@ -34,7 +34,10 @@ fn pump<A, B>(from: &mut rustls::ConnectionCommon<A>, to: &mut rustls::Connectio
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3000);
     // One provider per process: memory freed by one run would be reused by the next.
     let only = std::env::args().nth(2);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
@@ -75,14 +78,19 @@ fn main() {
         let before = rss_kib();
         let mut kept = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut c = ClientConnection::new(client.clone(), ServerName::try_from("localhost").expect("name"))
-                .expect("client");
+            let mut c = ClientConnection::new(
+                client.clone(),
+                ServerName::try_from("localhost").expect("name"),
+            )
+            .expect("client");
             let mut s = ServerConnection::new(server.clone()).expect("server");
             while c.is_handshaking() || s.is_handshaking() {
                 pump(&mut *c, &mut *s);
                 pump(&mut *s, &mut *c);
             }
-            c.writer().write_all(b"a LOGIN ann secret\r\n").expect("write");
+            c.writer()
+                .write_all(b"a LOGIN ann secret\r\n")
+                .expect("write");
             pump(&mut *c, &mut *s);
             let mut got = [0u8; 64];
             let _ = s.reader().read(&mut got).expect("read");
