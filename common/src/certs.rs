@@ -198,7 +198,7 @@ impl CertStore {
     /// A server configuration (TLS 1.2 and 1.3, the recommended cipher suites) that picks
     /// from this store per handshake.
     ///
-    /// Sessions resume from stateless tickets (ring's rotating ticket keys, in this
+    /// Sessions resume from stateless tickets (aws-lc-rs' rotating ticket keys, in this
     /// process), so a client that opens several connections with one ticket, as mail
     /// clients do, resumes on each; rustls' default (stateful, single-use TLS 1.3 tickets)
     /// gave every connection after the first a full handshake. A bounded stateful cache
