@@ -1,6 +1,6 @@
 //! TLS session tickets whose keys every process holding one secret derives alike, so a
 //! ticket issued by one worker process resumes on any other, and on any proxy given the
-//! same `--tls-ticket-key-file` behind one load balancer. ring's `Ticketer` makes random
+//! same `--tls-ticket-key-file` behind one load balancer. rustls' `Ticketer` makes random
 //! keys in each process: a ticket from one worker gave a full handshake on the next.
 //!
 //! The schedule: time is cut into periods of `rotation` seconds (period `p` = Unix time /
@@ -29,7 +29,7 @@ use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::server::ProducesTickets;
 
-/// How long a key seals tickets unless told otherwise: 12 hours (ring's per-process
+/// How long a key seals tickets unless told otherwise: 12 hours (rustls' per-process
 /// ticketer rotates every 6, keeping the last two keys).
 pub const DEFAULT_ROTATION: Duration = Duration::from_secs(12 * 3600);
 

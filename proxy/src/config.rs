@@ -663,8 +663,8 @@ impl Config {
 }
 
 impl Config {
-    /// The TLS ticket keys (with a certificate): from --tls-ticket-key-file, else from
-    /// the secret worker 0 shares with its workers.
+    /// --tls-ciphers and --tls-cipher-order, parsed in `validate` so that a bad list stops
+    /// the start instead of failing handshakes.
     fn cipher_policy(&self) -> Result<common::tls_ciphers::CipherPolicy, ConfigError> {
         use common::tls_ciphers::CipherPolicy;
         let server_order = self.tls_cipher_order == CipherOrderArg::Server;
@@ -675,6 +675,8 @@ impl Config {
         }
     }
 
+    /// The TLS ticket keys (with a certificate): from --tls-ticket-key-file, else from
+    /// the secret worker 0 shares with its workers.
     fn ticket_keys(
         &self,
         tls: bool,
