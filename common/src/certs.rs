@@ -2,6 +2,9 @@
 //! SNI is used, the first pair otherwise (and for clients without SNI). On SIGHUP every pair
 //! is read again; a broken file keeps the old certificates and logs one clear error, so a
 //! renewal hook can never take TLS down. Sessions already open are untouched either way.
+//! The store also holds the cipher suite policy, since whether a list fits depends on each
+//! certificate's key type: a pair whose key no listed TLS 1.2 suite fits is refused at
+//! start and at reload alike.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +17,7 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use thiserror::Error;
 
-use crate::tls_ciphers::CipherPolicy;
+use crate::tls_ciphers::{CipherError, CipherPolicy};
 
 /// One `--tls-cert` / `--tls-key` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +57,14 @@ pub enum CertError {
         /// Why.
         source: rustls::Error,
     },
+    /// The cipher suites offered cannot serve this certificate's key over TLS 1.2.
+    #[error("{cert}: {source}")]
+    Ciphers {
+        /// The certificate file.
+        cert: String,
+        /// Why.
+        source: CipherError,
+    },
     /// No pair was given.
     #[error("no certificate given")]
     Empty,
@@ -71,6 +82,7 @@ struct Loaded {
 #[derive(Debug)]
 pub struct CertStore {
     pairs: Vec<CertPair>,
+    ciphers: CipherPolicy,
     loaded: RwLock<Arc<Vec<Loaded>>>,
     /// Reloads that took effect.
     pub reloads_ok: AtomicU64,
@@ -81,7 +93,7 @@ pub struct CertStore {
 /// TLS 1.2 sessions kept for resumption by session ID (about 200 bytes each).
 const SESSION_CACHE: usize = 20_000;
 
-fn load(pair: &CertPair) -> Result<Loaded, CertError> {
+fn load(pair: &CertPair, ciphers: &CipherPolicy) -> Result<Loaded, CertError> {
     let read = |p: &PathBuf| {
         std::fs::read(p).map_err(|source| CertError::Read {
             path: p.display().to_string(),
@@ -112,6 +124,12 @@ fn load(pair: &CertPair) -> Result<Loaded, CertError> {
             key: pair.key.display().to_string(),
             source,
         })?;
+    ciphers
+        .check_key(key.key.algorithm())
+        .map_err(|source| CertError::Ciphers {
+            cert: pair.cert.display().to_string(),
+            source,
+        })?;
     Ok(Loaded {
         key: Arc::new(key),
         path: pair.cert.display().to_string(),
@@ -131,14 +149,25 @@ fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
 }
 
 impl CertStore {
-    /// Loads every pair; any error refuses the whole set.
+    /// Loads every pair, to be offered with the recommended cipher suites; any error
+    /// refuses the whole set.
     pub fn load(pairs: Vec<CertPair>) -> Result<Arc<Self>, CertError> {
+        Self::load_for(pairs, CipherPolicy::recommended())
+    }
+
+    /// [`CertStore::load`] for the suites of `ciphers`, which must fit every pair's key
+    /// (and every key of a later reload).
+    pub fn load_for(pairs: Vec<CertPair>, ciphers: CipherPolicy) -> Result<Arc<Self>, CertError> {
         if pairs.is_empty() {
             return Err(CertError::Empty);
         }
-        let loaded = pairs.iter().map(load).collect::<Result<Vec<_>, _>>()?;
+        let loaded = pairs
+            .iter()
+            .map(|p| load(p, &ciphers))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Arc::new(Self {
             pairs,
+            ciphers,
             loaded: RwLock::new(Arc::new(loaded)),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
@@ -155,7 +184,12 @@ impl CertStore {
     /// Reads every pair again; on any error the old set stays and the error is returned
     /// (and counted).
     pub fn reload(&self) -> Result<(), CertError> {
-        match self.pairs.iter().map(load).collect::<Result<Vec<_>, _>>() {
+        match self
+            .pairs
+            .iter()
+            .map(|p| load(p, &self.ciphers))
+            .collect::<Result<Vec<_>, _>>()
+        {
             Ok(loaded) => {
                 *self
                     .loaded
@@ -195,8 +229,13 @@ impl CertStore {
             .collect()
     }
 
-    /// A server configuration (TLS 1.2 and 1.3, the recommended cipher suites) that picks
-    /// from this store per handshake.
+    /// The cipher suites offered with these certificates.
+    pub fn ciphers(&self) -> &CipherPolicy {
+        &self.ciphers
+    }
+
+    /// A server configuration (the store's cipher suites, TLS 1.3 and TLS 1.2 unless they
+    /// leave it out) that picks from this store per handshake.
     ///
     /// Sessions resume from stateless tickets (aws-lc-rs' rotating ticket keys, in this
     /// process), so a client that opens several connections with one ticket, as mail
@@ -204,13 +243,12 @@ impl CertStore {
     /// gave every connection after the first a full handshake. A bounded stateful cache
     /// serves TLS 1.2 session IDs.
     pub fn server_config(self: &Arc<Self>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-        let recommended = CipherPolicy::recommended();
         match rustls::crypto::aws_lc_rs::Ticketer::new() {
-            Ok(ticketer) => self.server_config_with_tickets(alpn, ticketer, &recommended),
+            Ok(ticketer) => self.server_config_with_tickets(alpn, ticketer),
             // Only a failing system RNG gets here; sessions then resume statefully.
             Err(e) => {
                 tracing::warn!(error = %e, "TLS session tickets off");
-                self.server_config_with_tickets(alpn, Arc::new(NoTickets), &recommended)
+                self.server_config_with_tickets(alpn, Arc::new(NoTickets))
             }
         }
     }
@@ -219,19 +257,17 @@ impl CertStore {
     /// alike: [`crate::tls_tickets::TicketKeys`] makes tickets that every process holding
     /// its secret opens (the proxy's workers, proxies sharing a key file). Clients without
     /// tickets still resume TLS 1.2 by session ID from this process's bounded cache.
-    /// `ciphers` says which suites are offered and whose order picks one.
     pub fn server_config_with_tickets(
         self: &Arc<Self>,
         alpn: &[&[u8]],
         ticketer: Arc<dyn ProducesTickets>,
-        ciphers: &CipherPolicy,
     ) -> Arc<ServerConfig> {
-        let mut config = ServerConfig::builder_with_provider(ciphers.provider())
-            .with_protocol_versions(ciphers.versions())
-            .expect("a CipherPolicy holds a suite of each version it enables")
+        let mut config = self
+            .ciphers
+            .server_builder()
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(BySni(Arc::clone(self))));
-        ciphers.apply(&mut config);
+        self.ciphers.apply(&mut config);
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         config.ticketer = ticketer;
         config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
@@ -403,6 +439,62 @@ mod tests {
             renewed
         );
         assert_eq!(store.reloads_ok.load(Ordering::Relaxed), 1);
+        assert_eq!(store.reloads_failed.load(Ordering::Relaxed), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An RSA 2048 pair made by `openssl` (rcgen makes RSA keys only with aws-lc-rs).
+    fn rsa_pair(dir: &std::path::Path, name: &str, host: &str) -> CertPair {
+        let pair = CertPair {
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", &format!("/CN={host}")])
+            .args(["-addext", &format!("subjectAltName=DNS:{host}")])
+            .arg("-keyout")
+            .arg(&pair.key)
+            .arg("-out")
+            .arg(&pair.cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(status.success());
+        pair
+    }
+
+    #[test]
+    fn a_key_the_tls12_suites_cannot_serve_is_refused_at_load_and_reload() {
+        let dir = std::env::temp_dir().join(format!("certs-ciphers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ecdsa_only =
+            CipherPolicy::parse("TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256", true)
+                .unwrap();
+        let rsa = rsa_pair(&dir, "rsa", "rsa.test");
+        match CertStore::load_for(vec![rsa.clone()], ecdsa_only.clone()) {
+            Err(e @ CertError::Ciphers { .. }) => {
+                let text = e.to_string();
+                assert!(text.starts_with(&format!("{}: no TLS 1.2 suite listed works with an RSA key; list one of ECDHE-RSA-AES128-GCM-SHA256", rsa.cert.display())), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same RSA pair with the recommended suites, or TLS 1.3 only: fine.
+        assert!(CertStore::load(vec![rsa.clone()]).is_ok());
+        let tls13 = CipherPolicy::parse("TLS_AES_128_GCM_SHA256", true).unwrap();
+        assert!(CertStore::load_for(vec![rsa.clone()], tls13).is_ok());
+
+        // A renewal that swaps the ECDSA key for an RSA one is refused; the old pair stays.
+        let ecdsa = pair(&dir, "ecdsa", &["mail.example.com"]);
+        let store = CertStore::load_for(vec![ecdsa.clone()], ecdsa_only).unwrap();
+        let before = names(&store.choose(None).unwrap());
+        std::fs::copy(&rsa.cert, &ecdsa.cert).unwrap();
+        std::fs::copy(&rsa.key, &ecdsa.key).unwrap();
+        let err = store.reload().unwrap_err();
+        assert!(matches!(err, CertError::Ciphers { .. }), "{err}");
+        assert_eq!(names(&store.choose(None).unwrap()), before);
         assert_eq!(store.reloads_failed.load(Ordering::Relaxed), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -72,9 +72,8 @@ pub fn server_config_from_pem(
         source,
     })?;
     let ciphers = crate::tls_ciphers::CipherPolicy::recommended();
-    let mut config = ServerConfig::builder_with_provider(ciphers.provider())
-        .with_protocol_versions(ciphers.versions())
-        .map_err(TlsError::Setup)?
+    let mut config = ciphers
+        .server_builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(TlsError::Pair)?;

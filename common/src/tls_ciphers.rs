@@ -14,7 +14,10 @@ use std::sync::Arc;
 
 use rustls::crypto::aws_lc_rs::cipher_suite as suite;
 use rustls::crypto::CryptoProvider;
-use rustls::{ProtocolVersion, ServerConfig, SupportedCipherSuite};
+use rustls::{
+    ConfigBuilder, ProtocolVersion, ServerConfig, SignatureAlgorithm, SupportedCipherSuite,
+    WantsVerifier,
+};
 use thiserror::Error;
 
 /// Why a cipher suite list was refused.
@@ -25,7 +28,7 @@ pub enum CipherError {
     Unknown {
         /// The name as given.
         name: String,
-        /// The names accepted, IANA's (OpenSSL's TLS 1.2 names work too).
+        /// The names accepted: IANA's, with OpenSSL's in brackets where they differ.
         known: String,
     },
     /// The same suite twice (perhaps under its two names).
@@ -34,6 +37,15 @@ pub enum CipherError {
     /// TLS 1.3 is always on, so it needs a suite.
     #[error("the list needs at least one TLS 1.3 suite (TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, TLS_CHACHA20_POLY1305_SHA256)")]
     NoTls13,
+    /// TLS 1.2 is on but none of its suites listed can be signed with a certificate's key,
+    /// so every TLS 1.2 client of that certificate would fail its handshake.
+    #[error("no TLS 1.2 suite listed works with an {key} key; list one of {fits} too, or no TLS 1.2 suite at all to turn TLS 1.2 off")]
+    NoTls12For {
+        /// The key's algorithm.
+        key: &'static str,
+        /// The TLS 1.2 suites that would work with it, OpenSSL's names.
+        fits: String,
+    },
 }
 
 /// Each suite with its IANA name and OpenSSL's (the same for TLS 1.3).
@@ -91,6 +103,32 @@ pub fn name(s: SupportedCipherSuite) -> &'static str {
         .iter()
         .find(|(known, _, _)| known.suite() == s.suite())
         .map_or("unknown", |(_, iana, _)| iana)
+}
+
+/// Every name `parse` accepts: IANA's, with OpenSSL's in brackets where it differs.
+fn known_names() -> String {
+    NAMES
+        .iter()
+        .map(|(_, iana, openssl)| {
+            if iana == openssl {
+                (*iana).to_string()
+            } else {
+                format!("{iana} ({openssl})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The name of a key algorithm as an operator knows it.
+fn key_name(alg: SignatureAlgorithm) -> &'static str {
+    match alg {
+        SignatureAlgorithm::RSA => "RSA",
+        SignatureAlgorithm::ECDSA => "ECDSA",
+        SignatureAlgorithm::ED25519 => "Ed25519",
+        SignatureAlgorithm::ED448 => "Ed448",
+        _ => "unsupported",
+    }
 }
 
 /// Whether this CPU has AES instructions (with carry-less multiply, for GCM).
@@ -155,11 +193,7 @@ impl CipherPolicy {
                 })
                 .ok_or_else(|| CipherError::Unknown {
                     name: name.to_string(),
-                    known: NAMES
-                        .iter()
-                        .map(|(_, n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    known: known_names(),
                 })?;
             if suites.iter().any(|have| have.suite() == s.suite()) {
                 return Err(CipherError::Twice(iana));
@@ -202,12 +236,52 @@ impl CipherPolicy {
         })
     }
 
+    /// Whether TLS 1.2 is on: a TLS 1.2 suite is listed.
+    pub fn tls12(&self) -> bool {
+        self.suites
+            .iter()
+            .any(|s| s.version().version == ProtocolVersion::TLSv1_2)
+    }
+
+    /// Refuses a certificate key that no TLS 1.2 suite offered can sign for while TLS 1.2
+    /// is on: rustls would pick no suite and every TLS 1.2 client of it would fail.
+    pub fn check_key(&self, key: SignatureAlgorithm) -> Result<(), CipherError> {
+        let tls12 = |s: &&SupportedCipherSuite| s.version().version == ProtocolVersion::TLSv1_2;
+        if !self.tls12()
+            || self
+                .suites
+                .iter()
+                .filter(tls12)
+                .any(|s| s.usable_for_signature_algorithm(key))
+        {
+            return Ok(());
+        }
+        let fits = NAMES
+            .iter()
+            .filter(|(s, _, _)| tls12(&s) && s.usable_for_signature_algorithm(key))
+            .map(|(_, _, openssl)| *openssl)
+            .collect::<Vec<_>>();
+        Err(CipherError::NoTls12For {
+            key: key_name(key),
+            fits: if fits.is_empty() {
+                "(none: this key type cannot serve TLS 1.2)".into()
+            } else {
+                fits.join(", ")
+            },
+        })
+    }
+
+    /// A server configuration builder offering these suites over the versions they
+    /// enable; [`CipherPolicy::apply`] the order rule to what it builds.
+    pub fn server_builder(&self) -> ConfigBuilder<ServerConfig, WantsVerifier> {
+        ServerConfig::builder_with_provider(self.provider())
+            .with_protocol_versions(self.versions())
+            .expect("a CipherPolicy holds a suite of each version it enables")
+    }
+
     /// TLS 1.3, and TLS 1.2 when a TLS 1.2 suite is listed.
     pub fn versions(&self) -> &'static [&'static rustls::SupportedProtocolVersion] {
-        let tls12 = self
-            .suites
-            .iter()
-            .any(|s| s.version().version == ProtocolVersion::TLSv1_2);
+        let tls12 = self.tls12();
         static BOTH: [&rustls::SupportedProtocolVersion; 2] =
             [&rustls::version::TLS13, &rustls::version::TLS12];
         if tls12 {

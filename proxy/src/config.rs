@@ -130,14 +130,9 @@ pub struct Config {
     #[arg(long, env = "PROXY_TLS_CIPHERS", value_name = "LIST")]
     pub tls_ciphers: Option<String>,
     /// Whose order of cipher suites picks the one a TLS handshake uses: `server` (ours, as
-    /// nginx's `ssl_prefer_server_ciphers on`) or `client`.
-    #[arg(
-        long,
-        env = "PROXY_TLS_CIPHER_ORDER",
-        value_enum,
-        default_value_t = CipherOrderArg::Server
-    )]
-    pub tls_cipher_order: CipherOrderArg,
+    /// nginx's `ssl_prefer_server_ciphers on`; the default) or `client`.
+    #[arg(long, env = "PROXY_TLS_CIPHER_ORDER", value_enum)]
+    pub tls_cipher_order: Option<CipherOrderArg>,
     /// STARTTLS/STLS: off, on, or only (no login before TLS). Default: only with a
     /// certificate; without one, plaintext listeners need an explicit `off`.
     #[arg(long, env = "PROXY_STARTTLS", value_enum)]
@@ -491,14 +486,27 @@ impl Config {
                     key: key.clone(),
                 })
                 .collect();
-            Some(common::certs::CertStore::load(pairs).map_err(|e| ConfigError(e.to_string()))?)
+            let ciphers = self.cipher_policy()?;
+            Some(
+                common::certs::CertStore::load_for(pairs, ciphers).map_err(|e| match e {
+                    common::certs::CertError::Ciphers { .. } => {
+                        ConfigError(format!("--tls-ciphers: {e}"))
+                    }
+                    e => ConfigError(e.to_string()),
+                })?,
+            )
         };
+        if certs.is_none() && (self.tls_ciphers.is_some() || self.tls_cipher_order.is_some()) {
+            self.cipher_policy()?;
+            return Err(
+                "--tls-ciphers and --tls-cipher-order need --tls-cert and --tls-key".into(),
+            );
+        }
         let tickets = self.ticket_keys(certs.is_some())?;
-        let ciphers = self.cipher_policy()?;
         let tls = certs
             .as_ref()
             .zip(tickets.clone())
-            .map(|(c, t)| c.server_config_with_tickets(&[b"imap", b"pop3"], t, &ciphers));
+            .map(|(c, t)| c.server_config_with_tickets(&[b"imap", b"pop3"], t));
         let starttls = match (self.starttls, tls.is_some()) {
             (Some(StartTlsArg::Off), _) => StartTls::Off,
             (Some(StartTlsArg::On), true) => StartTls::On,
@@ -667,7 +675,7 @@ impl Config {
     /// the start instead of failing handshakes.
     fn cipher_policy(&self) -> Result<common::tls_ciphers::CipherPolicy, ConfigError> {
         use common::tls_ciphers::CipherPolicy;
-        let server_order = self.tls_cipher_order == CipherOrderArg::Server;
+        let server_order = self.tls_cipher_order != Some(CipherOrderArg::Client);
         match &self.tls_ciphers {
             None => Ok(CipherPolicy::recommended().with_server_order(server_order)),
             Some(list) => CipherPolicy::parse(list, server_order)
@@ -896,6 +904,17 @@ mod tests {
             .unwrap_err();
         assert!(e.0.contains("at least one TLS 1.3 suite"), "{}", e.0);
         assert!(parse(&["--tls-cipher-order", "sideways"]).is_err());
+        // Without a certificate there is nothing to offer them with.
+        for flags in [
+            &["--tls-ciphers", "TLS_AES_128_GCM_SHA256"][..],
+            &["--tls-cipher-order", "server"],
+        ] {
+            let e = parse(flags).unwrap().validate().unwrap_err();
+            assert_eq!(
+                e.0, "--tls-ciphers and --tls-cipher-order need --tls-cert and --tls-key",
+                "{flags:?}"
+            );
+        }
         let c = parse(&[
             "--tls-ciphers",
             "TLS_AES_256_GCM_SHA384",

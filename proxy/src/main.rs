@@ -17,6 +17,10 @@ fn main() {
     runtime_config.worker = worker;
     let grace = runtime_config.grace;
     common::telemetry::init_with("info", config.log_format);
+    if let (0, Some(certs)) = (worker, &runtime_config.certs) {
+        // The default order depends on the CPU: say which one this machine got.
+        tracing::info!(ciphers = %certs.ciphers(), "TLS cipher suites");
+    }
     let runtime = workers::runtime(config.threads, config.workers).unwrap_or_else(|e| {
         eprintln!("proxy: cannot start the runtime: {e}");
         std::process::exit(1)

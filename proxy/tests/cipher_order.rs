@@ -1,8 +1,9 @@
 //! Which TLS cipher suite a real client gets from the proxy: by default the proxy's order
 //! decides (AES-128-GCM first on a CPU with AES instructions) even when the client lists
 //! AES-256-GCM first, as OpenSSL does; `--tls-cipher-order client` gives the client's
-//! choice; `--tls-ciphers` limits what is offered. `openssl s_client` is the client, for
-//! TLS 1.3 (IMAPS) and TLS 1.2 (STARTTLS).
+//! choice; `--tls-ciphers` limits what is offered, and a list without a TLS 1.2 suite for
+//! the certificate's key type stops the start. `openssl s_client` is the client, for TLS 1.3
+//! (IMAPS) and TLS 1.2 (STARTTLS), with ECDSA and RSA certificates.
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
@@ -18,17 +19,52 @@ struct Running {
     _stop: Shutdown,
 }
 
-async fn start(extra: &[&str]) -> Running {
-    let (cert_pem, key_pem) = common::tls::self_signed(&["localhost"]).unwrap();
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Key {
+    Ecdsa,
+    Rsa,
+}
+
+/// A certificate for localhost with a key of `kind`, in a directory of its own.
+fn certificate(kind: Key, tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
-        "proxy-ciphers-{}-{}",
+        "proxy-ciphers-{}-{kind:?}-{}",
         std::process::id(),
-        extra.join("_").replace(['/', ':'], "_")
+        tag.replace(['/', ':', ' '], "_")
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
-    std::fs::write(dir.join("key.pem"), &key_pem).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    match kind {
+        Key::Ecdsa => {
+            let (cert_pem, key_pem) = common::tls::self_signed(&["localhost"]).unwrap();
+            std::fs::write(dir.join("cert.pem"), &cert_pem).unwrap();
+            std::fs::write(dir.join("key.pem"), &key_pem).unwrap();
+        }
+        // rcgen makes RSA keys only with aws-lc-rs as its backend.
+        Key::Rsa => {
+            let status = Command::new("openssl")
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=localhost",
+                    "-addext",
+                    "subjectAltName=DNS:localhost",
+                ])
+                .arg("-keyout")
+                .arg(dir.join("key.pem"))
+                .arg("-out")
+                .arg(dir.join("cert.pem"))
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl is installed (.ci/run installs it)");
+            assert!(status.success());
+        }
+    }
+    dir
+}
+
+fn argv<'a>(cert: &'a str, key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut argv = vec![
         "proxy",
         "--lookup-url",
@@ -46,11 +82,22 @@ async fn start(extra: &[&str]) -> Running {
         "--admin-listen",
         "off",
         "--tls-cert",
-        cert.to_str().unwrap(),
+        cert,
         "--tls-key",
-        key.to_str().unwrap(),
+        key,
     ];
     argv.extend_from_slice(extra);
+    argv
+}
+
+async fn start(extra: &[&str]) -> Running {
+    start_with(Key::Ecdsa, extra).await
+}
+
+async fn start_with(kind: Key, extra: &[&str]) -> Running {
+    let dir = certificate(kind, &extra.join("_"));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let argv = argv(cert.to_str().unwrap(), key.to_str().unwrap(), extra);
     let config = Config::try_parse_from(argv).unwrap().validate().unwrap();
     std::fs::remove_dir_all(&dir).ok();
     let bound = proxy::Proxy::bind(config).await.unwrap();
@@ -141,4 +188,59 @@ async fn only_the_listed_suites_are_offered() {
             "{refused}"
         );
     }
+}
+
+const TLS12_RSA_AES256_FIRST: &str = "-starttls imap -tls1_2 -cipher ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256";
+
+#[tokio::test]
+async fn an_rsa_certificate_gets_the_rsa_suites_in_the_proxys_order() {
+    let p = start_with(Key::Rsa, &[]).await;
+    let first = name(CipherPolicy::recommended().suites()[0]);
+    let tls12 = match first {
+        "TLS_AES_128_GCM_SHA256" => "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256" => "ECDHE-RSA-CHACHA20-POLY1305",
+        other => panic!("recommended first: {other}"),
+    };
+    assert_eq!(
+        s_client(p.imap, TLS12_RSA_AES256_FIRST).await,
+        format!("New, TLSv1.2, Cipher is {tls12}")
+    );
+    assert_eq!(
+        s_client(p.imaps, TLS13_AES256_FIRST).await,
+        format!("New, TLSv1.3, Cipher is {first}")
+    );
+}
+
+#[test]
+fn a_list_without_a_tls12_suite_for_the_key_stops_the_start() {
+    let ecdsa_tls12 = "TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256";
+    let dir = certificate(Key::Rsa, "mismatch");
+    let cert = dir.join("cert.pem");
+    let (c, k) = (cert.to_str().unwrap(), dir.join("key.pem"));
+    let refused = Config::try_parse_from(argv(
+        c,
+        k.to_str().unwrap(),
+        &["--tls-ciphers", ecdsa_tls12],
+    ))
+    .unwrap()
+    .validate()
+    .unwrap_err();
+    assert!(
+        refused.0.starts_with(&format!(
+            "--tls-ciphers: {c}: no TLS 1.2 suite listed works with an RSA key; list one of ECDHE-RSA-AES128-GCM-SHA256, "
+        )),
+        "{}", refused.0
+    );
+    // An RSA suite beside it, or no TLS 1.2 suite at all, is accepted.
+    for list in [
+        "TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_AES_128_GCM_SHA256",
+    ] {
+        let argv = argv(c, k.to_str().unwrap(), &["--tls-ciphers", list]);
+        assert!(
+            Config::try_parse_from(argv).unwrap().validate().is_ok(),
+            "{list}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -310,6 +310,11 @@ fn session_file(dir: &Scratch, name: &str, version: &str) -> PathBuf {
 async fn a_ticket_resumes_on_every_worker() {
     let dir = Scratch::new("workers");
     let proxy = Running::start(&dir, "workers", 3, &[]).await;
+    // The first worker says which cipher suites this machine's CPU got, once.
+    let log = proxy.log_text();
+    let policy = common::tls_ciphers::CipherPolicy::recommended().to_string();
+    assert_eq!(log.matches("TLS cipher suites").count(), 1, "{log}");
+    assert!(log.contains(&format!("ciphers={policy}")), "{log}");
     for version in VERSIONS {
         let session = session_file(&dir, "workers", version);
         let first = s_client(proxy.imaps, version, ("-sess_out", &session));

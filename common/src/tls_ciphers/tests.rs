@@ -3,7 +3,7 @@ use std::sync::Arc;
 use rustls::crypto::aws_lc_rs::cipher_suite as suite;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, ClientConnection, ServerConnection};
 
 use super::*;
 
@@ -17,9 +17,8 @@ fn negotiate(
     let (cert_pem, key_pem) = crate::tls::self_signed(&["localhost"]).unwrap();
     let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let mut server = ServerConfig::builder_with_provider(policy.provider())
-        .with_protocol_versions(policy.versions())
-        .unwrap()
+    let mut server = policy
+        .server_builder()
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key)
         .unwrap();
@@ -147,7 +146,15 @@ fn bad_lists_are_refused_with_their_cause() {
         Err(CipherError::Unknown { name, known }) => {
             assert_eq!(name, "AES128-SHA");
             assert!(
-                known.contains("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+                known.contains(
+                    "TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256, TLS_AES_256_GCM_SHA384, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (ECDHE-ECDSA-AES128-GCM-SHA256), "
+                ),
+                "{known}"
+            );
+            assert!(
+                known.ends_with(
+                    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (ECDHE-RSA-AES256-GCM-SHA384)"
+                ),
                 "{known}"
             );
         }
@@ -168,14 +175,25 @@ fn bad_lists_are_refused_with_their_cause() {
 }
 
 #[test]
-fn the_recommended_list_offers_every_suite_once() {
+fn the_recommended_list_offers_every_suite_once_in_order() {
+    let expected = |aes: bool| {
+        let (first, second) = if aes {
+            ("AES_128_GCM_SHA256", "CHACHA20_POLY1305_SHA256")
+        } else {
+            ("CHACHA20_POLY1305_SHA256", "AES_128_GCM_SHA256")
+        };
+        let mut all = Vec::new();
+        for prefix in ["TLS_", "TLS_ECDHE_ECDSA_WITH_", "TLS_ECDHE_RSA_WITH_"] {
+            for middle in [first, second, "AES_256_GCM_SHA384"] {
+                all.push(format!("{prefix}{middle}"));
+            }
+        }
+        all
+    };
     for aes in [true, false] {
         let policy = CipherPolicy::recommended_for(aes);
-        let mut names: Vec<&str> = policy.suites().iter().map(|s| name(*s)).collect();
-        assert_eq!(names.len(), NAMES.len());
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), NAMES.len());
+        let names: Vec<&str> = policy.suites().iter().map(|s| name(*s)).collect();
+        assert_eq!(names, expected(aes), "aes in hardware: {aes}");
         assert!(policy.server_order());
         // The round trip through the printed list gives the same policy.
         let printed = policy.to_string();
@@ -183,4 +201,41 @@ fn the_recommended_list_offers_every_suite_once() {
         let again = CipherPolicy::parse(list, true).unwrap();
         assert_eq!(again.to_string(), printed);
     }
+}
+
+#[test]
+fn a_key_needs_a_tls12_suite_it_can_sign_while_tls12_is_on() {
+    use rustls::SignatureAlgorithm::{ECDSA, ED25519, RSA};
+    let all = CipherPolicy::recommended();
+    for key in [RSA, ECDSA, ED25519] {
+        assert_eq!(all.check_key(key), Ok(()), "{key:?}");
+    }
+    // TLS 1.3 only: any key type will do.
+    let tls13 = CipherPolicy::parse("TLS_AES_128_GCM_SHA256", true).unwrap();
+    assert!(!tls13.tls12());
+    assert_eq!(tls13.check_key(RSA), Ok(()));
+    let ecdsa_only =
+        CipherPolicy::parse("TLS_AES_128_GCM_SHA256:ECDHE-ECDSA-AES128-GCM-SHA256", true).unwrap();
+    assert_eq!(ecdsa_only.check_key(ECDSA), Ok(()));
+    // Ed25519 signs for the ECDSA suites in TLS 1.2.
+    assert_eq!(ecdsa_only.check_key(ED25519), Ok(()));
+    let err = ecdsa_only.check_key(RSA).unwrap_err();
+    assert_eq!(
+        err,
+        CipherError::NoTls12For {
+            key: "RSA",
+            fits: "ECDHE-RSA-AES128-GCM-SHA256, ECDHE-RSA-CHACHA20-POLY1305, ECDHE-RSA-AES256-GCM-SHA384".into()
+        }
+    );
+    assert!(
+        err.to_string().starts_with("no TLS 1.2 suite listed works with an RSA key; list one of ECDHE-RSA-AES128-GCM-SHA256, "),
+        "{err}"
+    );
+    let rsa_only =
+        CipherPolicy::parse("TLS_AES_128_GCM_SHA256:ECDHE-RSA-AES256-GCM-SHA384", true).unwrap();
+    assert_eq!(rsa_only.check_key(RSA), Ok(()));
+    assert!(matches!(
+        rsa_only.check_key(ECDSA),
+        Err(CipherError::NoTls12For { key: "ECDSA", .. })
+    ));
 }
