@@ -567,7 +567,7 @@ else
   ok "the proxy logged no panic or error"
 fi
 plain_log=$(strip_ansi "$tmp/proxy.log")
-if grep -Eq 'session\{tls=true user=[a-z]+@example\.com backend=127\.0\.0\.1:[0-9]+\}' <<<"$plain_log"; then
+if grep -Eq 'session\{tls=true tls_cipher=TLS_[A-Z0-9_]+ user=[a-z]+@example\.com backend=127\.0\.0\.1:[0-9]+\}' <<<"$plain_log"; then
   ok "each session's log lines carry its span: listener, client, id, TLS, user, backend"
 else
   not_ok "each session's log lines carry its span: listener, client, id, TLS, user, backend" "$(grep -m3 relaying <<<"$plain_log")"

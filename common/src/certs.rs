@@ -213,6 +213,10 @@ impl CertStore {
             while hups.changed().await.is_ok() {
                 match store.reload() {
                     Ok(()) => tracing::info!(pairs = store.pairs.len(), "certificates reloaded"),
+                    Err(e @ CertError::Ciphers { .. }) => tracing::error!(
+                        error = %crate::exit::chain(&e),
+                        "certificate reload failed; still serving the previous certificates (the cipher suites are set at start: renew with a key of the old type, or restart with a list that fits)"
+                    ),
                     Err(e) => {
                         tracing::error!(error = %crate::exit::chain(&e), "certificate reload failed; still serving the previous certificates")
                     }
@@ -480,6 +484,23 @@ mod tests {
                 assert!(text.starts_with(&format!("{}: no TLS 1.2 suite listed works with an RSA key; list one of ECDHE-RSA-AES128-GCM-SHA256", rsa.cert.display())), "{text}");
             }
             other => panic!("{other:?}"),
+        }
+        // Ed25519 and P-384 keys sign for the ECDSA suites.
+        for (name, alg) in [
+            ("ed25519", &rcgen::PKCS_ED25519),
+            ("p384", &rcgen::PKCS_ECDSA_P384_SHA384),
+        ] {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let params = rcgen::CertificateParams::new(vec![format!("{name}.test")]).unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            let pair = CertPair {
+                cert: dir.join(format!("{name}.crt")),
+                key: dir.join(format!("{name}.key")),
+            };
+            std::fs::write(&pair.cert, cert.pem()).unwrap();
+            std::fs::write(&pair.key, key.serialize_pem()).unwrap();
+            let store = CertStore::load_for(vec![pair], ecdsa_only.clone());
+            assert!(store.is_ok(), "{name}: {:?}", store.err());
         }
         // The same RSA pair with the recommended suites, or TLS 1.3 only: fine.
         assert!(CertStore::load(vec![rsa.clone()]).is_ok());

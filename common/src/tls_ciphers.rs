@@ -98,12 +98,34 @@ const NAMES: [(SupportedCipherSuite, &str, &str); 9] = [
     ),
 ];
 
+/// How many suites there are: [`index`] is below it.
+pub const SUITES: usize = NAMES.len();
+
+/// Where `s` stands among every suite (for per-suite counters).
+pub fn index(s: SupportedCipherSuite) -> Option<usize> {
+    NAMES
+        .iter()
+        .position(|(known, _, _)| known.suite() == s.suite())
+}
+
+/// Every suite's protocol version and IANA name, in [`index`] order.
+pub fn known() -> impl Iterator<Item = (&'static str, &'static str)> {
+    NAMES.iter().map(|(s, iana, _)| {
+        let version = if is_tls12(s) { "TLSv1.2" } else { "TLSv1.3" };
+        (version, *iana)
+    })
+}
+
 /// The IANA name of `s`.
 pub fn name(s: SupportedCipherSuite) -> &'static str {
     NAMES
         .iter()
         .find(|(known, _, _)| known.suite() == s.suite())
         .map_or("unknown", |(_, iana, _)| iana)
+}
+
+fn is_tls12(s: &SupportedCipherSuite) -> bool {
+    s.version().version == ProtocolVersion::TLSv1_2
 }
 
 /// Every name `parse` accepts: IANA's, with OpenSSL's in brackets where it differs.
@@ -239,36 +261,27 @@ impl CipherPolicy {
 
     /// Whether TLS 1.2 is on: a TLS 1.2 suite is listed.
     pub fn tls12(&self) -> bool {
-        self.suites
-            .iter()
-            .any(|s| s.version().version == ProtocolVersion::TLSv1_2)
+        self.suites.iter().any(is_tls12)
     }
 
     /// Refuses a certificate key that no TLS 1.2 suite offered can sign for while TLS 1.2
     /// is on: rustls would pick no suite and every TLS 1.2 client of it would fail.
     pub fn check_key(&self, key: SignatureAlgorithm) -> Result<(), CipherError> {
-        let tls12 = |s: &&SupportedCipherSuite| s.version().version == ProtocolVersion::TLSv1_2;
-        if !self.tls12()
-            || self
-                .suites
-                .iter()
-                .filter(tls12)
-                .any(|s| s.usable_for_signature_algorithm(key))
-        {
+        let serves =
+            |s: &SupportedCipherSuite| is_tls12(s) && s.usable_for_signature_algorithm(key);
+        if !self.tls12() || self.suites.iter().any(serves) {
             return Ok(());
         }
+        // Every key type a certificate can have here (RSA, ECDSA, Ed25519) has suites in
+        // NAMES, so the list is never empty.
         let fits = NAMES
             .iter()
-            .filter(|(s, _, _)| tls12(&s) && s.usable_for_signature_algorithm(key))
+            .filter(|(s, _, _)| serves(s))
             .map(|(_, _, openssl)| *openssl)
             .collect::<Vec<_>>();
         Err(CipherError::NoTls12For {
             key: key_name(key),
-            fits: if fits.is_empty() {
-                "(none: this key type cannot serve TLS 1.2)".into()
-            } else {
-                fits.join(", ")
-            },
+            fits: fits.join(", "),
         })
     }
 

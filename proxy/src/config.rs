@@ -125,12 +125,15 @@ pub struct Config {
     pub tls_ticket_rotation: u64,
     /// TLS cipher suites offered, in order of preference: IANA or OpenSSL names separated by
     /// `:` or `,`; at least one TLS 1.3 suite, and TLS 1.2 only with a TLS 1.2 suite.
-    /// Default: AES-128-GCM, ChaCha20-Poly1305, AES-256-GCM for TLS 1.3 and then for TLS
-    /// 1.2 (ECDSA, then RSA), with ChaCha20 first on a CPU without AES instructions.
+    /// With TLS 1.2 on, each certificate's key type needs a TLS 1.2 suite of its own (ECDSA
+    /// or RSA). Default: AES-128-GCM, ChaCha20-Poly1305, AES-256-GCM for TLS 1.3 and then
+    /// for TLS 1.2 (ECDSA, then RSA), with ChaCha20 first on a CPU without AES
+    /// instructions. Needs --tls-cert.
     #[arg(long, env = "PROXY_TLS_CIPHERS", value_name = "LIST")]
     pub tls_ciphers: Option<String>,
     /// Whose order of cipher suites picks the one a TLS handshake uses: `server` (ours, as
-    /// nginx's `ssl_prefer_server_ciphers on`; the default) or `client`.
+    /// nginx's `ssl_prefer_server_ciphers on`) or `client`. Default: server. Needs
+    /// --tls-cert.
     #[arg(long, env = "PROXY_TLS_CIPHER_ORDER", value_enum)]
     pub tls_cipher_order: Option<CipherOrderArg>,
     /// STARTTLS/STLS: off, on, or only (no login before TLS). Default: only with a
@@ -474,6 +477,7 @@ impl Config {
             )
             .into());
         }
+        let ciphers = self.cipher_policy()?;
         let certs = if self.tls_cert.is_empty() {
             None
         } else {
@@ -486,7 +490,6 @@ impl Config {
                     key: key.clone(),
                 })
                 .collect();
-            let ciphers = self.cipher_policy()?;
             Some(
                 common::certs::CertStore::load_for(pairs, ciphers).map_err(|e| match e {
                     common::certs::CertError::Ciphers { .. } => {
@@ -496,11 +499,20 @@ impl Config {
                 })?,
             )
         };
-        if certs.is_none() && (self.tls_ciphers.is_some() || self.tls_cipher_order.is_some()) {
-            self.cipher_policy()?;
-            return Err(
-                "--tls-ciphers and --tls-cipher-order need --tls-cert and --tls-key".into(),
-            );
+        if certs.is_none() {
+            let given: Vec<&str> = [
+                ("--tls-ciphers", self.tls_ciphers.is_some()),
+                ("--tls-cipher-order", self.tls_cipher_order.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(flag, given)| given.then_some(flag))
+            .collect();
+            if !given.is_empty() {
+                let verb = if given.len() == 1 { "needs" } else { "need" };
+                return Err(
+                    format!("{} {verb} --tls-cert and --tls-key", given.join(" and ")).into(),
+                );
+            }
         }
         let tickets = self.ticket_keys(certs.is_some())?;
         let tls = certs
@@ -910,11 +922,18 @@ mod tests {
             &["--tls-cipher-order", "server"],
         ] {
             let e = parse(flags).unwrap().validate().unwrap_err();
-            assert_eq!(
-                e.0, "--tls-ciphers and --tls-cipher-order need --tls-cert and --tls-key",
-                "{flags:?}"
-            );
+            assert_eq!(e.0, format!("{} needs --tls-cert and --tls-key", flags[0]));
         }
+        let both = [
+            "--tls-ciphers",
+            "TLS_AES_128_GCM_SHA256",
+            "--tls-cipher-order",
+            "client",
+        ];
+        assert_eq!(
+            parse(&both).unwrap().validate().unwrap_err().0,
+            "--tls-ciphers and --tls-cipher-order need --tls-cert and --tls-key"
+        );
         let c = parse(&[
             "--tls-ciphers",
             "TLS_AES_256_GCM_SHA384",

@@ -37,6 +37,9 @@ pub struct RelayStats {
     pub tls_full: AtomicU64,
     /// See `tls_full`.
     pub tls_resumed: AtomicU64,
+    /// Client TLS handshakes by the suite they settled on, in `tls_ciphers::index` order:
+    /// what an operator checks before narrowing `--tls-ciphers`.
+    pub tls_by_suite: [AtomicU64; common::tls_ciphers::SUITES],
 }
 
 /// What every connection of a proxy shares: the front end up to login, the relay after.
@@ -251,6 +254,18 @@ impl AdminSource for Admin {
                 v.load(Ordering::Relaxed),
             );
         }
+        w.header(
+            "proxy_tls_ciphers_total",
+            "counter",
+            "client TLS handshakes by the protocol version and cipher suite negotiated",
+        );
+        for ((version, cipher), v) in common::tls_ciphers::known().zip(&s.tls_by_suite) {
+            w.sample(
+                "proxy_tls_ciphers_total",
+                &[("version", version), ("cipher", cipher)],
+                v.load(Ordering::Relaxed),
+            );
+        }
         w.single(
             "proxy_sessions_ended_by_account_change_total",
             "counter",
@@ -426,6 +441,7 @@ async fn connection(env: Arc<Service>, kind: Kind, stream: TcpStream, client: So
         "session",
         client = tracing::field::Empty,
         tls = tracing::field::Empty,
+        tls_cipher = tracing::field::Empty,
         user = tracing::field::Empty,
         backend = tracing::field::Empty,
     );
@@ -559,7 +575,17 @@ async fn tls_path(
         )
         .await?,
     );
-    tracing::Span::current().record("tls", true);
+    let span = tracing::Span::current();
+    span.record("tls", true);
+    if let Some(suite) = tls.connection().negotiated_cipher_suite() {
+        span.record(
+            "tls_cipher",
+            tracing::field::display(common::tls_ciphers::name(suite)),
+        );
+        if let Some(i) = common::tls_ciphers::index(suite) {
+            env.relay.tls_by_suite[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
     if tls.resumed() {
         env.relay.tls_resumed.fetch_add(1, Ordering::Relaxed);
     } else {

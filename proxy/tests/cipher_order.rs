@@ -16,6 +16,7 @@ use proxy::server::Kind;
 struct Running {
     imaps: SocketAddr,
     imap: SocketAddr,
+    admin: SocketAddr,
     _stop: Shutdown,
 }
 
@@ -80,7 +81,7 @@ fn argv<'a>(cert: &'a str, key: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "--imaps-listen",
         "127.0.0.1:0",
         "--admin-listen",
-        "off",
+        "127.0.0.1:0",
         "--tls-cert",
         cert,
         "--tls-key",
@@ -103,13 +104,29 @@ async fn start_with(kind: Key, extra: &[&str]) -> Running {
     let bound = proxy::Proxy::bind(config).await.unwrap();
     let imaps = bound.local_addr(Kind::Imaps).unwrap();
     let imap = bound.local_addr(Kind::Imap).unwrap();
+    let admin = bound.admin_addr().unwrap();
     let (stop, watch) = Shutdown::new();
     tokio::spawn(bound.run(watch));
     Running {
         imaps,
         imap,
+        admin,
         _stop: stop,
     }
+}
+
+/// The value of the /metrics sample that starts with `sample` (labels included).
+async fn metric(admin: SocketAddr, sample: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {sample} in {body}"))
+        .parse()
+        .unwrap()
 }
 
 /// One `openssl s_client` handshake with `args`; its "New, …, Cipher is X" line.
@@ -167,6 +184,18 @@ async fn with_client_order_the_client_picks_the_suite() {
         s_client(p.imap, TLS12_AES256_FIRST).await,
         "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES256-GCM-SHA384"
     );
+    // /metrics counts each handshake under the suite it settled on.
+    for (sample, count) in [
+        (r#"{version="TLSv1.3",cipher="TLS_AES_256_GCM_SHA384"}"#, 1),
+        (
+            r#"{version="TLSv1.2",cipher="TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"}"#,
+            1,
+        ),
+        (r#"{version="TLSv1.3",cipher="TLS_AES_128_GCM_SHA256"}"#, 0),
+    ] {
+        let sample = format!("proxy_tls_ciphers_total{sample}");
+        assert_eq!(metric(p.admin, &sample).await, count, "{sample}");
+    }
 }
 
 #[tokio::test]

@@ -306,6 +306,8 @@ fn session_file(dir: &Scratch, name: &str, version: &str) -> PathBuf {
     dir.path(&format!("{name}{version}.pem"))
 }
 
+/// Also checks, since it starts several workers anyway, that only the first logs the
+/// cipher suites in effect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_resumes_on_every_worker() {
     let dir = Scratch::new("workers");

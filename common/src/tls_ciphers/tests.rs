@@ -1,3 +1,6 @@
+//! The cipher policy against real rustls handshakes in memory: whose order wins, what a
+//! narrowed list still offers, how lists are read and refused, and the key-type rule.
+
 use std::sync::Arc;
 
 use rustls::crypto::aws_lc_rs::cipher_suite as suite;
