@@ -152,7 +152,7 @@ mod tests {
             client: "192.0.2.9:5000".parse().unwrap(),
             listener: "imap",
             backend,
-            tls: false,
+            tls: None,
         };
         let mut ann = t.sessions.register(session("ann@example.com"));
         let mut bob = t.sessions.register(session("bob@example.com"));

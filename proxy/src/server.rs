@@ -663,10 +663,18 @@ async fn relay_job(
 ) {
     // Each field is recorded once (the log formatter appends every recording).
     let span = tracing::Span::current();
-    let tls = matches!(client, Client::Tls(_));
-    if !tls {
-        span.record("tls", false);
-    }
+    let tls = match &client {
+        Client::Tls(stream) => Some(
+            stream
+                .connection()
+                .negotiated_cipher_suite()
+                .map_or("unknown", common::tls_ciphers::name),
+        ),
+        Client::Plain(_) => {
+            span.record("tls", false);
+            None
+        }
+    };
     span.record("user", tracing::field::display(&route.user));
     span.record("backend", tracing::field::display(route.backend));
     tracing::info!(cached = route.cached, "relaying");

@@ -39,8 +39,8 @@ pub struct SessionInfo {
     pub listener: &'static str,
     /// The mailbox server.
     pub backend: SocketAddr,
-    /// Whether the client side is TLS.
-    pub tls: bool,
+    /// The client side's TLS cipher suite (IANA name), or `None` for plaintext.
+    pub tls: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -193,12 +193,15 @@ impl Sessions {
                 .map_or(0, |d| d.as_secs());
             let _ = writeln!(
                 out,
-                "{{\"id\":{id},\"worker\":{worker},\"user\":{},\"client\":\"{}\",\"listener\":\"{}\",\"backend\":\"{}\",\"tls\":{},\"started\":{started},\"bytes_up\":{},\"bytes_down\":{}}}",
+                "{{\"id\":{id},\"worker\":{worker},\"user\":{},\"client\":\"{}\",\"listener\":\"{}\",\"backend\":\"{}\",\"tls\":{},\"tls_cipher\":{},\"started\":{started},\"bytes_up\":{},\"bytes_down\":{}}}",
                 json_string(&e.info.user),
                 e.info.client,
                 e.info.listener,
                 e.info.backend,
-                e.info.tls,
+                e.info.tls.is_some(),
+                e.info
+                    .tls
+                    .map_or_else(|| "null".to_string(), |c| format!("\"{c}\"")),
                 e.meter.up.load(Ordering::Relaxed),
                 e.meter.down.load(Ordering::Relaxed),
             );
@@ -235,7 +238,7 @@ mod tests {
             client: "192.0.2.9:5000".parse().unwrap(),
             listener: "imaps",
             backend: backend.parse().unwrap(),
-            tls: true,
+            tls: Some("TLS_AES_128_GCM_SHA256"),
         }
     }
 
@@ -287,7 +290,7 @@ mod tests {
         r.meter.down.store(3400, Ordering::Relaxed);
         let line = s.json_lines(2);
         assert!(
-            line.starts_with(&format!("{{\"id\":{},\"worker\":2,\"user\":\"o\\\"hara\\\\@example.com\",\"client\":\"192.0.2.9:5000\",\"listener\":\"imaps\",\"backend\":\"10.0.0.1:7143\",\"tls\":true,\"started\":", r.id)),
+            line.starts_with(&format!("{{\"id\":{},\"worker\":2,\"user\":\"o\\\"hara\\\\@example.com\",\"client\":\"192.0.2.9:5000\",\"listener\":\"imaps\",\"backend\":\"10.0.0.1:7143\",\"tls\":true,\"tls_cipher\":\"TLS_AES_128_GCM_SHA256\",\"started\":", r.id)),
             "{line}"
         );
         assert!(

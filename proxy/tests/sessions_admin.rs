@@ -1,6 +1,7 @@
 //! `GET /sessions` and `POST /sessions/kick` on the admin listener: the proxy in-process in
 //! front of a real route-lookup (PostgreSQL) and two in-process mailbox-stubs. Three
-//! relayed sessions are listed with their fields; a kick by user ends only that user's
+//! relayed sessions are listed with their fields (one over IMAPS, with the cipher suite it
+//! negotiated); a kick by user ends only that user's
 //! session (with `* BYE`), one by backend only those on that server; the endpoints need
 //! the bearer token, and are off without one.
 
@@ -41,14 +42,34 @@ async fn http(
     (status, out.split_once("\r\n\r\n").unwrap().1.to_string())
 }
 
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 struct Session {
-    s: BufReader<TcpStream>,
+    s: BufReader<Box<dyn Io>>,
 }
 
 impl Session {
     async fn login(addr: std::net::SocketAddr, user: &str) -> Self {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::login_over(Box::new(tcp), user).await
+    }
+
+    /// Over IMAPS, trusting the proxy's self-signed `cert_pem`.
+    async fn login_tls(addr: std::net::SocketAddr, cert_pem: &str, user: &str) -> Self {
+        let client = common::tls::client_config_from_pem(cert_pem.as_bytes()).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(client)
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        Self::login_over(Box::new(tls), user).await
+    }
+
+    async fn login_over(io: Box<dyn Io>, user: &str) -> Self {
         let mut c = Self {
-            s: BufReader::new(TcpStream::connect(addr).await.unwrap()),
+            s: BufReader::new(io),
         };
         assert!(c.line().await.starts_with("* OK"));
         assert!(
@@ -88,10 +109,27 @@ impl Session {
     }
 }
 
-async fn proxy(
-    h: &Harness,
-    token: Option<&str>,
-) -> (std::net::SocketAddr, std::net::SocketAddr, Shutdown) {
+/// A running proxy: plain IMAP (no STARTTLS), IMAPS with a self-signed certificate for
+/// localhost, the admin listener.
+struct Running {
+    imap: std::net::SocketAddr,
+    imaps: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    cert_pem: String,
+    _stop: Shutdown,
+}
+
+async fn proxy(h: &Harness, token: Option<&str>) -> Running {
+    let (cert_pem, key_pem) = common::tls::self_signed(&["localhost"]).unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "proxy-sessions-admin-{}-{}",
+        std::process::id(),
+        token.unwrap_or("none")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, key_pem).unwrap();
     let lookup = format!("http://{}/service/extension/nginx-lookup", h.http);
     let mut args = vec![
         "proxy",
@@ -100,7 +138,7 @@ async fn proxy(
         "--imap-listen",
         "127.0.0.1:0",
         "--imaps-listen",
-        "off",
+        "127.0.0.1:0",
         "--pop3-listen",
         "off",
         "--pop3s-listen",
@@ -109,6 +147,10 @@ async fn proxy(
         "127.0.0.1:0",
         "--starttls",
         "off",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
         "--grace-period",
         "1",
     ];
@@ -116,14 +158,22 @@ async fn proxy(
         args.extend_from_slice(&["--admin-token", t]);
     }
     let config = Config::try_parse_from(args).unwrap().validate().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
     let bound = proxy::Proxy::bind(config).await.unwrap();
-    let (imap, admin) = (
+    let (imap, imaps, admin) = (
         bound.local_addr(Kind::Imap).unwrap(),
+        bound.local_addr(Kind::Imaps).unwrap(),
         bound.admin_addr().unwrap(),
     );
     let (stop, watch) = Shutdown::new();
     tokio::spawn(bound.run(watch));
-    (imap, admin, stop)
+    Running {
+        imap,
+        imaps,
+        admin,
+        cert_pem,
+        _stop: stop,
+    }
 }
 
 #[tokio::test]
@@ -171,10 +221,11 @@ async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
         .await
         .unwrap();
     }
-    let (imap, admin, _stop) = proxy(&h, Some("s3cret")).await;
+    let running = proxy(&h, Some("s3cret")).await;
+    let (imap, admin) = (running.imap, running.admin);
     let mut ann = Session::login(imap, "ann@example.com").await;
     let mut bob = Session::login(imap, "bob@example.com").await;
-    let mut carl = Session::login(imap, "carl@example.com").await;
+    let mut carl = Session::login_tls(running.imaps, &running.cert_pem, "carl@example.com").await;
     assert!(ann.command("b", "SELECT INBOX").await.starts_with("b OK"));
 
     assert_eq!(http(admin, "GET", "/sessions", None).await.0, 401);
@@ -202,6 +253,24 @@ async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
         .lines()
         .find(|l| l.contains("ann@example.com"))
         .unwrap();
+    assert!(
+        ann_line.contains("\"tls\":false,\"tls_cipher\":null,"),
+        "{ann_line}"
+    );
+    // carl came over IMAPS; rustls' client lists AES-256-GCM first, the proxy's order won.
+    let carl_line = body
+        .lines()
+        .find(|l| l.contains("carl@example.com"))
+        .unwrap();
+    let first =
+        common::tls_ciphers::name(common::tls_ciphers::CipherPolicy::recommended().suites()[0]);
+    assert!(
+        carl_line.contains(&format!(
+            "\"listener\":\"imaps\",\"backend\":\"{}\",\"tls\":true,\"tls_cipher\":\"{first}\",",
+            mbx2.addr(StubKind::Imap)
+        )),
+        "{carl_line}"
+    );
     assert!(
         !ann_line.contains("\"bytes_up\":0,") && !ann_line.ends_with("\"bytes_down\":0},"),
         "ann's SELECT was relayed and counted live: {ann_line}"
@@ -241,8 +310,8 @@ async fn sessions_are_listed_and_kicked_by_user_and_by_backend() {
     );
 
     // Without --admin-token the endpoints are off, and say how to turn them on.
-    let (_, admin_off, _stop2) = proxy(&h, None).await;
-    let (status, body) = http(admin_off, "GET", "/sessions", Some("anything")).await;
+    let admin_off = proxy(&h, None).await;
+    let (status, body) = http(admin_off.admin, "GET", "/sessions", Some("anything")).await;
     assert_eq!(status, 403);
     assert!(body.contains("--admin-token"), "{body}");
     h.stop().await;
