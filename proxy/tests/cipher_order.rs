@@ -129,13 +129,28 @@ async fn metric(admin: SocketAddr, sample: &str) -> u64 {
         .unwrap()
 }
 
+/// [`metric`] once it reads `want`, or what it reads after 5 s: the proxy counts a
+/// handshake when its own side ends, which can be just after the client's.
+async fn metric_reaching(admin: SocketAddr, sample: &str, want: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = metric(admin, sample).await;
+        if got == want || tokio::time::Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// One `openssl s_client` handshake with `args`; its "New, …, Cipher is X" line.
 async fn s_client(addr: SocketAddr, args: &'static str) -> String {
     tokio::task::spawn_blocking(move || {
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "echo | openssl s_client -connect {addr} -servername localhost {args} 2>&1"
+                // The pause keeps the connection open until the proxy has finished its side
+                // of a TLS 1.3 handshake (the client's is done first), so it is counted.
+                "sleep 0.5 | openssl s_client -connect {addr} -servername localhost {args} 2>&1"
             ))
             .stdout(Stdio::piped())
             .output()
@@ -194,7 +209,11 @@ async fn with_client_order_the_client_picks_the_suite() {
         (r#"{version="TLSv1.3",cipher="TLS_AES_128_GCM_SHA256"}"#, 0),
     ] {
         let sample = format!("proxy_tls_ciphers_total{sample}");
-        assert_eq!(metric(p.admin, &sample).await, count, "{sample}");
+        assert_eq!(
+            metric_reaching(p.admin, &sample, count).await,
+            count,
+            "{sample}"
+        );
     }
 }
 
