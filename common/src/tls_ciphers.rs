@@ -118,10 +118,12 @@ pub fn known() -> impl Iterator<Item = (&'static str, &'static str)> {
 
 /// The IANA name of `s`.
 pub fn name(s: SupportedCipherSuite) -> &'static str {
-    NAMES
-        .iter()
-        .find(|(known, _, _)| known.suite() == s.suite())
-        .map_or("unknown", |(_, iana, _)| iana)
+    index(s).map_or("unknown", name_at)
+}
+
+/// The IANA name of the suite at `i` in [`index`] order (below [`SUITES`]).
+pub fn name_at(i: usize) -> &'static str {
+    NAMES[i].1
 }
 
 fn is_tls12(s: &SupportedCipherSuite) -> bool {

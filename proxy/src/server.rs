@@ -577,14 +577,15 @@ async fn tls_path(
     );
     let span = tracing::Span::current();
     span.record("tls", true);
-    if let Some(suite) = tls.connection().negotiated_cipher_suite() {
-        span.record(
-            "tls_cipher",
-            tracing::field::display(common::tls_ciphers::name(suite)),
-        );
-        if let Some(i) = common::tls_ciphers::index(suite) {
-            env.relay.tls_by_suite[i].fetch_add(1, Ordering::Relaxed);
-        }
+    // Looked up once: the span, the per-suite counter and the session list share it.
+    let suite = tls
+        .connection()
+        .negotiated_cipher_suite()
+        .and_then(common::tls_ciphers::index);
+    let cipher = suite.map_or("unknown", common::tls_ciphers::name_at);
+    span.record("tls_cipher", tracing::field::display(cipher));
+    if let Some(i) = suite {
+        env.relay.tls_by_suite[i].fetch_add(1, Ordering::Relaxed);
     }
     if tls.resumed() {
         env.relay.tls_resumed.fetch_add(1, Ordering::Relaxed);
@@ -594,7 +595,7 @@ async fn tls_path(
     let outcome = session.run(&mut tls, greet).await?;
     drop(session);
     if let Outcome::Relay(job) = outcome {
-        relay_job(env, Client::Tls(tls), *job, at).await;
+        relay_job(env, Client::Tls(tls, cipher), *job, at).await;
     }
     Ok(())
 }
@@ -639,7 +640,8 @@ impl Dialogue {
 
 enum Client {
     Plain(TcpStream),
-    Tls(Box<crate::tls::TlsServerStream<TcpStream>>),
+    /// With the IANA name of the suite it negotiated.
+    Tls(Box<crate::tls::TlsServerStream<TcpStream>>, &'static str),
 }
 
 /// Where a session came in: for the session list.
@@ -664,12 +666,7 @@ async fn relay_job(
     // Each field is recorded once (the log formatter appends every recording).
     let span = tracing::Span::current();
     let tls = match &client {
-        Client::Tls(stream) => Some(
-            stream
-                .connection()
-                .negotiated_cipher_suite()
-                .map_or("unknown", common::tls_ciphers::name),
-        ),
+        Client::Tls(_, cipher) => Some(*cipher),
         Client::Plain(_) => {
             span.record("tls", false);
             None
@@ -704,7 +701,7 @@ async fn relay_job(
             last_words(&mut c, out.1, imap).await;
             out
         }
-        (Client::Tls(mut c), mut b) => {
+        (Client::Tls(mut c, _), mut b) => {
             let r = Box::pin(relay::relay(&mut *c, &mut b, env.idle_timeout, &meter));
             let out = until_ended(r, &mut registered.end).await;
             last_words(&mut *c, out.1, imap).await;

@@ -199,9 +199,7 @@ impl Sessions {
                 e.info.listener,
                 e.info.backend,
                 e.info.tls.is_some(),
-                e.info
-                    .tls
-                    .map_or_else(|| "null".to_string(), |c| format!("\"{c}\"")),
+                e.info.tls.map_or_else(|| "null".to_string(), json_string),
                 e.meter.up.load(Ordering::Relaxed),
                 e.meter.down.load(Ordering::Relaxed),
             );
